@@ -1,0 +1,19 @@
+"""Serializable Keras layers of SPGNet."""
+
+from spgnet_keras.layers.cross_stage import CrossStageAggregation
+from spgnet_keras.layers.excitation import GatherExciteTransition, SqueezeExciteTransition, StageTransition
+from spgnet_keras.layers.residual import BottleneckBlock
+from spgnet_keras.layers.resize import ResizeLike
+from spgnet_keras.layers.spg import SemanticPredictionGuidance
+from spgnet_keras.layers.upsample import UpsampleModule
+
+__all__ = [
+    "BottleneckBlock",
+    "CrossStageAggregation",
+    "GatherExciteTransition",
+    "ResizeLike",
+    "SemanticPredictionGuidance",
+    "SqueezeExciteTransition",
+    "StageTransition",
+    "UpsampleModule",
+]

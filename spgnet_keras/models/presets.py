@@ -1,0 +1,44 @@
+"""Architectures of the paper's tables by name (Tables 1, 3, 5, 6, 7, 9)."""
+
+# name -> SPGNet arguments (num_classes is given by the user).
+PRESETS = {
+    "spgnet_r18x1_128": dict(backbones=("resnet18",), decoder_channels=128),
+    "spgnet_r50x1_128": dict(backbones=("resnet50",), decoder_channels=128),
+    "spgnet_r101x1_128": dict(backbones=("resnet101",), decoder_channels=128),
+    "spgnet_r152x1_128": dict(backbones=("resnet152",), decoder_channels=128),
+    "spgnet_r18x2_128": dict(backbones=("resnet18", "resnet18"), decoder_channels=128),
+    "spgnet_r18x3_128": dict(backbones=("resnet18",) * 3, decoder_channels=128),
+    "spgnet_r50x2_128": dict(backbones=("resnet50", "resnet50"), decoder_channels=128),
+    "spgnet_r101x2_128": dict(backbones=("resnet101", "resnet101"), decoder_channels=128),
+    "spgnet_r18_r50_128": dict(backbones=("resnet18", "resnet50"), decoder_channels=128),
+    "spgnet_r50_r18_128": dict(backbones=("resnet50", "resnet18"), decoder_channels=128),
+    "spgnet_r50x2_256": dict(backbones=("resnet50", "resnet50"), decoder_channels=256),
+    "spgnet_r101x2_256": dict(backbones=("resnet101", "resnet101"), decoder_channels=256),
+}
+
+# Table 3 / Table 4 variants of the two-stage ResNet-18 model (decoder width 128).
+ABLATIONS = {
+    "one_stage": dict(backbones=("resnet18",)),
+    "no_spg": dict(guidance="none"),
+    "spg_sum": dict(spg_excitation="sum"),
+    "spg_softmax": dict(spg_excitation="softmax"),
+    "spg_sigmoid": dict(),
+    "spg_sigmoid_no_identity": dict(spg_identity=False),
+    "spg_sigmoid_no_supervision": dict(stage_supervision=False),
+    "se": dict(guidance="se"),
+    "ge": dict(guidance="ge"),
+}
+
+
+def preset_arguments(name):
+    """SPGNet arguments of preset `name`; ValueError listing the presets otherwise."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)}.")
+    return dict(PRESETS[name])
+
+
+def ablation_arguments(variant, base="spgnet_r18x2_128"):
+    """Arguments of a Table 3/4 variant of the two-stage model `base`."""
+    if variant not in ABLATIONS:
+        raise ValueError(f"Unknown ablation variant {variant!r}; expected one of {sorted(ABLATIONS)}.")
+    return {**preset_arguments(base), **ABLATIONS[variant]}

@@ -23,7 +23,7 @@ class CrossStageAggregation(keras.layers.Layer):
         self.sync_batchnorm = sync_batchnorm
 
     def build(self, input_shapes):
-        current_shape, encoder_shape, decoder_shape = input_shapes
+        current_shape, encoder_shape, decoder_shape = (tuple(s) for s in input_shapes)
         channels = current_shape[-1]
         dtype = self.dtype_policy
         self.encoder_conv = conv(channels, 1, name="encoder_conv", dtype=dtype)

@@ -39,6 +39,7 @@ class StageTransition(keras.layers.Layer):
         self.output_bn = batch_norm("output_bn", sync_batchnorm, dtype=self.dtype_policy)
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         self.output_conv.build(input_shape)
         self.output_bn.build(input_shape[:-1] + (self.output_channels,))
 
@@ -63,6 +64,7 @@ class _ExciteTransition(StageTransition):
     """x_d + attention * conv1x1_transform(x_d), then the output path."""
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         channels = input_shape[-1]
         self.transform_conv = conv(channels, 1, use_bias=True, name="transform_conv", dtype=self.dtype_policy)
         self.transform_conv.build(input_shape)
@@ -126,6 +128,7 @@ class GatherExciteTransition(_ExciteTransition):
         self.resize = ResizeLike(name="excite_upsample", dtype=self.dtype_policy)
 
     def build_attention(self, input_shape):
+        self.gather_convs, self.gather_bns = [], []
         shape = input_shape
         for i in range(int(math.log2(self.extent))):
             depthwise = keras.layers.DepthwiseConv2D(

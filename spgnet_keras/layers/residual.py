@@ -38,6 +38,7 @@ class BottleneckBlock(keras.layers.Layer):
         self.shortcut_bn = None
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         if input_shape[-1] != self.filters:
             self.shortcut_conv = conv(self.filters, 1, name="shortcut_conv", dtype=self.dtype_policy)
             self.shortcut_bn = batch_norm("shortcut_bn", self.sync_batchnorm, dtype=self.dtype_policy)

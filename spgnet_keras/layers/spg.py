@@ -72,6 +72,7 @@ class SemanticPredictionGuidance(keras.layers.Layer):
         self.output_bn = batch_norm("output_bn", sync_batchnorm, dtype=dtype)
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         channels = input_shape[-1]
         self.attention_conv = conv(channels, 1, use_bias=True, name="attention_conv", dtype=self.dtype_policy)
         self.logits_conv.build(input_shape)

@@ -35,7 +35,7 @@ class UpsampleModule(keras.layers.Layer):
         self.resize = ResizeLike(name="upsample", dtype=self.dtype_policy)
 
     def build(self, input_shapes):
-        encoder_shape, previous_shape = input_shapes
+        encoder_shape, previous_shape = (tuple(s) for s in input_shapes)
         if previous_shape[-1] != self.filters:
             raise ValueError(
                 f"{self.name}: the previous decoder output has {previous_shape[-1]} channels, "

@@ -1,0 +1,124 @@
+"""Upsample module, residual block, cross-stage aggregation, SE/GE, resize."""
+
+import numpy as np
+import pytest
+
+from spgnet_keras.layers import (
+    BottleneckBlock,
+    CrossStageAggregation,
+    GatherExciteTransition,
+    ResizeLike,
+    SqueezeExciteTransition,
+    StageTransition,
+    UpsampleModule,
+)
+from tests.helpers import run_layer_serialization_test
+
+
+def rand(*shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+def test_bottleneck_projects_only_when_width_changes():
+    same = BottleneckBlock(8)
+    same(rand(1, 4, 4, 8))
+    assert same.shortcut_conv is None and same.conv1.filters == 2
+    wider = BottleneckBlock(8)
+    assert wider(rand(1, 4, 4, 3)).shape == (1, 4, 4, 8)
+    assert wider.shortcut_conv is not None
+
+
+def test_bottleneck_output_is_relu_of_residual_sum():
+    block = BottleneckBlock(8, bottleneck_ratio=0.5)
+    out = np.asarray(block(rand(2, 4, 4, 8), training=False))
+    assert out.min() >= 0
+
+
+def test_upsample_module_adds_bilinear_upsampled_previous_output():
+    module = UpsampleModule(8)
+    encoder, previous = rand(2, 8, 12, 5), rand(2, 4, 6, 8, seed=1)
+    out = module([encoder, previous], training=False)
+    assert out.shape == (2, 8, 12, 8)
+    # The fused block sees encoder_block(encoder) + resize(previous): check that sum.
+    import tensorflow as tf
+
+    merged = module.encoder_block(encoder, training=False) + tf.image.resize(previous, (8, 12), "bilinear")
+    np.testing.assert_allclose(out, module.fuse_block(merged, training=False), atol=1e-5)
+
+
+def test_upsample_module_broadcasts_image_level_feature():
+    module = UpsampleModule(4)
+    encoder, pooled = rand(1, 2, 3, 6), rand(1, 1, 1, 4, seed=2)
+    out = module([encoder, pooled], training=False)
+    merged = module.encoder_block(encoder, training=False) + pooled
+    np.testing.assert_allclose(out, module.fuse_block(merged, training=False), atol=1e-5)
+
+
+def test_upsample_module_rejects_wrong_previous_width():
+    with pytest.raises(ValueError, match="channels"):
+        UpsampleModule(8)([rand(1, 4, 4, 3), rand(1, 2, 2, 5)])
+
+
+def test_cross_stage_aggregation_sums_projected_features():
+    layer = CrossStageAggregation()
+    current, enc, dec = rand(1, 4, 4, 6), rand(1, 4, 4, 3, seed=1), rand(1, 4, 4, 5, seed=2)
+    out = np.asarray(layer([current, enc, dec], training=False))
+    enc_term = layer.encoder_bn(layer.encoder_conv(enc), training=False)
+    dec_term = layer.decoder_bn(layer.decoder_conv(dec), training=False)
+    np.testing.assert_allclose(out, current + enc_term + dec_term, atol=1e-5)
+    assert layer.encoder_conv.kernel.shape == (1, 1, 3, 6) and layer.decoder_conv.kernel.shape == (1, 1, 5, 6)
+
+
+def test_resize_like_matches_tf_image_resize_and_broadcasts_1x1():
+    import tensorflow as tf
+
+    x, ref = rand(1, 3, 5, 2), rand(1, 6, 10, 1)
+    np.testing.assert_allclose(ResizeLike()([x, ref]), tf.image.resize(x, (6, 10), "bilinear"), atol=1e-6)
+    one = rand(2, 1, 1, 3)
+    np.testing.assert_allclose(ResizeLike()([one, rand(2, 4, 5, 1)]), np.broadcast_to(one, (2, 4, 5, 3)))
+
+
+@pytest.mark.parametrize("cls", [StageTransition, SqueezeExciteTransition, GatherExciteTransition])
+def test_transitions_shape(cls):
+    assert cls(output_channels=5)(rand(2, 8, 8, 16)).shape == (2, 8, 8, 5)
+
+
+def test_squeeze_excite_attention_is_per_channel():
+    layer = SqueezeExciteTransition(output_channels=4, reduction=4)
+    x = rand(2, 8, 8, 16)
+    layer(x)
+    attention = np.asarray(layer.attention(x))
+    assert attention.shape == (2, 1, 1, 16) and 0 <= attention.min() and attention.max() <= 1
+
+
+def test_gather_excite_attention_is_spatial():
+    layer = GatherExciteTransition(output_channels=4, extent=4)
+    x = rand(1, 8, 8, 6)
+    layer(x)
+    attention = np.asarray(layer.attention(x, training=False))
+    assert attention.shape == (1, 8, 8, 6) and len(layer.gather_convs) == 2
+    assert attention.std(axis=(1, 2)).mean() > 0
+
+
+def test_bad_excite_arguments():
+    with pytest.raises(ValueError, match="extent"):
+        GatherExciteTransition(extent=3)
+    with pytest.raises(ValueError, match="reduction"):
+        SqueezeExciteTransition(reduction=0)
+
+
+@pytest.mark.parametrize(
+    "layer, inputs",
+    [
+        (BottleneckBlock(8), rand(1, 4, 4, 3)),
+        (UpsampleModule(8), [rand(1, 4, 4, 3), rand(1, 2, 2, 8)]),
+        (CrossStageAggregation(), [rand(1, 4, 4, 6), rand(1, 4, 4, 3), rand(1, 4, 4, 5)]),
+        (StageTransition(output_channels=4), rand(1, 4, 4, 8)),
+        (SqueezeExciteTransition(output_channels=4, reduction=2), rand(1, 4, 4, 8)),
+        (GatherExciteTransition(output_channels=4, extent=2), rand(1, 4, 4, 8)),
+        (ResizeLike(), [rand(1, 2, 2, 3), rand(1, 4, 4, 1)]),
+    ],
+    ids=lambda v: type(v).__name__ if not isinstance(v, (list, np.ndarray)) else "",
+)
+def test_layer_serialization(layer, inputs, tmp_path):
+    run_layer_serialization_test(layer, inputs, tmp_path)

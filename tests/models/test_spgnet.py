@@ -1,0 +1,143 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from spgnet_keras import PRESETS, SPGNet
+from spgnet_keras.models import ablation_arguments
+from tests.helpers import run_model_serialization_test
+
+SMALL = dict(decoder_channels=16, input_shape=(64, 128, 3))
+
+
+def images(batch=1, height=64, width=128, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch, height, width, 3)).astype("float32")
+
+
+@pytest.mark.parametrize(
+    "backbones, names",
+    [
+        (("resnet18",), ["prediction"]),
+        (("resnet18", "resnet18"), ["prediction", "stage1"]),
+        (("resnet18", "resnet18", "resnet18"), ["prediction", "stage1", "stage2"]),
+        (("resnet18", "resnet50"), ["prediction", "stage1"]),
+        (("resnet50", "resnet18"), ["prediction", "stage1"]),
+    ],
+)
+def test_output_names_and_shapes(backbones, names):
+    model = SPGNet(3, backbones=backbones, **SMALL)
+    outputs = model(images(2), training=False)
+    assert sorted(outputs) == sorted(names)
+    for value in outputs.values():
+        assert value.shape == (2, 64, 128, 3) and value.dtype == "float32"
+    assert len(model.stage_backbones) == len(backbones)
+
+
+def test_later_stages_have_no_stem_and_take_spg_output_at_stride_4():
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), **SMALL)
+    names = [layer.name for layer in model.layers]
+    assert "stage1_stem_conv" in names and "stage2_stem_conv" not in names
+    spg = model.get_layer("stage1_spg")
+    first_block = model.get_layer("stage2_stack1_block1_conv1")
+    assert spg.output[0].shape[1:] == (16, 32, 64)
+    assert first_block.input.shape[1:] == (16, 32, 64)
+    assert [f"stage2_csfa{i}" in names for i in range(1, 5)] == [True] * 4
+
+
+def test_variable_input_size_and_traced_none_signature():
+    model = SPGNet(4, backbones=("resnet18", "resnet18"), decoder_channels=8)
+    fn = tf.function(lambda x: model(x, training=False),
+                     input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    for height, width in ((64, 96), (96, 64)):
+        out = fn(images(1, height, width))
+        assert out["prediction"].shape == (1, height, width, 4)
+
+
+def test_gradients_reach_both_encoders():
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), **SMALL)
+    x = images(2)
+    labels = np.random.default_rng(1).integers(0, 3, size=(2, 64, 128))
+    with tf.GradientTape() as tape:
+        out = model(x, training=True)
+        loss = sum(
+            tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, v, from_logits=True))
+            for v in out.values()
+        )
+    names = ["stage1_stack1_block1_conv1", "stage2_stack4_block2_conv2", "stage2_csfa1", "stage1_spg"]
+    variables = [model.get_layer(n).trainable_weights[0] for n in names]
+    grads = tape.gradient(loss, variables)
+    for name, grad in zip(names, grads):
+        assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0, name
+
+
+def test_prediction_only_gradient_reaches_first_encoder_through_spg():
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), **SMALL)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model(images(), training=True)["prediction"] ** 2)
+    grad = tape.gradient(loss, model.get_layer("stage1_stem_conv").kernel)
+    assert float(tf.reduce_sum(tf.abs(grad))) > 0
+
+
+@pytest.mark.parametrize("variant", ["no_spg", "spg_sum", "spg_softmax", "spg_sigmoid_no_identity",
+                                     "spg_sigmoid_no_supervision", "se", "ge", "one_stage"])
+def test_ablation_variants_build(variant):
+    args = {**ablation_arguments(variant), **SMALL}
+    model = SPGNet(3, **args)
+    outputs = model(images(), training=False)
+    supervised = variant not in ("spg_sigmoid_no_supervision", "one_stage")
+    assert ("stage1" in outputs) == supervised
+
+
+def test_model_serialization(tmp_path):
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, input_shape=(None, None, 3),
+                   guidance="spg", spg_excitation="softmax")
+    loaded = run_model_serialization_test(model, images(1, 64, 64), tmp_path)
+    assert loaded.get_config() == model.get_config()
+
+
+def test_se_ge_model_serialization(tmp_path):
+    for guidance in ("se", "ge"):
+        model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, guidance=guidance,
+                       name=f"spgnet_{guidance}")
+        run_model_serialization_test(model, images(1, 64, 64), tmp_path)
+
+
+def test_presets_cover_paper_tables():
+    for name, args in PRESETS.items():
+        assert name.startswith("spgnet_r")
+    model = SPGNet.from_preset("spgnet_r18x2_128", num_classes=5, decoder_channels=8)
+    assert model.stage_backbones == ("resnet18", "resnet18") and model.decoder_channels == 8
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(num_classes=3, backbones=("resnet19",)), "Unknown backbone 'resnet19'"),
+        (dict(num_classes=0), "num_classes"),
+        (dict(num_classes=-2), "num_classes"),
+        (dict(num_classes=3, backbones=()), "at least one"),
+        (dict(num_classes=3, backbones="resnet18", num_stages=0), "num_stages"),
+        (dict(num_classes=3, input_shape=(100, 128, 3)), "height must be a positive multiple of 32"),
+        (dict(num_classes=3, input_shape=(64, 130, 3)), "width must be a positive multiple of 32"),
+        (dict(num_classes=3, input_shape=(64, 64)), "input_shape"),
+        (dict(num_classes=3, decoder_channels=0), "decoder_channels"),
+        (dict(num_classes=3, guidance="attention"), "guidance"),
+        (dict(num_classes=3, spg_excitation="relu"), "spg_excitation"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SPGNet(**kwargs)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="Unknown preset"):
+        SPGNet.from_preset("spgnet_r9000", num_classes=3)
+
+
+def test_sync_batchnorm_follows_strategy():
+    model = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
+    assert not model.get_layer("stage1_stem_bn").synchronized
+    model = SPGNet(3, backbones=("resnet18",), decoder_channels=8, sync_batchnorm=True)
+    assert model.get_layer("stage1_stem_bn").synchronized
+    assert model.get_layer("stage1_upsample1").encoder_block.bn1.synchronized

@@ -1,0 +1,85 @@
+"""Training callbacks that never lose a good checkpoint."""
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import keras
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint was kept."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first non-finite batch loss and remembers the step.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, the step is recorded (`bad_step`) so the
+    caller can report it, and `AtomicCheckpoint` refuses to save after it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.bad_step = None
+        self.bad_value = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_step = int(self.model.optimizer.iterations.numpy())
+            self.bad_value = float(loss)
+            self.model.stop_training = True
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the model as `.keras` at each epoch end, atomically.
+
+    The file is written under a temporary name in the same folder and moved into place
+    with `os.replace`, so a crash or a full disk never leaves a half-written `latest`.
+    Nothing is saved once `guard` has seen a non-finite loss. With `monitor`, a second
+    file keeps the best epoch (e.g. highest "val_prediction_miou").
+    """
+
+    def __init__(self, directory, guard=None, monitor=None, mode="max"):
+        super().__init__()
+        self.directory = Path(directory)
+        self.guard = guard
+        self.monitor = monitor
+        self.mode = mode
+        self.best = None
+
+    @property
+    def latest_path(self):
+        return self.directory / "latest.keras"
+
+    @property
+    def best_path(self):
+        return self.directory / "best.keras"
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.guard is not None and self.guard.bad_step is not None:
+            return
+        if not math.isfinite(float(logs.get("loss", 0.0))):
+            return
+        save_atomically(self.model, self.latest_path)
+        value = logs.get(self.monitor) if self.monitor else None
+        if value is not None and (self.best is None or (value > self.best) == (self.mode == "max")):
+            self.best = value
+            save_atomically(self.model, self.best_path)
+
+
+def save_atomically(model, path):
+    """`model.save(path)` through a temporary file in the same folder + `os.replace`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".keras", dir=path.parent)
+    os.close(handle)
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

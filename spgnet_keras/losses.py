@@ -1,0 +1,518 @@
+"""Segmentation losses for SPGNet.
+
+The main class is :class:`SegmentationCrossEntropy`, a per-pixel softmax
+cross-entropy on logits that
+
+* skips pixels whose label equals ``ignore_index`` (255 by default),
+* optionally weights every pixel by a per-class weight of its target class,
+* optionally keeps only hard pixels (online hard example mining, OHEM, as in
+  Table 8 of the SPGNet paper), and
+* reports the same value whatever the number of replicas of a
+  ``tf.distribute`` strategy (see "Reduction and distribution" below).
+
+:func:`deep_supervision_losses` builds the ``loss``/``loss_weights`` dicts for
+``model.compile`` for a model whose outputs are ``"prediction"`` plus the
+earlier stages' logits (``"stage1"``, ``"stage2"``, ...).
+
+Reduction and distribution
+--------------------------
+The loss is a *mean over kept pixels*, not a mean over images. Keras' built-in
+reductions cannot express that (they divide by the batch size and, under a
+``tf.distribute`` strategy, additionally by the number of replicas), so
+``SegmentationCrossEntropy.__call__`` does its own reduction:
+
+1. every kept pixel ``i`` of the replica's local batch gets a weight ``w_i``
+   (1, times its class weight, times ``sample_weight`` if given) and a
+   cross-entropy ``ce_i``;
+2. the replica computes ``local_sum = sum_i w_i * ce_i`` and
+   ``local_den = sum_i w_i``;
+3. ``local_den`` is summed over all replicas in sync
+   (``ReplicaContext.all_reduce``) into ``global_den``; with one replica (or
+   outside any strategy) ``global_den == local_den``;
+4. the returned value is ``local_sum / global_den``.
+
+With one replica this is exactly the weighted mean over the batch's kept
+pixels. With ``R`` replicas the returned values sum, over replicas, to the
+weighted mean over the kept pixels of the *global* batch, which is the
+convention Keras uses for its own losses (a replica returns its share of the
+global loss, gradients are summed across replicas), so the gradients equal the
+single-device ones. Keras' loss trackers multiply the per-replica value by
+``R`` (``unscale_loss_for_distribution``), weight it by the local batch size
+and sum over replicas; when the global batch splits evenly over replicas
+(the normal case, and the only case for ``drop_remainder=True`` pipelines)
+``model.fit``/``model.evaluate`` therefore report the same loss as on a single
+device. Only an uneven final partial batch gives a (slightly) different
+report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import keras
+import tensorflow as tf
+
+from spgnet_keras.constants import IGNORE_LABEL
+
+__all__ = [
+    "DEFAULT_STAGE_WEIGHT",
+    "check_label_range",
+    "PREDICTION_OUTPUT",
+    "SegmentationCrossEntropy",
+    "deep_supervision_losses",
+]
+
+#: Name of the final (last-stage) output of the SPGNet model.
+PREDICTION_OUTPUT = "prediction"
+
+#: Default loss weight of every earlier-stage (deep-supervision) output; the
+#: value of PSPNet's auxiliary loss weight, also common in SPGNet re-implementations.
+DEFAULT_STAGE_WEIGHT = 0.4
+
+_PACKAGE = "spgnet_keras"
+
+
+def _cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
+    """Sums ``value`` over the replicas in sync (identity with one replica).
+
+    Args:
+        value: A float tensor computed independently on every replica.
+
+    Returns:
+        The sum over replicas when called inside a multi-replica
+        ``strategy.run``; ``value`` unchanged otherwise (no strategy, one
+        replica, or cross-replica context where the batch is already global).
+    """
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return value
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def _squeeze_channel(labels: tf.Tensor, logits_rank: int) -> tf.Tensor:
+    """Turns labels of shape ``(B, H, W, 1)`` into ``(B, H, W)``."""
+    if labels.shape.rank is not None and labels.shape.rank == logits_rank:
+        labels = tf.squeeze(labels, axis=-1)
+    return labels
+
+
+def check_label_range(
+    labels: tf.Tensor, num_classes, ignore_index: int | None, who: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Asserts that labels lie in ``[0, num_classes)`` or equal ``ignore_index``.
+
+    Args:
+        labels: int32 label tensor of any shape.
+        num_classes: Python int or scalar int32 tensor.
+        ignore_index: Label value that marks pixels to skip, or None to
+            require every value to be in range.
+        who: Name used in the error message.
+
+    Returns:
+        ``(in_range, bad_count)``: a boolean mask of non-ignored, in-range
+        labels, and the number of offending labels (int32 scalar). The
+        assertion raises ``tf.errors.InvalidArgumentError`` (naming the
+        allowed range and the offending minimum/maximum) in eager mode and in
+        ``tf.function``; under XLA, where asserts are compiled away, callers
+        should turn ``bad_count > 0`` into a NaN result.
+    """
+    if ignore_index is None:
+        not_ignored = tf.ones_like(labels, dtype=tf.bool)
+        allowed = "."
+    else:
+        not_ignored = tf.not_equal(labels, ignore_index)
+        allowed = f" or equal ignore_index={ignore_index}."
+    in_bounds = tf.logical_and(labels >= 0, labels < num_classes)
+    bad = tf.logical_and(not_ignored, tf.logical_not(in_bounds))
+    bad_count = tf.reduce_sum(tf.cast(bad, tf.int32))
+    bad_min = tf.reduce_min(tf.where(bad, labels, labels.dtype.max))
+    bad_max = tf.reduce_max(tf.where(bad, labels, labels.dtype.min))
+    assert_op = tf.debugging.Assert(
+        tf.equal(bad_count, 0),
+        [
+            f"{who}: label values must lie in [0, num_classes) = [0,",
+            num_classes,
+            f"){allowed} Found",
+            bad_count,
+            "offending labels with values in [",
+            bad_min,
+            ",",
+            bad_max,
+            "]. Check the dataset's label mapping and num_classes.",
+        ],
+        summarize=16,
+    )
+    with tf.control_dependencies([assert_op] if assert_op is not None else []):
+        in_range = tf.logical_and(not_ignored, in_bounds)
+        bad_count = tf.identity(bad_count)
+    return in_range, bad_count
+
+
+def _nan_if(bad_count: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
+    """Returns NaN instead of ``value`` when ``bad_count > 0`` (XLA fallback)."""
+    nan = tf.constant(float("nan"), value.dtype)
+    return tf.where(bad_count > 0, nan, value)
+
+
+def _sample_weight_map(sample_weight, pixel_shape_rank: int) -> tf.Tensor:
+    """Reshapes a per-image or per-pixel sample weight to broadcast to (B, H, W).
+
+    Args:
+        sample_weight: Tensor of shape ``()``, ``(B,)``, ``(B, 1)``,
+            ``(B, H, W)`` or ``(B, H, W, 1)``.
+        pixel_shape_rank: Rank of the per-pixel map (3 for ``(B, H, W)``).
+
+    Returns:
+        A float32 tensor broadcastable to the per-pixel map.
+    """
+    sw = tf.cast(tf.convert_to_tensor(sample_weight), tf.float32)
+    rank = sw.shape.rank
+    if rank == pixel_shape_rank + 1:
+        sw = tf.squeeze(sw, axis=-1)
+    elif rank is not None and 0 < rank < pixel_shape_rank:
+        sw = tf.reshape(sw, [-1] + [1] * (pixel_shape_rank - 1))
+    return sw
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SegmentationCrossEntropy(keras.losses.Loss):
+    """Per-pixel softmax cross-entropy on logits with ignore label and OHEM.
+
+    ``y_true`` holds integer labels of shape ``(B, H, W)`` or ``(B, H, W, 1)``
+    (any int or float dtype; they are cast to int32) and ``y_pred`` float
+    logits of shape ``(B, H, W, C)`` at the same resolution. Logits are cast to
+    float32 before the softmax, so the loss is safe under mixed precision.
+
+    Pixels labelled ``ignore_index`` are skipped. Any other label outside
+    ``[0, C)`` raises ``tf.errors.InvalidArgumentError`` whose message names
+    the allowed range and the offending values (under XLA, where assertions
+    are compiled away, the loss becomes NaN instead of silently wrong).
+
+    The value is the weighted mean over *kept* pixels::
+
+        loss = sum_i w_i * ce_i / sum_i w_i
+
+    where ``i`` runs over kept pixels (not ignored and, with OHEM, selected as
+    hard), ``ce_i = -log softmax(logits_i)[y_i]`` and
+    ``w_i = class_weights[y_i] * sample_weight_i`` (each factor 1 when not
+    given). Pixels that are not kept count in neither the numerator nor the
+    denominator. ``sample_weight`` may be per image ``(B,)`` or per pixel
+    ``(B, H, W)``; since it appears in the denominator too, a constant weight
+    has no effect (it only re-weights pixels relative to each other). A batch
+    without kept pixels gives 0. See the module docstring for how the value
+    is reduced under ``tf.distribute`` (replica-count independent).
+
+    OHEM (online hard example mining) is done per image, so its selection does
+    not depend on how a batch is split over replicas. Two modes:
+
+    * ``ohem_threshold=t`` (e.g. 0.7): keep the valid pixels whose softmax
+      probability of the true class is below ``t`` (computed as
+      ``ce > -log t``); if that is fewer than ``ohem_min_kept`` pixels of the
+      image, keep its ``ohem_min_kept`` hardest valid pixels instead (all valid
+      pixels if the image has fewer; pixels tied with the last one are kept
+      too). Note that PyTorch implementations (PSPNet/OCNet/HRNet
+      ``OhemCrossEntropy``) apply ``min_kept`` to the whole per-GPU batch;
+      divide their value by the per-GPU batch size to get a per-image value.
+    * ``ohem_top_k=f`` in ``(0, 1]``: keep the ``ceil(f * n_valid)`` hardest
+      valid pixels of each image (ties with the last one kept too).
+
+    Args:
+        ignore_index: Label value to skip. Defaults to
+            ``constants.IGNORE_LABEL`` (255).
+        class_weights: Optional sequence of ``C`` non-negative floats; pixel
+            ``i`` is weighted by ``class_weights[y_i]``.
+        ohem_threshold: Optional probability threshold in ``(0, 1]`` enabling
+            threshold OHEM.
+        ohem_min_kept: Minimum number of hardest pixels kept per image with
+            threshold OHEM (0 or None = no minimum). Requires
+            ``ohem_threshold``.
+        ohem_top_k: Optional fraction in ``(0, 1]`` enabling top-k OHEM.
+            Mutually exclusive with ``ohem_threshold``.
+        name: Loss name.
+
+    Raises:
+        ValueError: For inconsistent or out-of-range OHEM/class-weight
+            arguments.
+    """
+
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_LABEL,
+        class_weights: Sequence[float] | None = None,
+        ohem_threshold: float | None = None,
+        ohem_min_kept: int | None = 0,
+        ohem_top_k: float | None = None,
+        name: str = "segmentation_cross_entropy",
+    ):
+        ohem_min_kept = int(ohem_min_kept or 0)
+        # reduction is irrelevant: __call__ performs its own reduction.
+        super().__init__(name=name, reduction="sum", dtype="float32")
+        self.ignore_index = int(ignore_index)
+        self.class_weights = _validate_class_weights(class_weights)
+        _validate_ohem(ohem_threshold, ohem_min_kept, ohem_top_k)
+        self.ohem_threshold = None if ohem_threshold is None else float(ohem_threshold)
+        self.ohem_min_kept = int(ohem_min_kept)
+        self.ohem_top_k = None if ohem_top_k is None else float(ohem_top_k)
+
+    # ------------------------------------------------------------------ API
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        """Computes the loss (see class docstring for the exact reduction).
+
+        Args:
+            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
+            y_pred: Logits ``(B, H, W, C)``.
+            sample_weight: Optional per-image ``(B,)`` or per-pixel
+                ``(B, H, W)`` weights.
+
+        Returns:
+            A float32 scalar: ``local_sum / global_den``.
+        """
+        with tf.name_scope(self.name):
+            weighted_sum, weight_total, bad_count = self.sum_and_weight(
+                y_true, y_pred, sample_weight
+            )
+            global_total = _cross_replica_sum(tf.stop_gradient(weight_total))
+            loss = tf.math.divide_no_nan(weighted_sum, global_total)
+            return _nan_if(bad_count, loss)
+
+    def call(self, y_true, y_pred):
+        """Returns the loss without sample weights (same as ``__call__``)."""
+        return self(y_true, y_pred)
+
+    def sum_and_weight(self, y_true, y_pred, sample_weight=None):
+        """Returns the un-normalised pieces of the loss for the local batch.
+
+        Args:
+            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
+            y_pred: Logits ``(B, H, W, C)``.
+            sample_weight: Optional per-image or per-pixel weights.
+
+        Returns:
+            ``(weighted_sum, weight_total, bad_count)``: float32 scalars
+            ``sum_i w_i * ce_i`` and ``sum_i w_i`` over kept pixels, and the
+            int32 number of out-of-range labels (0 unless assertions are
+            compiled away).
+        """
+        ce, weights, bad_count = self.pixel_losses(y_true, y_pred, sample_weight)
+        weighted_sum = tf.reduce_sum(weights * ce)
+        weight_total = tf.reduce_sum(weights)
+        return weighted_sum, weight_total, bad_count
+
+    def pixel_losses(self, y_true, y_pred, sample_weight=None):
+        """Per-pixel cross-entropy and weights (0 for pixels not kept).
+
+        Args:
+            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
+            y_pred: Logits ``(B, H, W, C)``.
+            sample_weight: Optional per-image or per-pixel weights.
+
+        Returns:
+            ``(ce, weights, bad_count)`` where ``ce`` and ``weights`` are
+            float32 ``(B, H, W)`` maps.
+        """
+        logits = tf.cast(y_pred, tf.float32)
+        labels = _squeeze_channel(tf.cast(y_true, tf.int32), logits.shape.rank)
+        num_classes = logits.shape[-1]
+        if num_classes is None:
+            num_classes = tf.shape(logits)[-1]
+        self._check_class_weights(num_classes)
+
+        kept, bad_count = check_label_range(
+            labels, num_classes, self.ignore_index, type(self).__name__
+        )
+        safe_labels = tf.where(kept, labels, tf.zeros_like(labels))
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=safe_labels, logits=logits
+        )
+        weights = tf.cast(kept, tf.float32)
+        if sample_weight is not None:
+            weights = weights * _sample_weight_map(sample_weight, labels.shape.rank)
+            kept = tf.logical_and(kept, weights > 0)
+        if self.class_weights is not None:
+            class_w = tf.constant(self.class_weights, tf.float32)
+            weights = weights * tf.gather(class_w, safe_labels)
+        if self.ohem_threshold is not None or self.ohem_top_k is not None:
+            hard = tf.stop_gradient(self._ohem_mask(tf.stop_gradient(ce), kept))
+            weights = weights * tf.cast(hard, tf.float32)
+        return ce, weights, bad_count
+
+    # -------------------------------------------------------------- helpers
+    def _check_class_weights(self, num_classes) -> None:
+        if self.class_weights is None or not isinstance(num_classes, int):
+            return
+        if len(self.class_weights) != num_classes:
+            raise ValueError(
+                f"{type(self).__name__}: class_weights has "
+                f"{len(self.class_weights)} entries but the logits have "
+                f"{num_classes} classes."
+            )
+
+    def _ohem_mask(self, ce: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
+        """Boolean ``(B, H, W)`` mask of the hard pixels kept by OHEM.
+
+        Args:
+            ce: Per-pixel cross-entropy ``(B, H, W)`` (hardness score).
+            candidates: Boolean mask of pixels eligible for selection.
+
+        Returns:
+            Boolean mask, a subset of ``candidates``.
+        """
+        shape = tf.shape(ce)
+        batch = shape[0]
+        flat_ce = tf.reshape(ce, [batch, -1])
+        flat_cand = tf.reshape(candidates, [batch, -1])
+        scores = tf.where(flat_cand, flat_ce, tf.constant(-math.inf, tf.float32))
+        if self.ohem_top_k is not None:
+            keep = _top_fraction_mask(scores, flat_cand, self.ohem_top_k)
+        else:
+            keep = _threshold_mask(
+                scores, flat_cand, self.ohem_threshold, self.ohem_min_kept
+            )
+        return tf.reshape(keep, shape)
+
+    def get_config(self):
+        """Returns the constructor arguments (JSON-serialisable)."""
+        return {
+            "name": self.name,
+            "ignore_index": self.ignore_index,
+            "class_weights": (
+                None if self.class_weights is None else list(self.class_weights)
+            ),
+            "ohem_threshold": self.ohem_threshold,
+            "ohem_min_kept": self.ohem_min_kept,
+            "ohem_top_k": self.ohem_top_k,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Builds the loss from :meth:`get_config` output."""
+        config = dict(config)
+        config.pop("reduction", None)
+        config.pop("dtype", None)
+        return cls(**config)
+
+
+def _kth_largest(scores: tf.Tensor, k_static, k_per_row: tf.Tensor) -> tf.Tensor:
+    """Per-row k-th largest score, for a per-row ``k`` not above ``k_static``.
+
+    Args:
+        scores: ``(B, N)`` float scores (``-inf`` for non-candidates).
+        k_static: Scalar int (tensor) upper bound on ``k_per_row``, >= 1.
+        k_per_row: ``(B,)`` int32 values in ``[1, k_static]``.
+
+    Returns:
+        ``(B, 1)`` float32 thresholds.
+    """
+    top = tf.math.top_k(scores, k=k_static, sorted=True).values
+    kth = tf.gather(top, k_per_row - 1, batch_dims=1)
+    return kth[:, None]
+
+
+def _threshold_mask(scores, candidates, threshold: float, min_kept: int):
+    """Threshold OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
+    ce_threshold = -math.log(threshold)
+    keep = tf.logical_and(candidates, scores > ce_threshold)
+    if min_kept > 0:
+        n = tf.shape(scores)[1]
+        k = tf.minimum(min_kept, n)
+        kth = _kth_largest(scores, k, tf.fill([tf.shape(scores)[0]], k))
+        # kth is -inf when the image has fewer than k candidates: keep them all.
+        keep = tf.logical_or(keep, tf.logical_and(candidates, scores >= kth))
+    return keep
+
+
+def _top_fraction_mask(scores, candidates, fraction: float):
+    """Top-k-fraction OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
+    n = tf.shape(scores)[1]
+    n_valid = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=1)
+    k_rows = tf.cast(tf.math.ceil(fraction * tf.cast(n_valid, tf.float32)), tf.int32)
+    k_rows = tf.minimum(k_rows, n_valid)
+    k_max = tf.clip_by_value(
+        tf.cast(tf.math.ceil(fraction * tf.cast(n, tf.float32)), tf.int32), 1, n
+    )
+    kth = _kth_largest(scores, k_max, tf.clip_by_value(k_rows, 1, k_max))
+    has_any = (k_rows > 0)[:, None]
+    return tf.logical_and(tf.logical_and(candidates, scores >= kth), has_any)
+
+
+def _validate_class_weights(class_weights) -> tuple[float, ...] | None:
+    if class_weights is None:
+        return None
+    weights = tuple(float(w) for w in class_weights)
+    if not weights:
+        raise ValueError("class_weights must be None or a non-empty sequence.")
+    if any(w < 0 or not math.isfinite(w) for w in weights):
+        raise ValueError(f"class_weights must be finite and >= 0, got {weights}.")
+    return weights
+
+
+def _validate_ohem(threshold, min_kept, top_k) -> None:
+    if threshold is not None and top_k is not None:
+        raise ValueError("Use either ohem_threshold or ohem_top_k, not both.")
+    if threshold is not None and not 0.0 < float(threshold) <= 1.0:
+        raise ValueError(f"ohem_threshold must be in (0, 1], got {threshold}.")
+    if top_k is not None and not 0.0 < float(top_k) <= 1.0:
+        raise ValueError(f"ohem_top_k must be a fraction in (0, 1], got {top_k}.")
+    if int(min_kept) < 0:
+        raise ValueError(f"ohem_min_kept must be >= 0, got {min_kept}.")
+    if int(min_kept) > 0 and threshold is None:
+        raise ValueError("ohem_min_kept requires ohem_threshold.")
+
+
+def deep_supervision_losses(
+    output_names: Sequence[str],
+    stage_weight: float | Mapping[str, float] = DEFAULT_STAGE_WEIGHT,
+    prediction_name: str = PREDICTION_OUTPUT,
+    **loss_kwargs,
+) -> tuple[dict, dict]:
+    """Builds ``loss`` and ``loss_weights`` dicts for a deeply supervised model.
+
+    Every output gets its own :class:`SegmentationCrossEntropy` (same
+    ``loss_kwargs``); ``prediction_name`` gets weight 1.0 and every other
+    output (``"stage1"``, ``"stage2"``, ...) ``stage_weight`` (default 0.4,
+    PSPNet's auxiliary-loss weight). The total loss is
+    ``L_prediction + sum_s stage_weight_s * L_s``.
+
+    Example::
+
+        losses, weights = deep_supervision_losses(["prediction", "stage1"])
+        model.compile(optimizer, loss=losses, loss_weights=weights)
+
+    Args:
+        output_names: The keys of the model's output dict. (For a functional
+            model with dict outputs, Keras 3's ``model.output_names`` lists
+            the *layer* names, which need not equal the dict keys; the loss
+            dict must be keyed like the output dict.)
+        stage_weight: Weight of each earlier-stage output, or a mapping from
+            output name to weight (missing names get
+            :data:`DEFAULT_STAGE_WEIGHT`).
+        prediction_name: Name of the final output (weight 1.0).
+        **loss_kwargs: Passed to :class:`SegmentationCrossEntropy`.
+
+    Returns:
+        ``(losses, loss_weights)``, two dicts keyed by output name.
+
+    Raises:
+        ValueError: If ``prediction_name`` is not among ``output_names`` or a
+            name is duplicated.
+    """
+    names = list(output_names)
+    if prediction_name not in names:
+        raise ValueError(
+            f"Output {prediction_name!r} not found in output names {names}."
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"Duplicate output names: {names}.")
+    losses, weights = {}, {}
+    for out_name in names:
+        losses[out_name] = SegmentationCrossEntropy(
+            name=f"{out_name}_ce", **loss_kwargs
+        )
+        if out_name == prediction_name:
+            weights[out_name] = 1.0
+        elif isinstance(stage_weight, Mapping):
+            weights[out_name] = float(stage_weight.get(out_name, DEFAULT_STAGE_WEIGHT))
+        else:
+            weights[out_name] = float(stage_weight)
+    return losses, weights

@@ -1,0 +1,246 @@
+"""Segmentation metrics: streaming confusion matrix and mean IoU.
+
+Conventions (shared by the Keras metric and the numpy helpers):
+
+* the confusion matrix ``cm`` has shape ``(C, C)``; rows are ground-truth
+  classes, columns predicted classes: ``cm[t, p]`` counts pixels labelled
+  ``t`` and predicted ``p``;
+* pixels whose label equals ``ignore_index`` (255) are not counted; any other
+  label outside ``[0, C)`` (or a prediction outside it) is an error;
+* ``IoU_c = cm[c, c] / (sum_p cm[c, p] + sum_t cm[t, c] - cm[c, c])``; a class
+  whose union is 0 (absent from both labels and predictions) has IoU NaN and
+  is excluded from the mean, as cityscapesscripts does.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from spgnet_keras.constants import IGNORE_LABEL
+from spgnet_keras.losses import check_label_range
+
+__all__ = [
+    "SegmentationMeanIoU",
+    "confusion_matrix",
+    "iou_from_confusion",
+    "mean_iou_from_confusion",
+]
+
+_PACKAGE = "spgnet_keras"
+
+
+# ---------------------------------------------------------------- numpy API
+def confusion_matrix(labels, preds, num_classes: int, ignore_index: int = IGNORE_LABEL):
+    """Confusion matrix of integer label and prediction maps (numpy).
+
+    Args:
+        labels: Integer array of ground-truth labels, any shape.
+        preds: Integer array of predicted classes, same number of elements.
+        num_classes: Number of classes ``C``.
+        ignore_index: Label value whose pixels are skipped.
+
+    Returns:
+        ``np.int64`` array ``(C, C)``; rows = ground truth, columns =
+        prediction.
+
+    Raises:
+        ValueError: If sizes differ, or a non-ignored label or its prediction
+            lies outside ``[0, C)``.
+    """
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    preds = np.asarray(preds).reshape(-1).astype(np.int64)
+    if labels.shape != preds.shape:
+        raise ValueError(
+            f"labels and preds differ in size: {labels.size} vs {preds.size}."
+        )
+    valid = labels != ignore_index
+    labels, preds = labels[valid], preds[valid]
+    for what, values in (("label", labels), ("prediction", preds)):
+        bad = (values < 0) | (values >= num_classes)
+        if bad.any():
+            raise ValueError(
+                f"{what} values must lie in [0, {num_classes}) (labels may also "
+                f"equal ignore_index={ignore_index}); found {int(bad.sum())} "
+                f"values in [{values[bad].min()}, {values[bad].max()}]."
+            )
+    counts = np.bincount(labels * num_classes + preds, minlength=num_classes**2)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def iou_from_confusion(cm) -> np.ndarray:
+    """Per-class IoU from a confusion matrix (numpy).
+
+    Args:
+        cm: ``(C, C)`` array, rows = ground truth, columns = prediction.
+
+    Returns:
+        ``np.float64`` array ``(C,)``; NaN for classes with zero union.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
+
+
+def mean_iou_from_confusion(cm) -> float:
+    """Mean IoU over classes with non-zero union (NaN if there are none)."""
+    iou = iou_from_confusion(cm)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
+
+
+# ------------------------------------------------------------- Keras metric
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SegmentationMeanIoU(keras.metrics.Metric):
+    """Streaming mean IoU for semantic segmentation.
+
+    Accumulates a ``(C, C)`` confusion matrix (float64 counts, exact up to
+    2**53 pixels; rows = ground truth, columns = prediction) over calls to
+    :meth:`update_state`. Its variable aggregates by SUM across replicas, so it
+    works under ``tf.distribute`` strategies.
+
+    ``y_true``: integer labels ``(B, H, W)`` or ``(B, H, W, 1)``; pixels equal
+    to ``ignore_index`` are skipped, other labels outside ``[0, C)`` raise
+    ``tf.errors.InvalidArgumentError`` (NaN result under XLA, where asserts
+    are compiled away).
+
+    ``y_pred``: either logits/probabilities ``(B, H, W, C)`` (a floating
+    tensor whose last axis has ``num_classes`` entries; argmax is taken), or
+    class ids ``(B, H, W)``/``(B, H, W, 1)`` (pass an integer dtype to be
+    unambiguous).
+
+    ``sample_weight`` (optional, per image ``(B,)`` or per pixel
+    ``(B, H, W)``) multiplies each pixel's count.
+
+    :meth:`result` is the mean IoU over classes whose union is non-zero
+    (present in the labels or the predictions seen so far); classes absent
+    from both are excluded, like cityscapesscripts' NaN entries. It is 0 before
+    any pixel is counted.
+
+    Example::
+
+        model.compile(..., metrics={"prediction": [SegmentationMeanIoU(19)]})
+
+    Args:
+        num_classes: Number of classes ``C``.
+        ignore_index: Label value to skip (default 255).
+        name: Metric name (default ``"miou"``).
+        dtype: dtype of :meth:`result` (default float32).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = IGNORE_LABEL,
+        name: str = "miou",
+        dtype=None,
+    ):
+        super().__init__(name=name, dtype=dtype or "float32")
+        if int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        self.num_classes = int(num_classes)
+        self.ignore_index = int(ignore_index)
+        self._direction = "up"
+        self.total_cm = self.add_variable(
+            shape=(self.num_classes, self.num_classes),
+            initializer="zeros",
+            dtype="float64",
+            name="total_confusion_matrix",
+        )
+
+    def _class_ids(self, y_pred, label_rank: int | None) -> tf.Tensor:
+        """Converts logits or class ids into int32 class ids ``(B, H, W)``."""
+        y_pred = tf.convert_to_tensor(y_pred)
+        is_float = y_pred.dtype.is_floating
+        if is_float and y_pred.shape.rank and y_pred.shape[-1] == self.num_classes:
+            if label_rank is None or y_pred.shape.rank == label_rank + 1:
+                return tf.argmax(y_pred, axis=-1, output_type=tf.int32)
+        ids = tf.cast(y_pred, tf.int32)
+        if label_rank is not None and ids.shape.rank == label_rank + 1:
+            ids = tf.squeeze(ids, axis=-1)
+        return ids
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        """Adds a batch to the confusion matrix.
+
+        Args:
+            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
+            y_pred: Logits ``(B, H, W, C)`` or class ids ``(B, H, W)``.
+            sample_weight: Optional per-image or per-pixel weights.
+        """
+        labels = tf.cast(tf.convert_to_tensor(y_true), tf.int32)
+        if labels.shape.rank == 4 and labels.shape[-1] == 1:
+            labels = tf.squeeze(labels, axis=-1)
+        preds = self._class_ids(y_pred, labels.shape.rank)
+        counts, bad_count = self._batch_confusion(labels, preds, sample_weight)
+        poison = tf.where(bad_count > 0, tf.constant(np.nan, tf.float64), 0.0)
+        self.total_cm.assign_add(counts + poison)
+
+    def _batch_confusion(self, labels, preds, sample_weight):
+        """Returns the float64 ``(C, C)`` counts of one batch and a bad count."""
+        c = self.num_classes
+        kept, bad_labels = check_label_range(
+            labels, c, self.ignore_index, f"{type(self).__name__} (y_true)"
+        )
+        preds_ok, bad_preds = check_label_range(
+            tf.where(kept, preds, tf.zeros_like(preds)),
+            c,
+            None,
+            f"{type(self).__name__} (y_pred)",
+        )
+        kept = tf.logical_and(kept, preds_ok)
+        weights = tf.cast(kept, tf.float64)
+        if sample_weight is not None:
+            sw = tf.cast(tf.convert_to_tensor(sample_weight), tf.float64)
+            if sw.shape.rank == labels.shape.rank + 1:
+                sw = tf.squeeze(sw, axis=-1)
+            elif sw.shape.rank and sw.shape.rank < labels.shape.rank:
+                sw = tf.reshape(sw, [-1] + [1] * (labels.shape.rank - 1))
+            weights = weights * sw
+        ids = tf.where(kept, labels * c + preds, tf.zeros_like(labels))
+        counts = tf.math.unsorted_segment_sum(
+            tf.reshape(weights, [-1]), tf.reshape(ids, [-1]), c * c
+        )
+        return tf.reshape(counts, (c, c)), bad_labels + bad_preds
+
+    def result(self):
+        """Mean IoU over classes with non-zero union (0 if none)."""
+        cm = tf.convert_to_tensor(self.total_cm)
+        tp = tf.linalg.diag_part(cm)
+        union = tf.reduce_sum(cm, axis=0) + tf.reduce_sum(cm, axis=1) - tp
+        present = union > 0
+        iou = tf.math.divide_no_nan(tp, union)
+        n_present = tf.reduce_sum(tf.cast(present, tf.float64))
+        miou = tf.math.divide_no_nan(
+            tf.reduce_sum(tf.where(present, iou, tf.zeros_like(iou))), n_present
+        )
+        # divide_no_nan hides a poisoned (NaN) matrix; surface it.
+        miou = tf.where(tf.reduce_all(tf.math.is_finite(cm)), miou, np.nan)
+        return tf.cast(miou, self.dtype)
+
+    # -------------------------------------------------- numpy conveniences
+    def confusion_matrix(self) -> np.ndarray:
+        """Accumulated confusion matrix as ``np.int64`` (weighted counts rounded)."""
+        cm = keras.ops.convert_to_numpy(self.total_cm)
+        return np.rint(cm).astype(np.int64)
+
+    def per_class_iou(self) -> np.ndarray:
+        """Per-class IoU, ``np.float64`` ``(C,)``, NaN for absent classes."""
+        return iou_from_confusion(keras.ops.convert_to_numpy(self.total_cm))
+
+    def pixel_accuracy(self) -> float:
+        """Fraction of counted pixels predicted correctly (NaN if none)."""
+        cm = keras.ops.convert_to_numpy(self.total_cm)
+        total = cm.sum()
+        return float(np.trace(cm) / total) if total > 0 else float("nan")
+
+    def get_config(self):
+        """Returns the constructor arguments."""
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+        }

@@ -1,0 +1,176 @@
+"""Training SPGNet with `model.fit`: strategy, model, data, compile and callbacks (Sec 4.2)."""
+
+import json
+import os
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from spgnet_keras.callbacks import AtomicCheckpoint, StopOnNonFiniteLoss, TrainingDivergedError
+from spgnet_keras.config import config_to_dict
+from spgnet_keras.losses import deep_supervision_losses
+from spgnet_keras.metrics import SegmentationMeanIoU
+from spgnet_keras.models.presets import preset_arguments
+from spgnet_keras.models.spgnet import PREDICTION, SPGNet
+from spgnet_keras.optimizers import build_sgd
+from spgnet_keras.schedules import PolyDecay
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+
+
+def make_strategy(kind="auto"):
+    """A `tf.distribute` strategy.
+
+    "auto": `MirroredStrategy` over all local GPUs when there are several, else the
+    default strategy; "mirrored": `MirroredStrategy` over every local device of the
+    first kind (GPUs, else logical CPUs); "multiworker": `MultiWorkerMirroredStrategy`
+    configured by the `TF_CONFIG` environment variable.
+    """
+    if kind not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {kind!r}.")
+    if kind == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable.")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if kind == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if kind == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def set_precision(policy):
+    """Global dtype policy; SPGNet keeps its logits (and the losses) in float32."""
+    if policy not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {policy!r}.")
+    keras.mixed_precision.set_dtype_policy(policy)
+
+
+def build_model(config, num_classes):
+    """SPGNet from a `ModelConfig` (preset + argument overrides) and optional backbone weights."""
+    arguments = {**preset_arguments(config.preset), **config.arguments}
+    model = SPGNet(num_classes=num_classes, **arguments)
+    if config.backbone_weights:
+        from spgnet_keras.models.weights import load_backbone_weights
+
+        load_backbone_weights(model, config.backbone_weights)
+    return model
+
+
+def compile_model(model, num_classes, optimizer_config, loss_config, max_steps, jit_compile=False):
+    """Deep-supervision losses (+OHEM), poly-decay SGD and the mIoU metric on "prediction"."""
+    output_names = list(model.output.keys())
+    losses, weights = deep_supervision_losses(
+        output_names,
+        stage_weight=loss_config.stage_weight,
+        ohem_threshold=loss_config.ohem_threshold,
+        ohem_min_kept=loss_config.ohem_min_kept,
+        ohem_top_k=loss_config.ohem_top_k,
+        class_weights=loss_config.class_weights,
+    )
+    schedule = PolyDecay(
+        optimizer_config.learning_rate,
+        max_steps=max_steps,
+        power=optimizer_config.power,
+        warmup_steps=optimizer_config.warmup_steps,
+    )
+    optimizer = build_sgd(schedule, momentum=optimizer_config.momentum, weight_decay=optimizer_config.weight_decay)
+    model.compile(
+        optimizer=optimizer,
+        loss=losses,
+        loss_weights=weights,
+        metrics={PREDICTION: [SegmentationMeanIoU(num_classes, name="miou")]},
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+def make_datasets(data_config, seed, global_batch_size):
+    """(train, val, DatasetSpec) tf.data pipelines for a `DataConfig`."""
+    from spgnet_keras.data import dataset_spec, make_dataset
+
+    if data_config.root is None:
+        raise ValueError(f"data.root is required for dataset {data_config.dataset!r}.")
+    spec = dataset_spec(data_config.dataset, data_config.root)
+    num_classes = data_config.num_classes or spec.num_classes
+    if data_config.num_classes and spec.num_classes and data_config.num_classes != spec.num_classes:
+        raise ValueError(
+            f"data.num_classes={data_config.num_classes} disagrees with the {spec.num_classes} classes "
+            f"of dataset {data_config.dataset!r} at {data_config.root}."
+        )
+    common = dict(root=data_config.root, num_classes=num_classes, mask_format=data_config.mask_format,
+                  validate=data_config.validate)
+    if data_config.mask_format == "color":
+        common["palette"] = spec.palette
+    train = make_dataset(
+        data_config.dataset, data_config.train_split, batch_size=global_batch_size,
+        crop_size=tuple(data_config.crop_size), training=True, seed=seed,
+        scales=data_config.scales, flip=data_config.flip, repeat=True, **common,
+    )
+    val = make_dataset(data_config.dataset, data_config.val_split, batch_size=1, training=False,
+                       pad_to_multiple=32, **common)
+    if data_config.val_max_images:
+        val = val.take(data_config.val_max_images)
+    return train, val, spec, num_classes
+
+
+def with_targets_per_output(dataset, output_names):
+    """(image, mask) -> (image, {output: mask}): every deep-supervision output sees the mask."""
+    return dataset.map(lambda image, mask: (image, {name: mask for name in output_names}))
+
+
+def make_callbacks(out_dir, backup_every_steps=None):
+    """Non-finite-loss guard, atomic checkpoints, BackupAndRestore, CSV and TensorBoard logs."""
+    out_dir = Path(out_dir)
+    guard = StopOnNonFiniteLoss()
+    checkpoint = AtomicCheckpoint(out_dir / "checkpoints", guard=guard, monitor=f"val_{PREDICTION}_miou")
+    return [
+        guard,
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), save_freq=backup_every_steps or "epoch"),
+        checkpoint,
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0),
+    ], guard, checkpoint
+
+
+def train(config):
+    """Runs an `ExperimentConfig`: returns (model, history dict, checkpoint callback).
+
+    Re-running the same command after a crash resumes from `<out_dir>/backup` (epoch,
+    step, optimizer state and so the learning-rate schedule). A non-finite loss stops
+    the run with `TrainingDivergedError`, leaving the last good checkpoint in place.
+    """
+    set_precision(config.run.precision)
+    keras.utils.set_random_seed(config.run.seed)
+    out_dir = Path(config.run.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
+    strategy = make_strategy(config.run.strategy)
+    global_batch = config.data.batch_size
+    train_data, val_data, spec, num_classes = make_datasets(config.data, config.run.seed, global_batch)
+    with strategy.scope():
+        model = build_model(config.model, num_classes)
+        compile_model(model, num_classes, config.optimizer, config.loss, config.max_steps, config.run.jit_compile)
+    callbacks, guard, checkpoint = make_callbacks(out_dir, config.run.backup_every_steps)
+    output_names = list(model.output.keys())
+    train_data = with_targets_per_output(train_data, output_names)
+    val_data = with_targets_per_output(val_data, output_names)
+    history = model.fit(
+        train_data,
+        epochs=config.run.epochs,
+        steps_per_epoch=config.run.steps_per_epoch,
+        validation_data=val_data,
+        validation_steps=config.run.validation_steps,
+        callbacks=callbacks,
+        verbose=config.run.verbose,
+    )
+    if guard.bad_step is not None:
+        raise TrainingDivergedError(
+            f"Training stopped: the loss became {guard.bad_value} at step {guard.bad_step}. "
+            f"The last good checkpoint ({checkpoint.latest_path}) was left untouched."
+        )
+    return model, history.history, checkpoint

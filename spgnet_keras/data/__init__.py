@@ -1,0 +1,97 @@
+"""Data loading for SPGNet: dataset listing, validation, tf.data pipelines, augmentation.
+
+Public API:
+
+* :class:`DatasetSpec`, :data:`CAMVID_SPEC`, :data:`CITYSCAPES_SPEC`, :data:`SYNTHETIC_SPEC`
+* :func:`camvid_files`, :func:`folder_files`, :func:`cityscapes_files`, :func:`dataset_files`,
+  :func:`dataset_spec`
+* :func:`validate_dataset` (eager PIL checks) and :func:`make_dataset` (``tf.data``)
+* :func:`augment_pair` and the individual seeded transforms in :mod:`.augment`
+* Cityscapes tables: :data:`LABEL_ID_TO_TRAIN_ID`, :data:`TRAIN_ID_TO_LABEL_ID`,
+  :func:`label_ids_to_train_ids`, :func:`train_ids_to_label_ids`
+* SYNTHETIC street scenes: :func:`make_synthetic_dataset`, :func:`write_synthetic_folder`
+"""
+
+from spgnet_keras.data.augment import (
+    SCALES,
+    augment_pair,
+    pad_bottom_right,
+    pad_to_multiple,
+    random_crop,
+    random_horizontal_flip,
+    random_scale,
+)
+from spgnet_keras.data.cityscapes import (
+    CITYSCAPES_CLASSES,
+    CITYSCAPES_LABELS,
+    CITYSCAPES_PALETTE,
+    CITYSCAPES_SPEC,
+    LABEL_ID_TO_TRAIN_ID,
+    TRAIN_ID_TO_LABEL_ID,
+    cityscapes_files,
+    label_ids_to_train_ids,
+    train_ids_to_label_ids,
+)
+from spgnet_keras.data.datasets import (
+    CAMVID_SPEC,
+    DATASET_NAMES,
+    IMAGE_EXTENSIONS,
+    ValidationReport,
+    camvid_files,
+    dataset_files,
+    dataset_spec,
+    decode_image,
+    denormalize_image,
+    folder_files,
+    make_dataset,
+    normalize_image,
+    validate_dataset,
+)
+from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError, DatasetSpec
+from spgnet_keras.data.synthetic import (
+    SYNTHETIC_CLASSES,
+    SYNTHETIC_PALETTE,
+    SYNTHETIC_SPEC,
+    make_synthetic_dataset,
+    write_synthetic_folder,
+)
+
+__all__ = [
+    "CAMVID_SPEC",
+    "CITYSCAPES_CLASSES",
+    "CITYSCAPES_LABELS",
+    "CITYSCAPES_PALETTE",
+    "CITYSCAPES_SPEC",
+    "DATASET_NAMES",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DatasetSpec",
+    "IMAGE_EXTENSIONS",
+    "LABEL_ID_TO_TRAIN_ID",
+    "SCALES",
+    "SYNTHETIC_CLASSES",
+    "SYNTHETIC_PALETTE",
+    "SYNTHETIC_SPEC",
+    "TRAIN_ID_TO_LABEL_ID",
+    "ValidationReport",
+    "augment_pair",
+    "camvid_files",
+    "cityscapes_files",
+    "dataset_files",
+    "dataset_spec",
+    "decode_image",
+    "denormalize_image",
+    "folder_files",
+    "label_ids_to_train_ids",
+    "make_dataset",
+    "make_synthetic_dataset",
+    "normalize_image",
+    "pad_bottom_right",
+    "pad_to_multiple",
+    "random_crop",
+    "random_horizontal_flip",
+    "random_scale",
+    "train_ids_to_label_ids",
+    "validate_dataset",
+    "write_synthetic_folder",
+]

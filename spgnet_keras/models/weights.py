@@ -1,0 +1,201 @@
+"""Loading ImageNet ResNet weights into SPGNet encoders, and fine-tuning to new classes."""
+
+import dataclasses
+import re
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from spgnet_keras.models.resnet import RESNET_SPECS
+
+# keras-hub presets (ResNet "v1.5", stride on the 3x3 conv, like SPGNet's stacks).
+KERAS_HUB_PRESETS = {
+    "resnet18": "resnet_18_imagenet",
+    "resnet50": "resnet_50_imagenet",
+    "resnet101": "resnet_101_imagenet",
+    "resnet152": "resnet_152_imagenet",
+}
+# keras-cv's only ImageNet ResNet ("v1": stride on the first 1x1 conv; kernels have the
+# same shapes, so they load, but the network they were trained in differs slightly).
+KERAS_CV_PRESETS = {"resnet50": "resnet50_imagenet"}
+
+# keras-cv: v2_stack_0_block1_1_conv; keras-hub: stack0_block1_1_conv. 0 = shortcut.
+_BLOCK_LAYER = re.compile(r"^(?:v2_)?stack_?(\d+)_block(\d+)_(\d)_(conv|bn)$")
+_STEM_LAYER = re.compile(r"^conv1_(conv|bn)$")
+_ROLE = {"0": "shortcut_", "1": "", "2": "", "3": ""}
+
+
+@dataclasses.dataclass
+class TransferReport:
+    """What a weight transfer did: layer/variable names copied, left new, or unused."""
+
+    copied: list
+    new: list
+    unused: list
+
+    def summary(self):
+        return f"{len(self.copied)} copied, {len(self.new)} left as initialised, {len(self.unused)} unused"
+
+
+def spgnet_layer_name(source_name, stage, block_offset=0):
+    """The SPGNet encoder layer of stage `stage` matching a keras-cv/keras-hub ResNet layer."""
+    match = _STEM_LAYER.match(source_name)
+    if match:
+        return f"stage{stage}_stem_{match.group(1)}" if stage == 1 else None
+    match = _BLOCK_LAYER.match(source_name)
+    if not match:
+        return None
+    stack, block, index, kind = match.groups()
+    role = "shortcut_" if index == "0" else ""
+    suffix = kind if index == "0" else f"{kind}{index}"
+    return f"stage{stage}_stack{int(stack) + 1}_block{int(block) + block_offset}_{role}{suffix}"
+
+
+def _block_offset(source):
+    """keras-cv numbers blocks from 1, keras-hub from 0 in some versions: normalise to 1."""
+    indices = [int(m.group(2)) for m in map(_BLOCK_LAYER.match, (l.name for l in source.layers)) if m]
+    return 1 - min(indices) if indices else 0
+
+
+def load_backbone_weights(model, source, stages=None):
+    """Copies ResNet weights into the encoder of each SPGNet stage.
+
+    Args:
+        model: an `SPGNet`.
+        source: "imagenet" (keras-hub / keras-cv presets: they download from Kaggle, so
+            they need a network; otherwise a clear error says to pass a file), a path to
+            a `.keras` file holding a keras-cv or keras-hub `ResNetBackbone` (or any model
+            with their layer names), or such a model object.
+        stages: 1-based stages to fill (default: every stage whose encoder depth matches).
+
+    Returns:
+        A `TransferReport` (SPGNet layer names copied; source layers unused).
+
+    Raises:
+        ValueError: unreadable file, no matching layer, or a shape mismatch (naming the
+            layer and both shapes).
+    """
+    stages = list(stages) if stages is not None else list(range(1, len(model.stage_backbones) + 1))
+    report = TransferReport([], [], [])
+    for stage in stages:
+        backbone = model.stage_backbones[stage - 1]
+        resnet = _resolve_source(source, backbone)
+        offset = _block_offset(resnet)
+        for layer in resnet.layers:
+            if not layer.weights:
+                continue
+            target_name = spgnet_layer_name(layer.name, stage, offset)
+            if target_name is None:
+                report.unused.append(layer.name)
+                continue
+            try:
+                target = model.get_layer(target_name)
+            except ValueError:
+                raise ValueError(
+                    f"Source layer {layer.name!r} has no counterpart {target_name!r} in this SPGNet: "
+                    f"is the source a {backbone} ResNet?"
+                ) from None
+            _copy_layer_weights(layer, target)
+            report.copied.append(target_name)
+    if not report.copied:
+        raise ValueError(f"No ResNet layer of {source!r} matched the SPGNet encoder.")
+    return report
+
+
+def _copy_layer_weights(source_layer, target_layer):
+    values = source_layer.get_weights()
+    for variable, value in zip(target_layer.weights, values):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ValueError(
+                f"Shape mismatch for layer {target_layer.name!r}: SPGNet has {tuple(variable.shape)}, "
+                f"the source layer {source_layer.name!r} has {tuple(value.shape)}."
+            )
+    target_layer.set_weights(values)
+
+
+def _resolve_source(source, backbone):
+    if isinstance(source, keras.Model):
+        return source
+    if source == "imagenet":
+        return _imagenet_backbone(backbone)
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"Backbone weights file {path} does not exist.")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # a truncated or foreign file: say which
+        raise ValueError(f"Cannot read backbone weights from {path}: {error}") from None
+
+
+def _imagenet_backbone(backbone):
+    """keras-hub preset, else keras-cv preset; a clear error when neither can be had."""
+    attempts = []
+    if backbone in KERAS_HUB_PRESETS:
+        try:
+            import keras_hub
+
+            return keras_hub.models.ResNetBackbone.from_preset(KERAS_HUB_PRESETS[backbone])
+        except Exception as error:  # ImportError, or no network to Kaggle
+            attempts.append(f"keras_hub preset {KERAS_HUB_PRESETS[backbone]!r}: {type(error).__name__}: {error}")
+    if backbone in KERAS_CV_PRESETS:
+        try:
+            import keras_cv
+
+            return keras_cv.models.ResNetBackbone.from_preset(KERAS_CV_PRESETS[backbone])
+        except Exception as error:
+            attempts.append(f"keras_cv preset {KERAS_CV_PRESETS[backbone]!r}: {type(error).__name__}: {error}")
+    if not attempts:
+        raise ValueError(f"No ImageNet preset is published for {backbone} in keras-hub or keras-cv.")
+    raise ValueError(
+        f"Could not load ImageNet weights for {backbone} (the presets download from Kaggle). "
+        "Save the backbone on a machine with network access "
+        "(e.g. keras_hub.models.ResNetBackbone.from_preset(...).save('resnet.keras')) and pass "
+        "backbone_weights='resnet.keras'. Tried: " + "; ".join(attempts)
+    )
+
+
+def transfer_matching_weights(source, target):
+    """Copies every variable of `source` whose path and shape match one of `target`.
+
+    Used to fine-tune a trained SPGNet on a dataset with another number of classes:
+    everything that does not depend on the class count transfers; the classifiers and
+    SPG's logits/attention convs (shapes with C) keep their fresh initialisation.
+    """
+    by_path = {v.path: v for v in source.weights}
+    report = TransferReport([], [], [])
+    for variable in target.weights:
+        match = by_path.pop(variable.path, None)
+        if match is not None and tuple(match.shape) == tuple(variable.shape):
+            variable.assign(np.asarray(match))
+            report.copied.append(variable.path)
+        else:
+            report.new.append(variable.path)
+    report.unused = sorted(by_path)
+    return report
+
+
+def finetune_from(checkpoint, num_classes, **overrides):
+    """A new SPGNet with `num_classes` classes initialised from a trained one.
+
+    Args:
+        checkpoint: path of a `.keras` SPGNet or the model itself.
+        num_classes: classes of the new dataset.
+        **overrides: other SPGNet arguments to change (e.g. `input_shape`).
+
+    Returns:
+        (model, TransferReport).
+    """
+    from spgnet_keras.models.spgnet import SPGNet
+
+    source = checkpoint
+    if not isinstance(checkpoint, keras.Model):
+        source = keras.saving.load_model(checkpoint, safe_mode=True, compile=False)
+    if not isinstance(source, SPGNet):
+        raise ValueError(f"{checkpoint!r} is not an SPGNet model (got {type(source).__name__}).")
+    config = {**source.get_config(), **overrides, "num_classes": num_classes}
+    model = SPGNet.from_config(config)
+    return model, transfer_matching_weights(source, model)
+
+
+assert set(KERAS_HUB_PRESETS) <= set(RESNET_SPECS)

@@ -1,0 +1,529 @@
+"""Full-image evaluation: confusion matrix, per-class IoU, mIoU, pixel accuracy, and
+Cityscapes benchmark-format predictions.
+
+Counting conventions are those of :mod:`spgnet_keras.metrics` (rows = ground truth,
+columns = prediction, label 255 skipped, IoU NaN and excluded from the mean for a class
+absent from both labels and predictions), which are also cityscapesscripts'
+(``evalPixelLevelSemanticLabeling``). One addition, needed to agree with that script on
+saved result files: a *prediction* outside ``[0, C)`` (e.g. a Cityscapes "void" label id,
+mapped to 255) is counted in :attr:`EvaluationResult.unassigned` as a miss (false
+negative) of the true class, and is nobody's false positive. Models never produce such
+predictions, so for :func:`evaluate` ``unassigned`` stays 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from spgnet_keras.constants import IGNORE_LABEL
+from spgnet_keras.inference import load_image, predict_logits
+from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
+
+__all__ = [
+    "CityscapesResultWriter",
+    "EvaluationResult",
+    "IndexPngWriter",
+    "cityscapes_result_path",
+    "dataset_pairs",
+    "evaluate",
+    "evaluate_dataset",
+    "evaluate_label_files",
+    "format_table",
+    "load_label",
+    "to_json",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class EvaluationResult:
+    """Accumulated evaluation of a set of images.
+
+    Attributes:
+        confusion: ``int64 (C, C)``; ``confusion[t, p]`` = pixels labelled ``t`` predicted ``p``.
+        class_names: ``C`` names.
+        num_images: Images evaluated.
+        unassigned: ``int64 (C,)``; pixels of class ``t`` predicted outside ``[0, C)``.
+        settings: How the predictions were made (scales, flip, window, ...).
+        seconds: Wall time of the evaluation.
+    """
+
+    confusion: np.ndarray
+    class_names: tuple[str, ...]
+    num_images: int = 0
+    unassigned: np.ndarray | None = None
+    settings: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __post_init__(self):
+        self.confusion = np.asarray(self.confusion, np.int64)
+        self.class_names = tuple(self.class_names)
+        if self.unassigned is None:
+            self.unassigned = np.zeros(len(self.class_names), np.int64)
+        self.unassigned = np.asarray(self.unassigned, np.int64)
+        size = len(self.class_names)
+        if self.confusion.shape != (size, size) or self.unassigned.shape != (size,):
+            raise ValueError(
+                f"EvaluationResult: confusion {self.confusion.shape} / unassigned {self.unassigned.shape} "
+                f"do not match {size} class names."
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def iou(self) -> np.ndarray:
+        """Per-class IoU ``float64 (C,)`` in [0, 1]; NaN where the class is absent from both."""
+        size = self.num_classes
+        extended = np.zeros((size + 1, size + 1), np.int64)
+        extended[:size, :size] = self.confusion
+        extended[:size, size] = self.unassigned
+        return iou_from_confusion(extended)[:size]
+
+    @property
+    def miou(self) -> float:
+        """Mean IoU over classes with a defined IoU (NaN if none)."""
+        iou = self.iou
+        return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
+
+    @property
+    def pixels_per_class(self) -> np.ndarray:
+        """Labelled (non-ignored) pixels of each class."""
+        return self.confusion.sum(axis=1) + self.unassigned
+
+    @property
+    def pixel_accuracy(self) -> float:
+        """Correct pixels / labelled pixels (NaN if none)."""
+        total = self.pixels_per_class.sum()
+        return float(np.trace(self.confusion) / total) if total else math.nan
+
+    @property
+    def class_accuracy(self) -> np.ndarray:
+        """Per-class recall ``float64 (C,)``, NaN for classes without labelled pixels."""
+        totals = self.pixels_per_class.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(totals > 0, np.diag(self.confusion) / np.where(totals > 0, totals, 1), np.nan)
+
+    @property
+    def mean_accuracy(self) -> float:
+        accuracy = self.class_accuracy
+        return float(np.nanmean(accuracy)) if np.isfinite(accuracy).any() else math.nan
+
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (NaN written as null)."""
+
+        def clean(value):
+            return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+        return {
+            "miou": clean(self.miou),
+            "pixel_accuracy": clean(self.pixel_accuracy),
+            "mean_accuracy": clean(self.mean_accuracy),
+            "num_images": self.num_images,
+            "per_class": {
+                name: {"iou": clean(float(iou)), "accuracy": clean(float(acc)), "pixels": int(pixels)}
+                for name, iou, acc, pixels in zip(
+                    self.class_names, self.iou, self.class_accuracy, self.pixels_per_class
+                )
+            },
+            "class_names": list(self.class_names),
+            "confusion_matrix": self.confusion.tolist(),
+            "unassigned": self.unassigned.tolist(),
+            "settings": self.settings,
+            "seconds": self.seconds,
+        }
+
+
+def to_json(result: EvaluationResult, path: str | os.PathLike | None = None) -> str:
+    """The result as JSON text (see :meth:`EvaluationResult.to_dict`); also written to ``path``."""
+    text = json.dumps(result.to_dict(), indent=2)
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return text
+
+
+def format_table(result: EvaluationResult) -> str:
+    """Plain-text table: one line per class (IoU %, accuracy %, labelled pixels), then means."""
+
+    def percent(value):
+        return "   n/a" if not np.isfinite(value) else f"{100 * value:6.2f}"
+
+    width = max(12, *(len(name) for name in result.class_names))
+    lines = [f"{'class':<{width}}  {'IoU %':>6}  {'Acc %':>6}  {'pixels':>12}", "-" * (width + 32)]
+    for name, iou, accuracy, pixels in zip(
+        result.class_names, result.iou, result.class_accuracy, result.pixels_per_class
+    ):
+        lines.append(f"{name:<{width}}  {percent(iou)}  {percent(accuracy)}  {int(pixels):>12d}")
+    lines.append("-" * (width + 32))
+    lines.append(f"{'mIoU':<{width}}  {percent(result.miou)}")
+    lines.append(f"{'pixel acc.':<{width}}  {percent(result.pixel_accuracy)}")
+    lines.append(f"{'mean acc.':<{width}}  {percent(result.mean_accuracy)}")
+    lines.append(f"{result.num_images} images")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Labels and prediction writers
+# --------------------------------------------------------------------------------------
+
+
+def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> np.ndarray:
+    """Reads a class-index label PNG (mode ``L``, ``P`` = palette indices, or 16-bit) as int64.
+
+    Args:
+        path: Label file.
+        label_map: Optional lookup table applied to the values (e.g. Cityscapes label id ->
+            train id, ``spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID``).
+
+    Raises:
+        FileNotFoundError: Missing file.
+        ValueError: Not an image, or an RGB (colour-coded) mask.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Label file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
+                raise ValueError(
+                    f"Label {path} has PNG mode {image.mode!r}; expected a single-channel class-index mask "
+                    "(colour-coded masks: use spgnet_keras.data.make_dataset(mask_format='color'))."
+                )
+            label = np.asarray(image).astype(np.int64)
+    except (OSError, SyntaxError) as error:
+        raise ValueError(f"Not a readable label image: {path} ({error})") from None
+    if label_map is not None:
+        label_map = np.asarray(label_map)
+        if label.min(initial=0) < 0 or label.max(initial=0) >= len(label_map):
+            raise ValueError(f"Label {path} has values outside the label map's range [0, {len(label_map)}).")
+        label = label_map[label].astype(np.int64)
+    return label
+
+
+def cityscapes_result_path(out_dir: str | os.PathLike, image_path: str | os.PathLike) -> Path:
+    """Where a Cityscapes result PNG goes: ``<out>/<city>/<city>_<seq>_<frame>_leftImg8bit.png``.
+
+    cityscapesscripts' ``evalPixelLevelSemanticLabeling`` (with ``CITYSCAPES_RESULTS=<out>``)
+    and the benchmark server search the results folder recursively for exactly one file
+    matching ``<city>_<seq>_<frame>*.png`` per image, so keep nothing else in ``<out>``.
+    """
+    name = Path(image_path).name
+    stem = name.split("_leftImg8bit")[0] if "_leftImg8bit" in name else Path(name).stem
+    parts = stem.split("_")
+    if len(parts) < 3:
+        raise ValueError(f"{name!r} is not a Cityscapes file name (<city>_<seq>_<frame>_leftImg8bit.png).")
+    city = "_".join(parts[:-2])
+    return Path(out_dir) / city / f"{stem}_leftImg8bit.png"
+
+
+class CityscapesResultWriter:
+    """Writes train-id predictions as Cityscapes label-id PNGs (benchmark-server format).
+
+    Train ids 0..18 are mapped back to label ids (``TRAIN_ID_TO_LABEL_ID``); files go to
+    :func:`cityscapes_result_path`. Call as ``writer(prediction, image_path)``.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.out_dir = Path(out_dir)
+        self.written: list[Path] = []
+
+    def __call__(self, prediction: np.ndarray, image_path) -> Path:
+        from spgnet_keras.data.cityscapes import train_ids_to_label_ids
+
+        if image_path is None:
+            raise ValueError("Cityscapes result files are named after the input image; got no path.")
+        path = cityscapes_result_path(self.out_dir, image_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(train_ids_to_label_ids(prediction)).save(path)
+        self.written.append(path)
+        return path
+
+
+class IndexPngWriter:
+    """Writes class-index predictions as 8-bit PNGs ``<out>/<image stem>.png`` (or
+    ``<out>/<index:06d>.png`` when the input has no path)."""
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.out_dir = Path(out_dir)
+        self.written: list[Path] = []
+
+    def __call__(self, prediction: np.ndarray, image_path, index: int | None = None) -> Path:
+        if prediction.max(initial=0) > 255:
+            raise ValueError("More than 256 classes do not fit an 8-bit PNG.")
+        name = Path(image_path).stem if image_path is not None else f"{len(self.written) if index is None else index:06d}"
+        path = self.out_dir / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(prediction.astype(np.uint8)).save(path)
+        self.written.append(path)
+        return path
+
+
+# --------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------
+
+
+def _accumulate(result_cm, result_unassigned, label, prediction, num_classes, ignore_index):
+    """Adds one label/prediction pair, predictions outside [0, C) going to ``unassigned``."""
+    label = np.asarray(label).astype(np.int64)
+    prediction = np.asarray(prediction).astype(np.int64)
+    if label.shape != prediction.shape:
+        raise ValueError(f"Label shape {label.shape} differs from prediction shape {prediction.shape}.")
+    outside = (prediction < 0) | (prediction >= num_classes)
+    if outside.any():
+        kept = label[outside]
+        kept = kept[kept != ignore_index]
+        bad = (kept < 0) | (kept >= num_classes)
+        if bad.any():
+            raise ValueError(f"Label values must lie in [0, {num_classes}) or equal {ignore_index}.")
+        result_unassigned += np.bincount(kept, minlength=num_classes)
+        label = np.where(outside, ignore_index, label)
+        prediction = np.where(outside, 0, prediction)
+    result_cm += confusion_matrix(label, prediction, num_classes, ignore_index=ignore_index)
+
+
+def _resolve_classes(model, num_classes, class_names, output):
+    if num_classes is None and class_names is not None:
+        num_classes = len(class_names)
+    if num_classes is None and model is not None:
+        try:
+            outputs = model.output
+            tensor = outputs[output] if isinstance(outputs, dict) else outputs
+            num_classes = tensor.shape[-1]
+        except (AttributeError, KeyError, ValueError, TypeError):
+            num_classes = None  # not a functional model: must be given
+    if num_classes is None:
+        raise ValueError("num_classes is unknown; pass num_classes or class_names.")
+    num_classes = int(num_classes)
+    if class_names is None:
+        class_names = [f"class_{i}" for i in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ValueError(f"{len(class_names)} class names for {num_classes} classes.")
+    return num_classes, tuple(class_names)
+
+
+def _iterate_examples(data, label_map):
+    """Yields ``(image, label, image_path)``; images as arrays (batches allowed for arrays)."""
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        data = data.as_numpy_iterator()
+    count = 0
+    for element in data:
+        if not isinstance(element, (tuple, list)) or len(element) < 2:
+            raise ValueError("Evaluation data must yield (image, label) pairs.")
+        image, label = element[0], element[1]
+        count += 1
+        if isinstance(image, (str, os.PathLike)):
+            if not isinstance(label, (str, os.PathLike)):
+                raise ValueError("A pair with an image path needs a label path.")
+            array = load_image(image)
+            label_array = load_label(label, label_map)
+            if array.shape[:2] != label_array.shape:
+                raise ValueError(
+                    f"Image {image} is {array.shape[1]}x{array.shape[0]} but label {label} is "
+                    f"{label_array.shape[1]}x{label_array.shape[0]}."
+                )
+            yield array, label_array, str(image)
+        else:
+            image, label = np.asarray(image), np.asarray(label)
+            if label.ndim == image.ndim and label.shape[-1] == 1:
+                label = label[..., 0]
+            if label_map is not None:
+                label = np.asarray(label_map)[label.astype(np.int64)]
+            yield image, label, None
+    if count == 0:
+        raise ValueError("No images to evaluate (empty dataset).")
+
+
+def evaluate(
+    model,
+    data,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    window=None,
+    stride=None,
+    output: str = "prediction",
+    batch_size: int = 4,
+    ignore_index: int = IGNORE_LABEL,
+    label_map: np.ndarray | None = None,
+    prediction_writer: Callable | None = None,
+    max_images: int | None = None,
+    progress: Callable[[int, str | None], None] | None = None,
+) -> EvaluationResult:
+    """Evaluates a model on full images with :func:`spgnet_keras.inference.predict_logits`.
+
+    Args:
+        model: Segmentation model (SPGNet or any model giving per-pixel logits).
+        data: Either a sequence of ``(image_path, label_path)`` pairs (labels are
+            single-channel class-index PNGs, see :func:`load_label`), or an iterable /
+            ``tf.data.Dataset`` of ``(image, label)`` arrays, unbatched ``[H, W, 3]`` /
+            ``[H, W]`` or batched ``[N, H, W, 3]`` / ``[N, H, W]`` (e.g.
+            ``make_dataset(..., training=False, batch_size=1)``, normalised floats).
+        num_classes: ``C`` (default: ``len(class_names)`` or the model's output channels).
+        class_names: Names of the classes (default ``class_0``...).
+        scales, flip, window, stride, output, batch_size: Test-time settings of
+            :func:`~spgnet_keras.inference.predict_logits`.
+        ignore_index: Label value not counted.
+        label_map: Lookup table applied to labels (e.g. Cityscapes label id -> train id).
+        prediction_writer: Called as ``writer(prediction int32 [H, W], image_path or None)``
+            for every image, e.g. :class:`CityscapesResultWriter`.
+        max_images: Stop after this many images.
+        progress: Called as ``progress(images_done, image_path)``.
+
+    Returns:
+        :class:`EvaluationResult`.
+    """
+    num_classes, class_names = _resolve_classes(model, num_classes, class_names, output)
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    unassigned = np.zeros(num_classes, np.int64)
+    settings = {
+        "scales": list(scales) if not isinstance(scales, (int, float)) else [scales],
+        "flip": bool(flip),
+        "window": window,
+        "stride": stride,
+        "output": output,
+    }
+    start = time.perf_counter()
+    done = 0
+    for image, label, path in _iterate_examples(data, label_map):
+        if max_images is not None and done >= max_images:
+            break
+        logits = predict_logits(
+            model, image, scales=scales, flip=flip, output=output, window=window, stride=stride, batch_size=batch_size
+        )
+        predictions = np.argmax(logits, axis=-1).astype(np.int32)
+        if predictions.ndim == 2:
+            predictions, labels = predictions[None], label[None]
+        else:
+            labels = label
+        if labels.shape != predictions.shape:
+            raise ValueError(f"Label shape {labels.shape} differs from image size {predictions.shape}.")
+        for prediction, one_label in zip(predictions, labels):
+            if max_images is not None and done >= max_images:
+                break
+            _accumulate(confusion, unassigned, one_label, prediction, num_classes, ignore_index)
+            if prediction_writer is not None:
+                prediction_writer(prediction, path)
+            done += 1
+            if progress is not None:
+                progress(done, path)
+    return EvaluationResult(confusion, class_names, done, unassigned, settings, time.perf_counter() - start)
+
+
+def evaluate_label_files(
+    prediction_paths: Sequence[str | os.PathLike],
+    label_paths: Sequence[str | os.PathLike],
+    num_classes: int,
+    class_names: Sequence[str] | None = None,
+    label_map: np.ndarray | None = None,
+    prediction_map: np.ndarray | None = None,
+    ignore_index: int = IGNORE_LABEL,
+) -> EvaluationResult:
+    """Scores saved prediction PNGs against label PNGs (no model involved).
+
+    For Cityscapes result files pass ``label_map=prediction_map=LABEL_ID_TO_TRAIN_ID``:
+    predicted label ids of void classes become 255 and count as misses
+    (:attr:`EvaluationResult.unassigned`), as in cityscapesscripts.
+    """
+    if len(prediction_paths) != len(label_paths):
+        raise ValueError(f"{len(prediction_paths)} predictions but {len(label_paths)} labels.")
+    if not prediction_paths:
+        raise ValueError("No files to evaluate.")
+    num_classes, class_names = _resolve_classes(None, num_classes, class_names, None)
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    unassigned = np.zeros(num_classes, np.int64)
+    start = time.perf_counter()
+    for prediction_path, label_path in zip(prediction_paths, label_paths):
+        prediction = load_label(prediction_path, prediction_map)
+        label = load_label(label_path, label_map)
+        if prediction.shape != label.shape:
+            raise ValueError(f"{prediction_path} {prediction.shape} and {label_path} {label.shape} differ in size.")
+        _accumulate(confusion, unassigned, label, prediction, num_classes, ignore_index)
+    return EvaluationResult(
+        confusion, class_names, len(label_paths), unassigned, {"files": True}, time.perf_counter() - start
+    )
+
+
+def dataset_pairs(dataset: str, root: str | os.PathLike, split: str = "val") -> list[tuple[str, str]]:
+    """``(image, label)`` file pairs of a dataset split, as :func:`evaluate_dataset` reads them.
+
+    Raises:
+        ValueError: Unknown dataset name; no images (``DatasetNotFoundError`` is both a
+            ``ValueError`` and a ``FileNotFoundError``).
+        FileNotFoundError: Missing root or split folders.
+    """
+    from spgnet_keras.data.datasets import dataset_files, folder_files
+
+    if dataset not in ("camvid", "cityscapes", "folder"):
+        raise ValueError(f"Unknown dataset {dataset!r}; expected camvid, cityscapes or folder.")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Dataset root not found: {root}")
+    if dataset == "folder" and not (root / split).is_dir() and (root / "images").is_dir():
+        return folder_files(root / "images", root / "labels")
+    return dataset_files(dataset, root, split)
+
+
+def evaluate_dataset(
+    model,
+    dataset: str,
+    root: str | os.PathLike,
+    split: str = "val",
+    predictions_dir: str | os.PathLike | None = None,
+    **kwargs,
+) -> EvaluationResult:
+    """Evaluates on a named dataset's split from its files (full images, one at a time).
+
+    Args:
+        model: Segmentation model.
+        dataset: ``"camvid"``, ``"cityscapes"`` or ``"folder"`` (layouts of
+            ``spgnet_keras.data.dataset_files``; ``"folder"`` also accepts a flat
+            ``root/images`` + ``root/labels`` pair of folders). Cityscapes labels
+            (``*_gtFine_labelIds.png``) are mapped to train ids.
+        root: Dataset root.
+        split: Split name.
+        predictions_dir: If given, predictions are written there: Cityscapes as label-id
+            PNGs in the benchmark layout (:class:`CityscapesResultWriter`), other datasets
+            as class-index PNGs (:class:`IndexPngWriter`).
+        **kwargs: Passed to :func:`evaluate` (scales, flip, window, max_images, ...).
+    """
+    from spgnet_keras.data.datasets import dataset_spec
+    from spgnet_keras.data.spec import DatasetNotFoundError
+
+    pairs = dataset_pairs(dataset, root, split)
+    root = Path(root)
+    try:
+        spec = dataset_spec(dataset, root)
+        kwargs.setdefault("class_names", spec.class_names)
+        kwargs.setdefault("ignore_index", spec.ignore_index)
+    except DatasetNotFoundError:
+        pass  # "folder" without meta.json: classes from the model
+    if dataset == "cityscapes":
+        from spgnet_keras.data.cityscapes import LABEL_ID_TO_TRAIN_ID
+
+        kwargs.setdefault("label_map", LABEL_ID_TO_TRAIN_ID)
+    if predictions_dir is not None:
+        writer = CityscapesResultWriter if dataset == "cityscapes" else IndexPngWriter
+        kwargs.setdefault("prediction_writer", writer(predictions_dir))
+    result = evaluate(model, pairs, **kwargs)
+    result.settings.update(dataset=dataset, root=str(root), split=split)
+    return result

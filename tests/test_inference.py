@@ -1,0 +1,298 @@
+"""Full-image inference: padding, flip, multi-scale, sliding windows, image loading, errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from spgnet_keras import SPGNet
+from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
+from spgnet_keras.inference import (
+    PAPER_SCALES,
+    list_images,
+    load_image,
+    normalize,
+    predict,
+    predict_logits,
+    predict_probabilities,
+    sliding_windows,
+)
+
+HEIGHT, WIDTH = 50, 70  # deliberately not multiples of 32
+
+
+@pytest.fixture(scope="module")
+def spgnet():
+    keras.utils.set_random_seed(7)
+    return SPGNet(3, backbones=("resnet18",), decoder_channels=16)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(3).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+
+
+def pointwise_model(num_classes=4, seed=0):
+    """1x1 convs only: every pixel's logits depend on that pixel alone, so the model is
+    exactly equivariant to flips, translations and cropping (any pixel permutation)."""
+    inputs = keras.Input((None, None, 3))
+    hidden = keras.layers.Conv2D(8, 1, activation="tanh", kernel_initializer=keras.initializers.RandomNormal(seed=seed))(inputs)
+    logits = keras.layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(seed=seed + 1))(hidden)
+    return keras.Model(inputs, {"prediction": logits})
+
+
+def asymmetric_model(num_classes=3):
+    """A 3x3 conv with a left/right-asymmetric kernel: not flip-equivariant."""
+    inputs = keras.Input((None, None, 3))
+    layer = keras.layers.Conv2D(num_classes, 3, padding="same")
+    logits = layer(inputs)
+    kernel = np.zeros((3, 3, 3, num_classes), np.float32)
+    kernel[1, 2, 0, 0] = 2.0  # class 0 looks at the right neighbour's red channel
+    kernel[1, 0, 1, 1] = 2.0  # class 1 at the left neighbour's green channel
+    kernel[1, 1, 2, 2] = 1.0
+    layer.set_weights([kernel, np.zeros(num_classes, np.float32)])
+    return keras.Model(inputs, {"prediction": logits})
+
+
+def reference_pass(model, normalised, output="prediction"):
+    """Single pass by hand: pad to a multiple of 32 with 0, run, crop, log-softmax."""
+    height, width = normalised.shape[:2]
+    padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
+    padded = np.zeros((1, padded_h, padded_w, 3), np.float32)
+    padded[0, :height, :width] = normalised
+    logits = np.asarray(model(padded, training=False)[output])[0, :height, :width]
+    return logits
+
+
+def log_softmax(x):
+    return np.asarray(tf.nn.log_softmax(x, axis=-1))
+
+
+# ---------------------------------------------------------------- single pass / padding
+
+
+def test_single_pass_pads_runs_and_crops(spgnet, image):
+    normalised = (image.astype(np.float32) - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
+    result = predict_logits(spgnet, image)
+    assert result.shape == (HEIGHT, WIDTH, 3) and result.dtype == np.float32
+    np.testing.assert_allclose(result, log_softmax(reference_pass(spgnet, normalised)), atol=1e-5)
+    # Float input = already normalised; normalized=False treats floats as 0-255.
+    np.testing.assert_allclose(predict_logits(spgnet, normalised), result, atol=1e-5)
+    np.testing.assert_allclose(predict_logits(spgnet, image.astype(np.float32), normalized=False), result, atol=1e-5)
+    probabilities = predict_probabilities(spgnet, image)
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(predict(spgnet, image), np.argmax(result, -1))
+
+
+def test_batch_input_matches_single_images(spgnet, image):
+    second = image[::-1].copy()
+    batch = predict_logits(spgnet, np.stack([image, second]), flip=True)
+    assert batch.shape == (2, HEIGHT, WIDTH, 3)
+    np.testing.assert_allclose(batch[0], predict_logits(spgnet, image, flip=True), atol=1e-5)
+    np.testing.assert_allclose(batch[1], predict_logits(spgnet, second, flip=True), atol=1e-5)
+
+
+def test_other_output_is_selectable():
+    keras.utils.set_random_seed(11)
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=16)
+    picture = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    normalised = normalize(picture)[0]
+    np.testing.assert_allclose(
+        predict_logits(model, picture, output="stage1"), log_softmax(reference_pass(model, normalised, "stage1")), atol=1e-5
+    )
+    with pytest.raises(ValueError, match="no output 'stage7'"):
+        predict_logits(model, picture, output="stage7")
+
+
+# ---------------------------------------------------------------- flip and multi-scale
+
+
+def test_flip_is_identity_for_flip_equivariant_model(image):
+    # Honest construction: a model of 1x1 convs maps each pixel independently, so
+    # unflip(model(flip(x))) == model(x) exactly and the flip average equals one pass.
+    model = pointwise_model()
+    single = predict_logits(model, image)
+    np.testing.assert_allclose(predict_logits(model, image, flip=True), single, atol=1e-5)
+
+
+def test_flip_averages_mirrored_pass_for_asymmetric_model(image):
+    model = asymmetric_model()
+    normalised = normalize(image)[0]
+    plain = tf.nn.softmax(reference_pass(model, normalised)).numpy()
+    mirrored = tf.nn.softmax(reference_pass(model, normalised[:, ::-1])).numpy()[:, ::-1]
+    expected = np.log((plain + mirrored) / 2)
+    flipped = predict_logits(model, image, flip=True)
+    np.testing.assert_allclose(flipped, expected, atol=1e-5)
+    # The model really is not flip-equivariant, so the test above can fail.
+    assert np.abs(flipped - predict_logits(model, image)).max() > 1e-2
+
+
+def test_multiscale_is_identity_on_constant_image():
+    # A constant image stays the same constant under bilinear resizing, and a pointwise
+    # model gives the same logits at every pixel, so every scale (and flip) predicts the
+    # same probabilities as the single 1.0 pass.
+    model = pointwise_model(seed=5)
+    constant = np.full((HEIGHT, WIDTH, 3), (200, 30, 90), np.uint8)
+    single = predict_logits(model, constant)
+    np.testing.assert_allclose(predict_logits(model, constant, scales=PAPER_SCALES, flip=True), single, atol=1e-5)
+    np.testing.assert_allclose(predict_logits(model, constant, scales=(0.5, 1.3)), single, atol=1e-5)
+
+
+def test_repeated_scale_equals_single_scale(spgnet, image):
+    np.testing.assert_allclose(predict_logits(spgnet, image, scales=(1.0, 1.0)), predict_logits(spgnet, image), atol=1e-5)
+
+
+def test_multiscale_matches_manual_reference(spgnet, image):
+    # Each scale: resize (round the size), pad to 32, run, crop, resize logits back,
+    # softmax; probabilities averaged over scales and flips.
+    normalised = normalize(image)[0]
+    scales = (0.75, 1.25, 1.6)
+    probabilities = []
+    for scale in scales:
+        size = (round(HEIGHT * scale), round(WIDTH * scale))
+        scaled = tf.image.resize(normalised[None], size, method="bilinear").numpy()[0]
+        for flip in (False, True):
+            source = scaled[:, ::-1] if flip else scaled
+            logits = reference_pass(spgnet, source)
+            if flip:
+                logits = logits[:, ::-1]
+            back = tf.image.resize(logits[None], (HEIGHT, WIDTH), method="bilinear").numpy()[0]
+            probabilities.append(tf.nn.softmax(back).numpy())
+    expected = np.mean(probabilities, axis=0)
+    result = predict_probabilities(spgnet, image, scales=scales, flip=True)
+    np.testing.assert_allclose(result, expected, atol=1e-5)
+    assert np.abs(result - predict_probabilities(spgnet, image)).max() > 1e-3  # scales matter
+
+
+# ---------------------------------------------------------------- sliding window
+
+
+def test_sliding_window_offsets():
+    assert sliding_windows(96, 32, 32) == [0, 32, 64]
+    assert sliding_windows(100, 64, 30) == [0, 30, 36]  # last window aligned with the end
+    assert sliding_windows(20, 32, 10) == [0]
+
+
+@pytest.mark.parametrize("stride", [32, 16, (32, 20)])
+def test_sliding_window_equals_full_pass_for_pointwise_model(stride):
+    # Image an exact multiple of the window. A 1x1-conv model has a receptive field of one
+    # pixel, so windows see exactly what the full image sees: results are equal (exactly
+    # for stride == window; up to float rounding of the log-space averaging otherwise).
+    model = pointwise_model(seed=2)
+    picture = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    full = predict_logits(model, picture)
+    windowed = predict_logits(model, picture, window=32, stride=stride, batch_size=3)
+    if stride == 32:
+        np.testing.assert_array_equal(windowed, full)
+    else:
+        np.testing.assert_allclose(windowed, full, atol=2e-6)
+
+
+def test_sliding_window_spgnet(spgnet):
+    # For a real SPGNet windows differ from the full pass near window borders (zero
+    # padding of convolutions, global pooling over the window): only a window covering
+    # the whole image reproduces the full pass exactly.
+    picture = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    full = predict_logits(spgnet, picture, flip=True)
+    np.testing.assert_allclose(predict_logits(spgnet, picture, window=(64, 96), flip=True), full, atol=1e-5)
+    windowed = predict_logits(spgnet, picture, window=(64, 64), stride=(64, 32), flip=True, batch_size=1)
+    batched = predict_logits(spgnet, picture, window=(64, 64), stride=(64, 32), flip=True, batch_size=8)
+    np.testing.assert_allclose(windowed, batched, atol=1e-5)
+    assert windowed.shape == full.shape
+    np.testing.assert_allclose(np.exp(windowed).sum(-1), 1.0, atol=1e-5)
+    # Columns 0..31 are seen only by the first window: equal to that window's own pass.
+    first = predict_logits(spgnet, picture[:, :64], flip=True)
+    np.testing.assert_allclose(windowed[:, :32], first[:, :32], atol=1e-5)
+
+
+def test_window_larger_than_image_is_a_plain_pass(spgnet, image):
+    np.testing.assert_allclose(predict_logits(spgnet, image, window=128), predict_logits(spgnet, image), atol=1e-6)
+
+
+# ---------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize("scales", [(0.0,), (-1.0,), (), (1.0, float("nan")), ("1",)])
+def test_bad_scales_raise(spgnet, image, scales):
+    with pytest.raises(ValueError, match="scale"):
+        predict_logits(spgnet, image, scales=scales)
+
+
+@pytest.mark.parametrize(
+    "window, stride, message",
+    [(50, None, "multiples of 32"), (0, None, "positive"), ((32, 32, 32), None, "pair"),
+     (32, 64, "must not exceed"), (None, 16, "needs a `window`"), (32, 0, "positive")],
+)
+def test_bad_window_raises(spgnet, image, window, stride, message):
+    with pytest.raises(ValueError, match=message):
+        predict_logits(spgnet, image, window=window, stride=stride)
+
+
+def test_bad_image_shapes_raise(spgnet):
+    with pytest.raises(ValueError, match="RGB image"):
+        predict_logits(spgnet, np.zeros((32, 32, 4), np.uint8))
+    with pytest.raises(ValueError, match="RGB image"):
+        predict_logits(spgnet, np.zeros((32, 32), np.uint8))
+
+
+# ---------------------------------------------------------------- image loading
+
+
+def test_load_image_conversions(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, (20, 30, 1), dtype=np.uint8)
+    gray = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(np.concatenate([rgb, alpha], -1), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(gray, "L").save(tmp_path / "gray.png")
+    Image.fromarray(gray.astype(np.uint16) * 257).save(tmp_path / "gray16.png")
+    columns, rows = np.meshgrid(np.linspace(0, 255, 30), np.linspace(0, 255, 20))
+    smooth = np.stack([columns, rows, np.full((20, 30), 128.0)], axis=-1)
+    smooth = smooth.astype(np.uint8)
+    Image.fromarray(smooth).save(tmp_path / "smooth.jpg", quality=95)
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(tmp_path / "palette.png")
+
+    loaded = load_image(tmp_path / "rgb.png")
+    assert loaded.dtype == np.uint8 and loaded.shape == (20, 30, 3)
+    np.testing.assert_array_equal(loaded, rgb)
+    np.testing.assert_array_equal(load_image(tmp_path / "rgba.png"), rgb)  # alpha dropped
+    np.testing.assert_array_equal(load_image(tmp_path / "gray.png"), np.repeat(gray[..., None], 3, -1))
+    np.testing.assert_array_equal(load_image(tmp_path / "gray16.png"), np.repeat(gray[..., None], 3, -1))
+    jpeg = load_image(tmp_path / "smooth.jpg")
+    assert jpeg.shape == (20, 30, 3) and np.abs(jpeg.astype(int) - smooth).mean() < 3
+    palette = load_image(tmp_path / "palette.png")  # palette expanded to its colours
+    np.testing.assert_array_equal(palette, np.asarray(Image.open(tmp_path / "palette.png").convert("RGB")))
+
+
+def test_converted_images_run_through_the_model(tmp_path, spgnet):
+    gray = np.random.default_rng(0).integers(0, 256, (40, 36), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(tmp_path / "gray.png")
+    rgba = np.random.default_rng(1).integers(0, 256, (40, 36, 4), dtype=np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    for name in ("gray.png", "rgba.png"):
+        assert predict(spgnet, load_image(tmp_path / name)).shape == (40, 36)
+
+
+def test_load_image_errors(tmp_path):
+    (tmp_path / "notes.png").write_text("this is not an image")
+    with pytest.raises(ValueError, match="Not a readable image"):
+        load_image(tmp_path / "notes.png")
+    with pytest.raises(FileNotFoundError):
+        load_image(tmp_path / "missing.png")
+
+
+def test_list_images(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No image files"):
+        list_images([tmp_path / "empty"])
+    with pytest.raises(FileNotFoundError):
+        list_images([tmp_path / "nope.png"])
+    with pytest.raises(ValueError):
+        list_images([])
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for name in ("b.png", "a.JPG", "c.txt"):
+        (folder / name).write_bytes(b"")
+    assert [p.name for p in list_images([folder])] == ["a.JPG", "b.png"]

@@ -8,6 +8,10 @@ from pathlib import Path
 import keras
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the previous one is intact."""
+
+
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
@@ -79,7 +83,17 @@ def save_atomically(model, path):
     try:
         model.save(temporary)
         os.replace(temporary, path)
+    except OSError as error:
+        _remove_quietly(temporary)
+        kept = f"the previous {path.name} is intact" if path.exists() else "no earlier checkpoint existed"
+        raise CheckpointWriteError(f"Could not write checkpoint {path}: {error}; {kept}.") from error
     except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        _remove_quietly(temporary)
         raise
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -66,7 +66,6 @@ class RunConfig:
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = False
     strategy: str = "auto"  # auto | default | mirrored | multiworker
-    backup_every_steps: typing.Optional[int] = None  # BackupAndRestore frequency; None = each epoch
     validation_steps: typing.Optional[int] = None
     verbose: int = 1
 

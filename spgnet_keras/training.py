@@ -123,14 +123,27 @@ def with_targets_per_output(dataset, output_names):
     return dataset.map(lambda image, mask: (image, {name: mask for name in output_names}))
 
 
-def make_callbacks(out_dir, backup_every_steps=None):
-    """Non-finite-loss guard, atomic checkpoints, BackupAndRestore, CSV and TensorBoard logs."""
+def resumed_epoch(backup_dir):
+    """The epoch `BackupAndRestore` will resume at (0 when there is no backup)."""
+    metadata = Path(backup_dir) / "training_metadata.json"
+    if not metadata.is_file():
+        return 0
+    return int(json.loads(metadata.read_text())["epoch"])
+
+
+def make_callbacks(out_dir):
+    """Non-finite-loss guard, atomic checkpoints, BackupAndRestore, CSV and TensorBoard logs.
+
+    Backups are written at every epoch end (shorten `steps_per_epoch` for finer ones):
+    Keras' `BackupAndRestore` restores weights, optimizer state (so the learning-rate
+    schedule's step) and the epoch, but not a position inside an epoch.
+    """
     out_dir = Path(out_dir)
     guard = StopOnNonFiniteLoss()
     checkpoint = AtomicCheckpoint(out_dir / "checkpoints", guard=guard, monitor=f"val_{PREDICTION}_miou")
     return [
         guard,
-        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), save_freq=backup_every_steps or "epoch"),
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), save_freq="epoch"),
         checkpoint,
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0),
@@ -155,7 +168,11 @@ def train(config):
     with strategy.scope():
         model = build_model(config.model, num_classes)
         compile_model(model, num_classes, config.optimizer, config.loss, config.max_steps, config.run.jit_compile)
-    callbacks, guard, checkpoint = make_callbacks(out_dir, config.run.backup_every_steps)
+    callbacks, guard, checkpoint = make_callbacks(out_dir)
+    # The training stream is a deterministic function of the seed; after a crash, skip
+    # what the completed epochs consumed so the resumed run sees the same batches as an
+    # uninterrupted one.
+    train_data = train_data.skip(resumed_epoch(out_dir / "backup") * config.run.steps_per_epoch)
     output_names = list(model.output.keys())
     train_data = with_targets_per_output(train_data, output_names)
     val_data = with_targets_per_output(val_data, output_names)

@@ -9,3 +9,7 @@ IGNORE_LABEL = 255
 
 # Every spatial size must be divisible by the encoder's output stride.
 OUTPUT_STRIDE = 32
+
+# Largest image (width x height) that loading, prediction and the served model accept:
+# a header declaring more is rejected before decoding instead of exhausting memory.
+MAX_IMAGE_PIXELS = 4096 * 4096

@@ -42,6 +42,7 @@ no flip, no window) the result is the model's logits minus their per-pixel log-s
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import zipfile
@@ -52,7 +53,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
+from spgnet_keras.constants import MAX_IMAGE_PIXELS, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
 
 __all__ = [
     "PAPER_SCALES",
@@ -107,12 +108,32 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Image not found: {path}")
+    with _opened_image(path) as image:
+        image.load()
+        return _pil_to_rgb_array(image)
+
+
+@contextlib.contextmanager
+def _opened_image(path):
+    """PIL image of `path`, its declared size checked before decoding; clear errors."""
     try:
         with Image.open(path) as image:
-            image.load()
-            return _pil_to_rgb_array(image)
+            check_pixel_count(image.size, path)
+            yield image
+    except Image.DecompressionBombError as error:  # PIL's own, larger limit fired first
+        raise ValueError(f"Image {path} declares more pixels than the limit of {MAX_IMAGE_PIXELS} ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"Not a readable image file: {path} ({error})") from None
+
+
+def check_pixel_count(size, path, max_pixels=MAX_IMAGE_PIXELS):
+    """ValueError when an image's declared width x height exceeds `max_pixels`."""
+    width, height = size
+    if width * height > max_pixels:
+        raise ValueError(
+            f"Image {path} declares {width}x{height} = {width * height} pixels, more than the limit of "
+            f"{max_pixels} (spgnet_keras.constants.MAX_IMAGE_PIXELS); resize it first."
+        )
 
 
 def _pil_to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -140,11 +161,8 @@ def check_image_file(path: str | os.PathLike) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Image not found: {path}")
-    try:
-        with Image.open(path):
-            pass
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"Not a readable image file: {path} ({error})") from None
+    with _opened_image(path):
+        pass
 
 
 def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:

@@ -33,7 +33,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (CommandError, ValueError, FileNotFoundError, PermissionError) as error:
+    except (CommandError, ValueError, OSError) as error:  # user errors: one line, exit 2
         print(f"spgnet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -199,3 +199,34 @@ def finetune_from(checkpoint, num_classes, **overrides):
 
 
 assert set(KERAS_HUB_PRESETS) <= set(RESNET_SPECS)
+
+
+def load_model_weights(model, checkpoint):
+    """Loads every weight of a `.keras` checkpoint into `model`, which must match it exactly.
+
+    Unlike `model.load_weights`, a checkpoint of another architecture is reported by the
+    first variable that differs (path and both shapes) or is missing.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ValueError(f"Checkpoint {path} does not exist.")
+    try:
+        source = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:
+        raise ValueError(f"Cannot read checkpoint {path}: {error}") from None
+    by_path = {v.path: v for v in source.weights}
+    for variable in model.weights:
+        match = by_path.pop(variable.path, None)
+        if match is None:
+            raise ValueError(f"Checkpoint {path} has no variable {variable.path!r}: it is another architecture.")
+        if tuple(match.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Checkpoint {path} does not fit this model: {variable.path!r} has shape "
+                f"{tuple(match.shape)} in the checkpoint and {tuple(variable.shape)} in the model."
+            )
+    if by_path:
+        raise ValueError(f"Checkpoint {path} has {len(by_path)} variables this model lacks, e.g. {sorted(by_path)[0]!r}.")
+    sources = {v.path: v for v in source.weights}
+    for variable in model.weights:
+        variable.assign(np.asarray(sources[variable.path]))
+    return model

@@ -6,7 +6,6 @@ registers the parser and sets `func` to the function that runs it.
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
 
@@ -21,8 +20,6 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="spgnet", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
-        if importlib.util.find_spec(f"spgnet_keras.cli.{name}_command") is None:  # TODO remove once all exist
-            continue
         module = importlib.import_module(f"spgnet_keras.cli.{name}_command")
         module.add_parser(subparsers)
     return parser

@@ -1,0 +1,213 @@
+"""ONNX and TFLite (LiteRT) export of the bare network, with a parity check against Keras.
+
+Unlike the SavedModel for TF Serving, these files hold only the network at one fixed
+input shape: input `image`, float32 `[B, H, W, 3]` RGB already normalised with the
+ImageNet mean/std (`spgnet_keras.constants`), H and W multiples of 32; output: the
+float32 logits `[B, H, W, C]` of the selected model output. Preprocessing, padding and
+argmax are left to the caller.
+
+Runtimes: `onnxruntime` for ONNX, `ai_edge_litert` (or TensorFlow's `tf.lite`) for
+TFLite. The converters are the ones behind `keras.Model.export`: tf2onnx for
+`format="onnx"`, `tf.lite.TFLiteConverter` for `format="litert"`.
+"""
+
+import dataclasses
+import importlib
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from spgnet_keras.constants import OUTPUT_STRIDE
+
+ONNX_REQUIREMENTS = ("tf2onnx", "onnxruntime")
+TFLITE_REQUIREMENTS = ("ai_edge_litert",)
+DEFAULT_MIN_AGREEMENT = 0.999
+
+
+class ParityError(AssertionError):
+    """The exported model's argmax disagrees with Keras on too many pixels."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityReport:
+    """Exported model vs Keras on the same inputs."""
+
+    format: str
+    agreement: float  # fraction of pixels whose argmax is identical
+    max_abs_diff: float  # largest absolute difference of the logits
+    max_abs_logit: float  # largest absolute Keras logit, for scale
+    pixels: int
+
+    def __str__(self):
+        return (
+            f"{self.format}: argmax identical on {100 * self.agreement:.4f}% of {self.pixels} pixels, "
+            f"max |logit difference| {self.max_abs_diff:.3g} (max |logit| {self.max_abs_logit:.3g})"
+        )
+
+
+def missing_requirements(kind):
+    """Names of the Python packages that `kind` ("onnx" or "tflite") needs and lacks."""
+    names = {"onnx": ONNX_REQUIREMENTS, "tflite": TFLITE_REQUIREMENTS}[kind]
+    missing = []
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # a broken install counts as missing, with the reason
+            missing.append(f"{name} ({type(error).__name__}: {error})")
+    return missing
+
+
+def export_onnx(model, path, input_shape, *, output="prediction", opset=None):
+    """Writes the network for a fixed `input_shape` as ONNX (via tf2onnx).
+
+    Args:
+        model: a Keras model (e.g. `SPGNet`) taking normalised RGB images.
+        path: the `.onnx` file to write.
+        input_shape: (height, width) or (batch, height, width, 3); batch defaults to 1.
+        output: which output of the model to export ("prediction", "stage1", ...).
+        opset: ONNX opset (None: tf2onnx's default).
+
+    Returns:
+        The `Path` written.
+    """
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"The ONNX file name must end in .onnx, got {str(path)!r}.")
+    _require("onnx", ("tf2onnx",))
+    network, spec = _single_output_network(model, input_shape, output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kwargs = {} if opset is None else {"opset_version": opset}
+    network.export(str(path), format="onnx", input_signature=[spec], verbose=False, **kwargs)
+    return path
+
+
+def export_tflite(model, path, input_shape, *, output="prediction"):
+    """Writes the network for a fixed `input_shape` as a TFLite (LiteRT) flatbuffer.
+
+    Float32, no quantisation (`model.export(format="litert")`, i.e.
+    `tf.lite.TFLiteConverter` on a SavedModel of the network). Arguments as in
+    `export_onnx`; `path` must end in `.tflite`.
+    """
+    path = Path(path)
+    if path.suffix != ".tflite":
+        raise ValueError(f"The TFLite file name must end in .tflite, got {str(path)!r}.")
+    network, spec = _single_output_network(model, input_shape, output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    network.export(str(path), format="litert", input_signature=[spec], verbose=False)
+    return path
+
+
+def check_parity(model, path, images=None, *, output="prediction", min_agreement=DEFAULT_MIN_AGREEMENT, seed=0):
+    """Compares an exported `.onnx` / `.tflite` file with the Keras model.
+
+    Args:
+        model: the Keras model that was exported.
+        path: the `.onnx` or `.tflite` file.
+        images: normalised float32 images `[B, H, W, 3]` of the exported shape; None
+            draws standard-normal images of that shape (`seed`).
+        output: the model output that was exported.
+        min_agreement: smallest accepted fraction of pixels with the same argmax.
+
+    Returns:
+        A `ParityReport`. Raises `ParityError` when the agreement is below
+        `min_agreement`.
+    """
+    path = Path(path)
+    kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
+    if kind is None:
+        raise ValueError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
+    runner = _OnnxRunner(path) if kind == "onnx" else _TFLiteRunner(path)
+    if images is None:
+        images = np.random.default_rng(seed).standard_normal(runner.input_shape).astype("float32")
+    images = np.asarray(images, dtype="float32")
+    if tuple(images.shape) != tuple(runner.input_shape):
+        raise ValueError(f"`images` has shape {images.shape}; the {kind} model takes {tuple(runner.input_shape)}.")
+    expected = model.predict(images, verbose=0)
+    if isinstance(expected, dict):
+        expected = expected[output]
+    actual = runner(images)
+    agreement = float(np.mean(np.argmax(actual, -1) == np.argmax(expected, -1)))
+    report = ParityReport(
+        format=kind,
+        agreement=agreement,
+        max_abs_diff=float(np.max(np.abs(actual - expected))),
+        max_abs_logit=float(np.max(np.abs(expected))),
+        pixels=int(np.prod(expected.shape[:-1])),
+    )
+    if agreement < min_agreement:
+        raise ParityError(f"{report}; below the required {100 * min_agreement:.2f}%.")
+    return report
+
+
+# === Internals ===
+
+
+def _require(kind, names):
+    missing = [m for m in missing_requirements(kind) if m.split(" ")[0] in names]
+    if missing:
+        raise ImportError(
+            f"{kind} export/parity needs {', '.join(missing)}; install with `pip install {' '.join(names)}`."
+        )
+
+
+def _fixed_shape(input_shape):
+    shape = tuple(input_shape)
+    if len(shape) == 2:
+        shape = (1, *shape, 3)
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(f"`input_shape` must be (height, width) or (batch, height, width, 3), got {input_shape!r}.")
+    for value in shape:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"`input_shape` must hold positive integers, got {input_shape!r}.")
+    if shape[1] % OUTPUT_STRIDE or shape[2] % OUTPUT_STRIDE:
+        raise ValueError(
+            f"Height and width must be multiples of {OUTPUT_STRIDE} for a fixed-shape export, got {input_shape!r}."
+        )
+    return tuple(int(v) for v in shape)
+
+
+def _single_output_network(model, input_shape, output):
+    """A functional model with the single output `output`, and its input spec."""
+    import tensorflow as tf
+
+    shape = _fixed_shape(input_shape)
+    outputs = model.output
+    if isinstance(outputs, dict):
+        if output not in outputs:
+            raise ValueError(f"`output` must be one of the model's outputs {sorted(outputs)}, got {output!r}.")
+        outputs = outputs[output]
+    elif output != "prediction":
+        raise ValueError(f"The model has a single output; `output` must be 'prediction', got {output!r}.")
+    network = keras.Model(model.input, outputs, name=f"{model.name}_{output}")
+    return network, tf.TensorSpec(shape, tf.float32, name="image")
+
+
+class _OnnxRunner:
+    def __init__(self, path):
+        _require("onnx", ("onnxruntime",))
+        import onnxruntime
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+        self.input_shape = tuple(self.input.shape)
+
+    def __call__(self, images):
+        return self.session.run(None, {self.input.name: images})[0]
+
+
+class _TFLiteRunner:
+    def __init__(self, path):
+        _require("tflite", TFLITE_REQUIREMENTS)
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.interpreter = Interpreter(model_path=str(path))
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.input_shape = tuple(int(v) for v in self.input["shape"])
+
+    def __call__(self, images):
+        self.interpreter.set_tensor(self.input["index"], images)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output["index"]).copy()

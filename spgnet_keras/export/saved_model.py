@@ -1,0 +1,249 @@
+"""SavedModel export for TF Serving: `export_saved_model`."""
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from spgnet_keras.export.serving import (
+    DEFAULT_MAX_PIXELS,
+    INPUT_NAME,
+    OUTPUT_CLASSES,
+    OUTPUT_IMAGE_SIZES,
+    OUTPUT_PROBABILITIES,
+    PAD_CLASS,
+    SIGNATURE_ENCODED,
+    SIGNATURE_FLOAT,
+    SIGNATURE_UINT8,
+    Segmenter,
+)
+
+METADATA_FILE = "spgnet_export.json"
+
+
+def export_saved_model(
+    model,
+    export_dir,
+    *,
+    output="prediction",
+    scales=(1.0,),
+    flip=False,
+    output_size="original",
+    include_probabilities=False,
+    max_pixels=DEFAULT_MAX_PIXELS,
+    overwrite=False,
+):
+    """Writes `model` as a SavedModel that TF Serving loads, with preprocessing inside.
+
+    The SavedModel is written with `keras.export.ExportArchive` (a SavedModel holding a
+    plain `tf.Module` of Keras 3 variables can fail in TF Serving's C++ loader) and has
+    three signatures, all returning `classes` (int32 `[B, H, W]`), `image_sizes` (int32
+    `[B, 2]`) and, with `include_probabilities=True`, `probabilities` (float32
+    `[B, H, W, C]`):
+
+    - `serving_default`: `images`, a `[B]` tf.string batch of JPEG or PNG bytes. Images
+      of different sizes are allowed; outputs are padded at the bottom/right to the
+      largest one, `classes` with -1 and `probabilities` with 0.
+    - `predict_images`: `images`, uint8 `[B, H, W, C]`.
+    - `predict_images_float`: `images`, float32 `[B, H, W, C]` in 0-255.
+
+    C may be 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA): gray is replicated to RGB
+    and alpha is dropped. Inside the graph: ImageNet normalisation, padding to a multiple
+    of 32 (bottom/right, mean colour), crop back, optional multi-scale / flip averaging
+    of softmax probabilities, optional resize to `output_size`, argmax. Bad input (not
+    JPEG/PNG, empty batch, zero-sized image, more than `max_pixels` pixels - checked
+    from the header before decoding, NaN/inf floats, 5+ channels) raises
+    InvalidArgument.
+
+    Args:
+        model: a Keras model taking normalised RGB images and returning a dict of
+            logits, e.g. `SPGNet`. An `SPGNet` built for a fixed input size is rebuilt
+            with `input_shape=(None, None, 3)` and the same weights.
+        export_dir: the version folder, `<base>/<model_name>/<version>` with a numeric
+            version (TF Serving's layout).
+        output: which output to serve ("prediction" = last stage, "stage1", ...).
+        scales: image scales to average over (e.g. (0.75, 1.0, 1.25)).
+        flip: also average over horizontal flips.
+        output_size: "original" (each image's own size) or a fixed (height, width).
+        include_probabilities: add the `probabilities` output.
+        max_pixels: largest height * width accepted.
+        overwrite: replace an existing version folder (otherwise ValueError).
+
+    Returns:
+        The `Path` of the written version folder.
+
+    The export is atomic: the SavedModel is written to a hidden sibling folder (a name
+    TF Serving ignores) and renamed into place; on failure nothing is left behind.
+    """
+    export_dir = Path(export_dir)
+    options = check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels)
+    check_version_dir(export_dir)
+    if export_dir.exists() and not overwrite:
+        raise ValueError(f"Export folder {export_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+    serving_model = servable_model(model)
+    segmenter = Segmenter(
+        serving_model,
+        output=options["output"],
+        scales=options["scales"],
+        flip=options["flip"],
+        output_size=options["output_size"],
+        include_probabilities=options["include_probabilities"],
+    )
+    archive = build_archive(segmenter, max_pixels)
+    metadata = {
+        "format": "spgnet_keras SavedModel",
+        "num_classes": int(segmenter_classes(serving_model, options["output"])),
+        "signatures": signature_summary(options["include_probabilities"]),
+        "pad_class": PAD_CLASS,
+        **options,
+    }
+    write_atomically(export_dir, lambda tmp: _write(archive, tmp, metadata), overwrite=overwrite)
+    return export_dir
+
+
+def check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels):
+    """Validated export options (ValueError with a readable message otherwise)."""
+    outputs = model.output
+    names = sorted(outputs) if isinstance(outputs, dict) else ["prediction"]
+    if output not in names:
+        raise ValueError(f"`output` must be one of the model's outputs {names}, got {output!r}.")
+    try:
+        scales = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise ValueError(f"`scales` must be a sequence of positive numbers, got {scales!r}.") from None
+    if not scales or any(not s > 0 for s in scales):
+        raise ValueError(f"`scales` must be a non-empty sequence of positive numbers, got {scales!r}.")
+    if output_size != "original":
+        try:
+            height, width = (int(v) for v in output_size)
+        except (TypeError, ValueError):
+            raise ValueError(f'`output_size` must be "original" or (height, width), got {output_size!r}.') from None
+        if height <= 0 or width <= 0 or (height, width) != tuple(output_size):
+            raise ValueError(f"`output_size` must be two positive integers, got {output_size!r}.")
+        output_size = [height, width]
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
+        raise ValueError(f"`max_pixels` must be a positive integer, got {max_pixels!r}.")
+    shape = model.input_shape
+    if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] == 3):
+        raise ValueError(f"The model must take one RGB image input (batch, height, width, 3), got {shape}.")
+    return {
+        "output": output,
+        "scales": list(scales),
+        "flip": bool(flip),
+        "output_size": output_size,
+        "include_probabilities": bool(include_probabilities),
+        "max_pixels": max_pixels,
+    }
+
+
+def check_version_dir(export_dir):
+    if not export_dir.name.isdigit():
+        raise ValueError(
+            f"The export folder must end in a numeric version, <base>/<model_name>/<version> as TF Serving "
+            f"expects (e.g. models/spgnet/1), got {str(export_dir)!r}."
+        )
+
+
+def servable_model(model):
+    """`model`, or an `SPGNet` rebuilt to take any height/width when it was built for one."""
+    height, width = model.input_shape[1:3]
+    if height is None and width is None:
+        return model
+    from spgnet_keras.models.spgnet import SPGNet
+
+    if not isinstance(model, SPGNet):
+        raise ValueError(
+            f"The model takes a fixed input size {model.input_shape}; serving needs (None, None, 3) "
+            "(any height and width)."
+        )
+    config = {**model.get_config(), "input_shape": [None, None, model.input_shape[-1]]}
+    rebuilt = SPGNet.from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def segmenter_classes(model, output):
+    outputs = model.output
+    tensor = outputs[output] if isinstance(outputs, dict) else outputs
+    return tensor.shape[-1]
+
+
+def signature_summary(include_probabilities):
+    outputs = {
+        OUTPUT_CLASSES: ["int32", [-1, -1, -1]],
+        OUTPUT_IMAGE_SIZES: ["int32", [-1, 2]],
+    }
+    if include_probabilities:
+        outputs[OUTPUT_PROBABILITIES] = ["float32", [-1, -1, -1, -1]]
+    return {
+        SIGNATURE_ENCODED: {"inputs": {INPUT_NAME: ["string", [-1]]}, "outputs": outputs},
+        SIGNATURE_UINT8: {"inputs": {INPUT_NAME: ["uint8", [-1, -1, -1, -1]]}, "outputs": outputs},
+        SIGNATURE_FLOAT: {"inputs": {INPUT_NAME: ["float32", [-1, -1, -1, -1]]}, "outputs": outputs},
+    }
+
+
+def build_archive(segmenter, max_pixels):
+    archive = keras.export.ExportArchive()
+    # No archive.track(model): the variables the endpoints capture are saved once
+    # (`_all_variables`); tracking the model as well stores every weight a second time.
+
+    def encoded(images):
+        return segmenter.serve_encoded(images, max_pixels)
+
+    def uint8_images(images):
+        return segmenter.serve_tensor(images, max_pixels)
+
+    def float_images(images):
+        return segmenter.serve_tensor(images, max_pixels)
+
+    # serving_default first: ExportArchive aliases the first endpoint as the default.
+    archive.add_endpoint(SIGNATURE_ENCODED, encoded, [tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
+    archive.add_endpoint(
+        SIGNATURE_UINT8, uint8_images, [tf.TensorSpec([None, None, None, None], tf.uint8, name=INPUT_NAME)]
+    )
+    archive.add_endpoint(
+        SIGNATURE_FLOAT, float_images, [tf.TensorSpec([None, None, None, None], tf.float32, name=INPUT_NAME)]
+    )
+    return archive
+
+
+def _write(archive, folder, metadata):
+    archive.write_out(str(folder), verbose=False)
+    extra = Path(folder) / "assets.extra"
+    extra.mkdir(exist_ok=True)
+    (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def write_atomically(target, write, overwrite=False):
+    """Runs `write(tmp)` on a hidden sibling of `target`, then renames it to `target`.
+
+    The temporary name starts with "." and is not a number, so TF Serving, which polls
+    `<base>/<model_name>/` for numeric folders, never sees a half-written version. An
+    existing `target` is replaced only with `overwrite=True` (moved aside, then
+    deleted after the rename). Whatever fails, the temporary folder is removed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
+    tmp = target.parent / f".{target.name}.tmp-{token}"
+    old = target.parent / f".{target.name}.old-{token}"
+    try:
+        write(tmp)
+        if target.exists():
+            if not overwrite:
+                raise ValueError(f"Export folder {target} already exists; pass overwrite=True to replace it.")
+            os.rename(target, old)
+        os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists():
+            if target.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:  # the rename into place failed: put the previous version back
+                os.rename(old, target)
+    return target

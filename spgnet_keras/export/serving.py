@@ -1,0 +1,274 @@
+"""The serving graph: decoding, validation, normalisation, padding, test-time augmentation.
+
+Everything here is plain TensorFlow ops (no `tf.py_function`), so the functions trace
+into a SavedModel that TF Serving's C++ loader runs without Python. The functions are
+traced with `autograph=False` (what `keras.export.ExportArchive` does), so control flow
+is written with `tf.cond` / `tf.map_fn` explicitly.
+
+Conventions (documented in examples/serve_with_tf_serving.md):
+
+- Images are RGB in 0-255. Grayscale and gray+alpha images are replicated to RGB; the
+  alpha channel of RGBA / gray+alpha images is dropped (not composited). Encoded images
+  must be JPEG or PNG (checked from the magic bytes); 16-bit PNGs keep their high byte;
+  JPEG EXIF orientation is not applied (pixels as stored).
+- The network sees the image normalised with the ImageNet mean/std, padded at the
+  bottom/right with 0 (the mean colour) to a multiple of the output stride (32); its
+  logits are cropped back to the image before any resizing or argmax.
+- `classes[b, y, x]` is the argmax over the (averaged) class scores, int32.
+  `probabilities` is the softmax (averaged over scales/flips), float32.
+- A batch of encoded images of different sizes is processed one image at a time and the
+  outputs are padded at the bottom/right to the largest height and width in the batch:
+  `classes` with -1 (`PAD_CLASS`), `probabilities` with 0. `image_sizes[b]` gives each
+  image's own (height, width) so a client can crop.
+"""
+
+import tensorflow as tf
+
+from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD, MAX_IMAGE_PIXELS, OUTPUT_STRIDE
+
+# === Public names of the served signatures ===
+SIGNATURE_ENCODED = "serving_default"
+SIGNATURE_UINT8 = "predict_images"
+SIGNATURE_FLOAT = "predict_images_float"
+SIGNATURES = (SIGNATURE_ENCODED, SIGNATURE_UINT8, SIGNATURE_FLOAT)
+INPUT_NAME = "images"
+OUTPUT_CLASSES = "classes"
+OUTPUT_PROBABILITIES = "probabilities"
+OUTPUT_IMAGE_SIZES = "image_sizes"
+PAD_CLASS = -1
+
+# 4096 x 4096: a 2048x1024 Cityscapes frame is 2.1 Mpx.
+DEFAULT_MAX_PIXELS = MAX_IMAGE_PIXELS
+
+# === Error messages (the served graph raises InvalidArgument with these texts) ===
+EMPTY_BATCH_MESSAGE = "images is an empty batch: send at least one image."
+NOT_AN_IMAGE_MESSAGE = "images holds an element that is not a JPEG or PNG image (bad magic bytes)."
+EMPTY_IMAGE_MESSAGE = "images holds an image of zero height or width."
+TOO_LARGE_MESSAGE = "images holds an image with more pixels than max_pixels (height, width, max_pixels follow)."
+CHANNELS_MESSAGE = "images must have 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels."
+NOT_FINITE_MESSAGE = "images holds NaN or infinite values."
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+_HEADER_BYTES = 32
+
+
+# === Header parsing: sizes are read (and checked) before any pixel is decoded ===
+
+
+def encoded_image_size(contents):
+    """(height, width) int64 of one JPEG or PNG string, from its header only.
+
+    PNG: the IHDR chunk's big-endian width and height (bytes 16-24). JPEG: libjpeg's
+    header parse (`tf.image.extract_jpeg_shape`, no decoding). Anything else fails an
+    assertion (InvalidArgument, `NOT_AN_IMAGE_MESSAGE`).
+    """
+    head = tf.strings.substr(contents, 0, _HEADER_BYTES)  # shorter strings come back shorter
+    head = tf.strings.join([head, tf.constant(b"\0" * _HEADER_BYTES)])  # so substr below is in range
+    length = tf.strings.length(contents)
+    is_png = tf.logical_and(
+        tf.equal(tf.strings.substr(head, 0, 8), PNG_MAGIC),
+        tf.logical_and(tf.equal(tf.strings.substr(head, 12, 4), b"IHDR"), length >= 24),
+    )
+    is_jpeg = tf.equal(tf.strings.substr(head, 0, 3), JPEG_MAGIC)
+    check = tf.debugging.Assert(tf.logical_or(is_png, is_jpeg), [NOT_AN_IMAGE_MESSAGE])
+    with tf.control_dependencies([check]):
+        return tf.cond(is_png, lambda: _png_size(head), lambda: _jpeg_size(contents))
+
+
+def _png_size(head):
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(head, 16, 8), tf.uint8), tf.int64)
+    width = raw[0] * 16777216 + raw[1] * 65536 + raw[2] * 256 + raw[3]
+    height = raw[4] * 16777216 + raw[5] * 65536 + raw[6] * 256 + raw[7]
+    return tf.stack([height, width])
+
+
+def _jpeg_size(contents):
+    return tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)
+
+
+def size_checks(sizes, max_pixels):
+    """Assertions that every (height, width) row of `sizes` is non-empty and small enough."""
+    sizes = tf.cast(sizes, tf.int64)
+    heights, widths = sizes[:, 0], sizes[:, 1]
+    nonempty = tf.debugging.Assert(
+        tf.reduce_all(tf.logical_and(heights > 0, widths > 0)), [EMPTY_IMAGE_MESSAGE, sizes]
+    )
+    with tf.control_dependencies([nonempty]):
+        pixels = heights * widths
+        worst = tf.argmax(pixels)
+        small = tf.debugging.Assert(
+            tf.reduce_all(pixels <= max_pixels),
+            [TOO_LARGE_MESSAGE, heights[worst], widths[worst], tf.constant(max_pixels, tf.int64)],
+        )
+    return [nonempty, small]
+
+
+def batch_check(count):
+    return tf.debugging.Assert(count > 0, [EMPTY_BATCH_MESSAGE])
+
+
+def decode_rgb(contents):
+    """uint8 [H, W, 3] from JPEG/PNG bytes: gray -> RGB, alpha dropped."""
+    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def to_rgb(images):
+    """[B, H, W, C] with C in 1..4 -> [B, H, W, 3] (gray replicated, alpha dropped)."""
+    channels = tf.shape(images)[3]
+    check = tf.debugging.Assert(tf.logical_and(channels >= 1, channels <= 4), [CHANNELS_MESSAGE, channels])
+    with tf.control_dependencies([check]):
+        rgb = tf.cond(
+            channels >= 3,
+            lambda: images[..., :3],
+            lambda: tf.tile(images[..., :1], [1, 1, 1, 3]),
+        )
+    rgb.set_shape([None, None, None, 3])
+    return rgb
+
+
+# === The network with padding and test-time augmentation ===
+
+
+class Segmenter:
+    """Class scores of a Keras segmentation model on RGB 0-255 images of any size.
+
+    Args:
+        model: a Keras model taking normalised RGB images `[B, H, W, 3]` (H, W any) and
+            returning a dict of logits (or a single logits tensor).
+        output: the key of `model`'s output dict to serve.
+        scales: image scales whose softmax probabilities are averaged.
+        flip: also average over horizontally flipped images.
+        output_size: "original" or a (height, width) the scores are resized to.
+        include_probabilities: also return the softmax probabilities.
+    """
+
+    def __init__(self, model, output="prediction", scales=(1.0,), flip=False, output_size="original",
+                 include_probabilities=False):
+        self.model = model
+        self.output = output
+        self.scales = tuple(float(s) for s in scales)
+        self.flip = bool(flip)
+        self.output_size = output_size
+        self.include_probabilities = bool(include_probabilities)
+
+    @property
+    def averages(self):
+        return len(self.scales) > 1 or self.scales[0] != 1.0 or self.flip
+
+    def logits(self, normalised):
+        """Logits `[B, H, W, C]` of the selected output; the input is padded to 32 and the
+        output cropped back."""
+        shape = tf.shape(normalised)
+        height, width = shape[1], shape[2]
+        pad_h = (OUTPUT_STRIDE - height % OUTPUT_STRIDE) % OUTPUT_STRIDE
+        pad_w = (OUTPUT_STRIDE - width % OUTPUT_STRIDE) % OUTPUT_STRIDE
+        padded = tf.pad(normalised, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+        outputs = self.model(padded, training=False)
+        if isinstance(outputs, dict):
+            outputs = outputs[self.output]
+        return tf.cast(outputs, tf.float32)[:, :height, :width, :]
+
+    def __call__(self, images):
+        """`images`: float32 RGB 0-255 `[B, H, W, 3]`. Returns a dict with `classes`
+        (int32 `[B, H', W']`) and, if asked, `probabilities` (`[B, H', W', C]`)."""
+        mean = tf.constant(IMAGENET_MEAN, tf.float32)
+        std = tf.constant(IMAGENET_STD, tf.float32)
+        normalised = (tf.cast(images, tf.float32) - mean) / std
+        shape = tf.shape(normalised)
+        size = shape[1:3]
+        if not self.averages:
+            scores = self.logits(normalised)
+            probabilities = tf.nn.softmax(scores) if self.include_probabilities else None
+        else:
+            total = 0.0
+            count = 0
+            for scale in self.scales:
+                scaled = normalised
+                if scale != 1.0:
+                    scaled_size = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 1)
+                    scaled = tf.image.resize(normalised, scaled_size, method="bilinear")
+                for flipped in (False, True) if self.flip else (False,):
+                    x = tf.reverse(scaled, axis=[2]) if flipped else scaled
+                    logits = self.logits(x)
+                    if flipped:
+                        logits = tf.reverse(logits, axis=[2])
+                    probs = tf.nn.softmax(logits)
+                    if scale != 1.0:
+                        probs = tf.image.resize(probs, size, method="bilinear")
+                    total += probs
+                    count += 1
+            probabilities = total / float(count)
+            scores = probabilities
+        if self.output_size != "original":
+            if probabilities is None:
+                probabilities = tf.nn.softmax(scores)
+            probabilities = tf.image.resize(probabilities, self.output_size, method="bilinear")
+            scores = probabilities
+        result = {OUTPUT_CLASSES: tf.argmax(scores, axis=-1, output_type=tf.int32)}
+        if self.include_probabilities:
+            result[OUTPUT_PROBABILITIES] = probabilities
+        return result
+
+    # === Signature bodies ===
+
+    def serve_tensor(self, images, max_pixels):
+        """Signature body for a `[B, H, W, C]` uint8 or float32 (0-255) batch."""
+        shape = tf.shape(images)
+        checks = [batch_check(shape[0])]
+        with tf.control_dependencies(checks):
+            checks += size_checks(tf.reshape(shape[1:3], [1, 2]), max_pixels)
+        if images.dtype.is_floating:
+            checks.append(tf.debugging.Assert(tf.reduce_all(tf.math.is_finite(images)), [NOT_FINITE_MESSAGE]))
+        with tf.control_dependencies(checks):
+            rgb = to_rgb(images)
+        result = self(tf.cast(rgb, tf.float32))
+        result[OUTPUT_IMAGE_SIZES] = self._sizes_output(tf.tile(tf.reshape(shape[1:3], [1, 2]), [shape[0], 1]))
+        return result
+
+    def serve_encoded(self, images, max_pixels):
+        """Signature body for a `[B]` batch of JPEG/PNG strings (sizes may differ)."""
+        count = tf.size(images)
+        with tf.control_dependencies([batch_check(count)]):
+            sizes = tf.map_fn(encoded_image_size, images, fn_output_signature=tf.TensorSpec([2], tf.int64))
+        checks = size_checks(sizes, max_pixels)
+        with tf.control_dependencies(checks):
+            sizes = tf.cast(sizes, tf.int32)
+            max_size = tf.reduce_max(sizes, axis=0)
+        if self.output_size == "original":
+            pad_to = max_size
+        else:
+            pad_to = tf.constant(self.output_size, tf.int32)
+
+        def one(index):
+            image = decode_rgb(images[index])
+            result = self(tf.cast(image, tf.float32)[tf.newaxis])
+            classes = result[OUTPUT_CLASSES][0]
+            shape = tf.shape(classes)
+            pads = [[0, pad_to[0] - shape[0]], [0, pad_to[1] - shape[1]]]
+            outputs = [tf.pad(classes, pads, constant_values=PAD_CLASS)]
+            if self.include_probabilities:
+                outputs.append(tf.pad(result[OUTPUT_PROBABILITIES][0], pads + [[0, 0]]))
+            return tuple(outputs)
+
+        signature = [tf.TensorSpec([None, None], tf.int32)]
+        if self.include_probabilities:
+            signature.append(tf.TensorSpec([None, None, None], tf.float32))
+        with tf.control_dependencies(checks):
+            indices = tf.range(count)
+        # One image at a time (sizes may differ), which also bounds the memory used.
+        outputs = tf.map_fn(one, indices, fn_output_signature=tuple(signature), parallel_iterations=1)
+        result = {OUTPUT_CLASSES: outputs[0]}
+        if self.include_probabilities:
+            result[OUTPUT_PROBABILITIES] = outputs[1]
+        result[OUTPUT_IMAGE_SIZES] = self._sizes_output(sizes)
+        return result
+
+    def _sizes_output(self, sizes):
+        """(height, width) of each image's outputs before batch padding."""
+        sizes = tf.cast(sizes, tf.int32)
+        if self.output_size == "original":
+            return sizes
+        return tf.tile(tf.constant([self.output_size], tf.int32), [tf.shape(sizes)[0], 1])

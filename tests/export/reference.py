@@ -1,0 +1,73 @@
+"""Reference computations and test images for the export tests (numpy + the Keras model)."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
+
+
+def keras_logits(model, images, output="prediction"):
+    """Logits of `model` on uint8/float RGB 0-255 `[B, H, W, 3]` images, normalised, padded at
+    the bottom/right with 0 (the mean colour) to a multiple of 32, and cropped back."""
+    images = np.asarray(images, dtype="float32")
+    normalised = (images - np.array(IMAGENET_MEAN, "float32")) / np.array(IMAGENET_STD, "float32")
+    height, width = normalised.shape[1:3]
+    pad_h, pad_w = -height % OUTPUT_STRIDE, -width % OUTPUT_STRIDE
+    padded = np.pad(normalised, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)])
+    logits = model.predict(padded, verbose=0)
+    if isinstance(logits, dict):
+        logits = logits[output]
+    return np.asarray(logits)[:, :height, :width, :]
+
+
+def keras_classes(model, images, output="prediction"):
+    return np.argmax(keras_logits(model, images, output), axis=-1).astype("int32")
+
+
+def softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def smooth_image(height, width, seed=0):
+    """A uint8 RGB image with large smooth regions and some noise (a JPEG-friendly picture)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype("float32")
+    channels = []
+    for c in range(3):
+        fy, fx, phase = rng.uniform(0.02, 0.15, size=2).tolist() + [rng.uniform(0, 6.28)]
+        channels.append(127 + 100 * np.sin(fy * y + phase) * np.cos(fx * x - phase))
+    image = np.stack(channels, axis=-1) + rng.normal(0, 12, size=(height, width, 3))
+    return np.clip(image, 0, 255).astype("uint8")
+
+
+def encode(image, fmt, **kwargs):
+    """PNG / JPEG bytes of a uint8 array ([H, W], [H, W, 3] or [H, W, 4])."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def png_with_header_size(png, width, height):
+    """`png` with its IHDR width/height replaced (CRC fixed): the header lies, pixels unchanged."""
+    ihdr_data = struct.pack(">II", width, height) + png[24:29]
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr_data) & 0xFFFFFFFF)
+    return png[:16] + ihdr_data + crc + png[33:]
+
+
+def jpeg_with_header_size(jpeg, width, height):
+    """`jpeg` with its SOF0/SOF2 frame height/width replaced."""
+    position = 2
+    while position < len(jpeg):
+        marker = jpeg[position + 1]
+        length = struct.unpack(">H", jpeg[position + 2 : position + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            start = position + 5  # after marker, length, precision
+            return jpeg[:start] + struct.pack(">HH", height, width) + jpeg[start + 4 :]
+        position += 2 + length
+    raise ValueError("no SOF marker")

@@ -89,8 +89,14 @@ def compile_model(model, num_classes, optimizer_config, loss_config, max_steps, 
     return model
 
 
-def make_datasets(data_config, seed, global_batch_size):
-    """(train, val, DatasetSpec) tf.data pipelines for a `DataConfig`."""
+def make_datasets(data_config, seed, global_batch_size, val_batch_size=1):
+    """(train, val, DatasetSpec, num_classes) tf.data pipelines for a `DataConfig`.
+
+    `val_batch_size` should be the number of replicas in sync, so that every replica
+    gets an image of each validation batch (with a global batch of 1, all replicas but
+    one get an empty batch, which oneDNN's CPU Conv2D mis-shapes: evaluation crashes).
+    `data.val_max_images` is then rounded up to whole batches.
+    """
     from spgnet_keras.data import dataset_spec, make_dataset
 
     if data_config.root is None:
@@ -111,11 +117,47 @@ def make_datasets(data_config, seed, global_batch_size):
         crop_size=tuple(data_config.crop_size), training=True, seed=seed,
         scales=data_config.scales, flip=data_config.flip, repeat=True, **common,
     )
-    val = make_dataset(data_config.dataset, data_config.val_split, batch_size=1, training=False,
+    val = make_dataset(data_config.dataset, data_config.val_split, batch_size=val_batch_size, training=False,
                        pad_to_multiple=32, **common)
     if data_config.val_max_images:
-        val = val.take(data_config.val_max_images)
+        val = val.take(-(-data_config.val_max_images // val_batch_size))
     return train, val, spec, num_classes
+
+
+def is_multi_worker(strategy):
+    """True for a `MultiWorkerMirroredStrategy` spanning more than one worker."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def patch_fit_for_multi_worker(model, strategy, element_spec):
+    """Lets `model.fit`/`evaluate` run under a multi-worker `MultiWorkerMirroredStrategy`.
+
+    Keras 3 (checked with 3.15) fails there in two places (keras-team/keras#20585):
+    `_maybe_symbolic_build` calls `strategy.reduce` on the nested `PerReplica` first
+    batch ("Attempt to convert a value (PerReplica...)"), and `reduce_per_replica`
+    averages the scalar logs of each step with `strategy.reduce("MEAN", v, axis=0)`
+    ("Invalid reduction dimension 0 for input with 0 dimensions"). On this model only,
+    the symbolic build gets the dataset's `element_spec` (shapes and dtypes are all it
+    reads) and the step functions return their logs with shape [1], which that reduce
+    averages over all replicas of all workers into scalars, the same on every worker
+    (so that, e.g., every worker stops at the same non-finite loss). No-op otherwise.
+    """
+    if not is_multi_worker(strategy):
+        return model
+    symbolic_build = model._maybe_symbolic_build
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: symbolic_build(
+        data_batch=element_spec if data_batch is None else data_batch
+    )
+
+    def with_rank1_logs(step):
+        def wrapped(data):
+            return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+        return wrapped
+
+    model.train_step = with_rank1_logs(model.train_step)
+    model.test_step = with_rank1_logs(model.test_step)
+    return model
 
 
 def with_targets_per_output(dataset, output_names):
@@ -131,7 +173,7 @@ def resumed_epoch(backup_dir):
     return int(json.loads(metadata.read_text())["epoch"])
 
 
-def make_callbacks(out_dir):
+def make_callbacks(out_dir, monitor=f"val_{PREDICTION}_miou"):
     """Non-finite-loss guard, atomic checkpoints, BackupAndRestore, CSV and TensorBoard logs.
 
     Backups are written at every epoch end (shorten `steps_per_epoch` for finer ones):
@@ -140,7 +182,7 @@ def make_callbacks(out_dir):
     """
     out_dir = Path(out_dir)
     guard = StopOnNonFiniteLoss()
-    checkpoint = AtomicCheckpoint(out_dir / "checkpoints", guard=guard, monitor=f"val_{PREDICTION}_miou")
+    checkpoint = AtomicCheckpoint(out_dir / "checkpoints", guard=guard, monitor=monitor)
     return [
         guard,
         keras.callbacks.BackupAndRestore(str(out_dir / "backup"), save_freq="epoch"),
@@ -164,11 +206,15 @@ def train(config):
     (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     strategy = make_strategy(config.run.strategy)
     global_batch = config.data.batch_size
-    train_data, val_data, spec, num_classes = make_datasets(config.data, config.run.seed, global_batch)
+    train_data, val_data, spec, num_classes = make_datasets(
+        config.data, config.run.seed, global_batch, val_batch_size=strategy.num_replicas_in_sync
+    )
     with strategy.scope():
         model = build_model(config.model, num_classes)
         compile_model(model, num_classes, config.optimizer, config.loss, config.max_steps, config.run.jit_compile)
-    callbacks, guard, checkpoint = make_callbacks(out_dir)
+    # Keras prefixes metric names with the output name only when there are several outputs.
+    monitor = f"val_{PREDICTION}_miou" if len(model.output) > 1 else "val_miou"
+    callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
     # The training stream is a deterministic function of the seed; after a crash, skip
     # what the completed epochs consumed so the resumed run sees the same batches as an
     # uninterrupted one.
@@ -176,6 +222,7 @@ def train(config):
     output_names = list(model.output.keys())
     train_data = with_targets_per_output(train_data, output_names)
     val_data = with_targets_per_output(val_data, output_names)
+    patch_fit_for_multi_worker(model, strategy, train_data.element_spec)
     history = model.fit(
         train_data,
         epochs=config.run.epochs,
@@ -184,6 +231,7 @@ def train(config):
         validation_steps=config.run.validation_steps,
         callbacks=callbacks,
         verbose=config.run.verbose,
+        shuffle=False,  # tf.data pipelines shuffle themselves (seeded)
     )
     if guard.bad_step is not None:
         raise TrainingDivergedError(

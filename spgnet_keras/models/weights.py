@@ -151,7 +151,8 @@ def _imagenet_backbone(backbone):
         f"Could not load ImageNet weights for {backbone} (the presets download from Kaggle). "
         "Save the backbone on a machine with network access "
         "(e.g. keras_hub.models.ResNetBackbone.from_preset(...).save('resnet.keras')) and pass "
-        "backbone_weights='resnet.keras'. Tried: " + "; ".join(attempts)
+        "backbone_weights='resnet.keras' (keras-hub presets need `pip install keras-hub`). Tried: "
+        + "; ".join(attempts)
     )
 
 

@@ -10,3 +10,19 @@ import pytest  # noqa: E402
 def seeded():
     keras.utils.set_random_seed(1234)
     yield
+
+
+@pytest.fixture(scope="session")
+def camvid_root():
+    """Root of the half-resolution CamVid copy (train/, val/, meta.json)."""
+    from tests.shared_data import shared_dataset
+
+    return shared_dataset("camvid", "meta.json")
+
+
+@pytest.fixture(scope="session")
+def cityscapes_root():
+    """Root of the one-frame Cityscapes sample in the official layout."""
+    from tests.shared_data import shared_dataset
+
+    return shared_dataset("cityscapes_sample", "gtFine")

@@ -27,25 +27,10 @@ from spgnet_keras.evaluation import (
     to_json,
 )
 
+from tests.shared_data import shared_data_dir  # noqa: E402
+
 CITYSCAPES_STEM = "frankfurt_000000_000294"
 
-
-def shared_data_dir() -> Path:
-    """Shared real data: $SPGNET_DATA_DIR, else <repo>/../shared/data. Fails loudly if absent."""
-    configured = os.environ.get("SPGNET_DATA_DIR")
-    path = Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    if not (path / "cityscapes_sample").is_dir() or not (path / "camvid").is_dir():
-        pytest.fail(
-            f"Shared data not found at {path} (needs cityscapes_sample/ and camvid/); "
-            "set SPGNET_DATA_DIR to the folder holding them.",
-            pytrace=False,
-        )
-    return path
-
-
-@pytest.fixture(scope="module")
-def cityscapes_root():
-    return shared_data_dir() / "cityscapes_sample"
 
 
 def class_coded_model(num_classes):

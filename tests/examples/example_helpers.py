@@ -1,22 +1,10 @@
 """Shared by the example tests: where the repository, examples and shared data are."""
 
 import os
-from pathlib import Path
 
-import pytest
+from tests.shared_data import REPOSITORY, shared_data_dir
 
-REPOSITORY = Path(__file__).resolve().parents[2]
 EXAMPLES = REPOSITORY / "examples"
-
-
-def shared_data_dir() -> Path:
-    """``$SPGNET_DATA_DIR`` or ``<repo>/../shared/data``; fails the test if it is missing."""
-    override = os.environ.get("SPGNET_DATA_DIR")
-    path = Path(override) if override else REPOSITORY / ".." / "shared" / "data"
-    path = path.resolve()
-    if not path.is_dir():
-        pytest.fail(f"Shared data folder not found: {path} (set SPGNET_DATA_DIR)")
-    return path
 
 
 def example_environment(tmp_path, **extra):

@@ -134,7 +134,10 @@ def load_config(path):
         raise ValueError(f"{path}: not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}.")
-    config = experiment_config(raw.pop("experiment", "camvid_cpu"))
+    name = raw.pop("experiment", "camvid_cpu")
+    if not isinstance(name, str) or name not in EXPERIMENTS:
+        raise ValueError(f"{path}: unknown experiment {name!r}; expected one of {sorted(EXPERIMENTS)}.")
+    config = experiment_config(name)
     apply_overrides(config, raw, source=str(path))
     return config
 
@@ -154,7 +157,30 @@ def apply_overrides(config, overrides, source="overrides"):
                 raise ValueError(f"{source}: unknown key {section}.{key}; expected one of {sorted(hints)}.")
             setattr(target, key, _checked(value, hints[key], f"{source}: {section}.{key}"))
     check_model_arguments(config.model.arguments, source)
+    check_values(config, source)
     return config
+
+
+def check_values(config, source="config"):
+    """Range checks that types alone do not catch, so a bad run fails before it starts."""
+    from spgnet_keras.training import PRECISIONS, STRATEGIES
+
+    data, run = config.data, config.run
+    problems = []
+    if len(data.crop_size) != 2 or any(not isinstance(v, int) or v < 1 for v in data.crop_size):
+        problems.append(f"data.crop_size must be [height, width] of positive integers, got {data.crop_size!r}")
+    if not data.scales or any(s <= 0 for s in data.scales):
+        problems.append(f"data.scales must be positive, got {data.scales!r}")
+    for name, value in (("data.batch_size", data.batch_size), ("run.epochs", run.epochs),
+                        ("run.steps_per_epoch", run.steps_per_epoch)):
+        if value < 1:
+            problems.append(f"{name} must be >= 1, got {value}")
+    if run.precision not in PRECISIONS:
+        problems.append(f"run.precision must be one of {PRECISIONS}, got {run.precision!r}")
+    if run.strategy not in STRATEGIES:
+        problems.append(f"run.strategy must be one of {STRATEGIES}, got {run.strategy!r}")
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems) + ".")
 
 
 def check_model_arguments(arguments, source):
@@ -176,7 +202,10 @@ def _checked(value, hint, where):
     if origin in (list, typing.List):
         if not isinstance(value, list):
             raise ValueError(f"{where} must be a list, got {value!r}.")
-        return value
+        item_hints = typing.get_args(hint)
+        if not item_hints:
+            return value
+        return [_checked(item, item_hints[0], f"{where}[{index}]") for index, item in enumerate(value)]
     expected = origin or hint
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

@@ -28,8 +28,11 @@ def demo_config(out_dir, dataset="synthetic", data_root=None, epochs=None, steps
     config.data.dataset = dataset
     config.data.root = str(data_root) if data_root is not None else str(Path(out_dir) / "data")
     config.run.out_dir = str(out_dir)
-    config.run.epochs = epochs or config.run.epochs
-    config.run.steps_per_epoch = steps_per_epoch or config.run.steps_per_epoch
+    for value, option in ((epochs, "--epochs"), (steps_per_epoch, "--steps-per-epoch")):
+        if value is not None and value < 1:
+            raise ValueError(f"{option} must be a positive integer, got {value}.")
+    config.run.epochs = config.run.epochs if epochs is None else epochs
+    config.run.steps_per_epoch = config.run.steps_per_epoch if steps_per_epoch is None else steps_per_epoch
     if dataset == "cityscapes":
         config.data.crop_size = [512, 1024]
     return config
@@ -45,11 +48,14 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
     from spgnet_keras.training import train
 
     out_dir = Path(out_dir)
+    for value, option in ((num_train, "--train-images"), (num_val, "--val-images")):
+        if value < 1:
+            raise ValueError(f"{option} must be a positive integer, got {value}.")
     started = time.time()
+    config = demo_config(out_dir, dataset, data_root, epochs, steps_per_epoch)
     if dataset == "synthetic" and data_root is None:
         log(f"[1/5] Writing {num_train}+{num_val} SYNTHETIC street scenes to {out_dir / 'data'}")
         write_synthetic_folder(out_dir / "data", num_train=num_train, num_val=num_val, size=DEMO_SIZE, seed=0)
-    config = demo_config(out_dir, dataset, data_root, epochs, steps_per_epoch)
     log(f"[2/5] Training {config.model.preset} {config.model.arguments} for "
         f"{config.run.epochs} x {config.run.steps_per_epoch} steps")
     model, history, checkpoint = train(config)

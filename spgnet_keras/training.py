@@ -199,6 +199,9 @@ def train(config):
     step, optimizer state and so the learning-rate schedule). A non-finite loss stops
     the run with `TrainingDivergedError`, leaving the last good checkpoint in place.
     """
+    from spgnet_keras.config import check_values
+
+    check_values(config)
     set_precision(config.run.precision)
     keras.utils.set_random_seed(config.run.seed)
     out_dir = Path(config.run.out_dir)

@@ -28,9 +28,11 @@ def build_parser():
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    from spgnet_keras.callbacks import TrainingDivergedError
+
     try:
         return args.func(args) or 0
-    except (CommandError, ValueError, OSError) as error:  # user errors: one line, exit 2
+    except (CommandError, ValueError, OSError, TrainingDivergedError) as error:  # one line, exit 2
         print(f"spgnet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -26,6 +26,6 @@ def run(args):
         data_root=args.data,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
-        num_train=args.train_images or DEMO_TRAIN_IMAGES,
-        num_val=args.val_images or DEMO_VAL_IMAGES,
+        num_train=DEMO_TRAIN_IMAGES if args.train_images is None else args.train_images,
+        num_val=DEMO_VAL_IMAGES if args.val_images is None else args.val_images,
     )

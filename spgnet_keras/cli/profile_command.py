@@ -18,6 +18,8 @@ def run(args):
     rows = [r for r in PAPER_ROWS if args.rows is None or args.rows in r.label]
     if not rows:
         raise ValueError(f"No paper row matches --rows {args.rows!r}.")
+    if args.height < 1 or args.width < 1:
+        raise ValueError(f"--height and --width must be positive, got {args.height}x{args.width}.")
     size = (args.height, args.width)
     table = format_table(paper_table(size=size, rows=rows), size)
     print(table)

@@ -21,7 +21,11 @@ def parse_assignments(assignments):
         section, dot, field = key.partition(".")
         if not sep or not dot or not section or not field:
             raise ValueError(f"--set expects SECTION.KEY=VALUE, got {item!r}.")
-        overrides.setdefault(section, {})[field] = yaml.safe_load(value)
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--set {item!r}: the value is not valid YAML ({error}).") from None
+        overrides.setdefault(section, {})[field] = parsed
     return overrides
 
 

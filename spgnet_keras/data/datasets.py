@@ -761,6 +761,8 @@ def make_dataset(
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if scales is not None and (len(scales) == 0 or any(not s > 0 for s in scales)):
+        raise ValueError(f"Augmentation scales must be positive, got {list(scales)!r}")
     if pad_to_multiple is True:
         pad_to_multiple = OUTPUT_STRIDE
     if training and crop_size is None and batch_size > 1:

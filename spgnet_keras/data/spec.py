@@ -71,7 +71,10 @@ class DatasetSpec:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"Dataset meta file not found: {path}")
-        meta = json.loads(path.read_text())
+        try:
+            meta = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON: {error}") from None
         missing = [key for key in ("classes", "palette") if key not in meta]
         if missing:
             raise ValueError(f"{path}: missing key(s) {missing}")

@@ -122,7 +122,7 @@ def test_malformed_set_overrides(tmp_path, capsys, assignment, fragment):
         (["data.root={root}", "data.num_classes=3"],
          "data.num_classes=3 disagrees with the 8 classes of dataset 'synthetic' at {root}."),
         (["data.root={root}", "run.precision=float64"],
-         "`precision` must be one of ('float32', 'mixed_float16', 'mixed_bfloat16'), got 'float64'."),
+         "run.precision must be one of ('float32', 'mixed_float16', 'mixed_bfloat16'), got 'float64'."),
         (["data.root={root}", "data.batch_size=0"], "batch_size must be >= 1, got 0"),
     ],
 )
@@ -322,3 +322,66 @@ def test_no_unsafe_deserialisation_in_the_package_source():
             for path in sorted(PACKAGE.rglob("*.py"))
             for number, line in enumerate(path.read_text().splitlines(), 1) if UNSAFE.search(line)]
     assert hits == []
+
+
+# --- formerly "known gaps" of docs/reliability.md, now handled -------------------------
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("run.epochs=[3", "not valid YAML"),
+    ("data.crop_size=[64]", "data.crop_size must be \\[height, width\\]"),
+    ("run.epochs=-1", "run.epochs must be >= 1"),
+    ("run.strategy=tpu", "run.strategy must be one of"),
+    ("data.scales=[0]", "data.scales must be positive"),
+])
+def test_bad_set_values_fail_before_training(tmp_path, capsys, assignment, message):
+    from spgnet_keras.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"experiment: synthetic_demo\ndata:\n  root: {tmp_path}\nrun:\n  out_dir: {tmp_path / 'out'}\n")
+    assert main(["train", "--config", str(config), "--set", assignment]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_diverged_training_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    from spgnet_keras import training
+    from spgnet_keras.callbacks import TrainingDivergedError
+    from spgnet_keras.cli import main
+
+    def diverge(config):
+        raise TrainingDivergedError("Training stopped: the loss became nan at step 7.")
+
+    monkeypatch.setattr(training, "train", diverge)
+    config = tmp_path / "c.yaml"
+    config.write_text(f"experiment: synthetic_demo\ndata:\n  root: {tmp_path}\n")
+    assert main(["train", "--config", str(config)]) == 2
+    assert "loss became nan at step 7" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["demo", "--train-images", "0"], "--train-images must be a positive integer"),
+    (["profile", "--height", "0"], "--height and --width must be positive"),
+])
+def test_non_positive_sizes_are_rejected(tmp_path, capsys, argv, message):
+    from spgnet_keras.cli import main
+
+    assert main(argv + (["--out", str(tmp_path / "demo")] if argv[0] == "demo" else [])) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
+def test_training_scales_must_be_positive():
+    from spgnet_keras.data import make_dataset
+
+    with pytest.raises(ValueError, match="scales must be positive"):
+        make_dataset([("a.png", "b.png")], batch_size=2, crop_size=(64, 64), training=True, scales=[-1.0])
+
+
+def test_broken_meta_json_is_named(tmp_path):
+    from spgnet_keras.data import dataset_spec
+
+    (tmp_path / "meta.json").write_text("{classes: nope")
+    with pytest.raises(ValueError, match="meta.json: not valid JSON"):
+        dataset_spec("folder", tmp_path)

@@ -36,6 +36,27 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that neither backs up nor deletes its backup after a NaN/Inf loss.
+
+    Keras' callback would save the diverged weights at that epoch's end and delete the
+    folder when `fit` returns, so re-running would start from scratch; here the last good
+    backup stays and the same command resumes from it.
+    """
+
+    def __init__(self, backup_dir, guard, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.guard = guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard.bad_step is None:
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        if self.guard.bad_step is None:
+            super().on_train_end(logs)
+
+
 class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves the model as `.keras` at each epoch end, atomically.
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from spgnet_keras.callbacks import AtomicCheckpoint, StopOnNonFiniteLoss, TrainingDivergedError
+from spgnet_keras.callbacks import (AtomicCheckpoint, GuardedBackupAndRestore, StopOnNonFiniteLoss,
+                                    TrainingDivergedError)
 from spgnet_keras.config import config_to_dict
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.metrics import SegmentationMeanIoU
@@ -185,7 +186,7 @@ def make_callbacks(out_dir, monitor=f"val_{PREDICTION}_miou"):
     checkpoint = AtomicCheckpoint(out_dir / "checkpoints", guard=guard, monitor=monitor)
     return [
         guard,
-        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), save_freq="epoch"),
+        GuardedBackupAndRestore(str(out_dir / "backup"), guard, save_freq="epoch"),
         checkpoint,
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0),
@@ -195,8 +196,9 @@ def make_callbacks(out_dir, monitor=f"val_{PREDICTION}_miou"):
 def train(config):
     """Runs an `ExperimentConfig`: returns (model, history dict, checkpoint callback).
 
-    Re-running the same command after a crash resumes from `<out_dir>/backup` (epoch,
-    step, optimizer state and so the learning-rate schedule). A non-finite loss stops
+    Re-running the same command after a crash resumes from `<out_dir>/backup` at the
+    start of the epoch after the last completed one (weights, optimizer state and so the
+    learning-rate schedule; the data stream is skipped to the same position). A non-finite loss stops
     the run with `TrainingDivergedError`, leaving the last good checkpoint in place.
     """
     from spgnet_keras.config import check_values

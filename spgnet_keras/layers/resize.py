@@ -9,8 +9,8 @@ class ResizeLike(keras.layers.Layer):
     """Resizes `inputs[0]` bilinearly to the height and width of `inputs[1]`.
 
     `tf.image.resize` with the size read from `tf.shape(reference)` traces with unknown
-    height/width; `UpSampling2D(interpolation="bilinear")` and `keras.ops.image.resize`
-    with symbolic sizes do not (see design/pitfalls.md), so exporting a
+    height/width; Keras' bilinear `UpSampling2D` and `keras.ops.image.resize` with
+    symbolic sizes do not (see design/pitfalls.md), so exporting a
     `(None, None, 3)` model needs this layer. Half-pixel centres, i.e. PyTorch's
     `align_corners=False`.
 

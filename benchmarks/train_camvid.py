@@ -202,9 +202,15 @@ def main(argv=None):
         val_miou = history.get("val_prediction_miou", [float("nan")] * (epoch + 1))[epoch]
         lines.append(f"| {epoch + 1} | {history['loss'][epoch]:.3f} | {val_loss:.3f} | {100 * val_miou:.2f} |")
     if "val_prediction_miou" in history:
-        lines += ["", f"Check: the last epoch's `val_prediction_miou` ({100 * history['val_prediction_miou'][-1]:.2f} %) "
-                  f"and `evaluate()` on the same images ({100 * final.miou:.2f} %) should agree (same model, same "
-                  "padding to a multiple of 32, label 255 ignored)."]
+        last = history["val_prediction_miou"][-1]
+        agree = "agree" if abs(last - final.miou) < 5e-4 else "DIFFER"
+        best = int(np.argmax(history["val_prediction_miou"]))
+        lines += ["", f"Check: the last epoch's `val_prediction_miou` ({100 * last:.2f} %) and `evaluate()` on the "
+                  f"same images ({100 * final.miou:.2f} %) {agree} (same model, same padding to a multiple of 32, "
+                  "label 255 ignored).",
+                  f"Best epoch: {best + 1} ({100 * history['val_prediction_miou'][best]:.2f} %), kept as "
+                  f"`checkpoints/best.keras`; the curve is not converged and moves by several points between "
+                  f"epochs at this budget."]
     lines += ["", "Per-class IoU (final model, `prediction`):", "",
               "| " + " | ".join(final.class_names) + " |", "|" + "---:|" * len(final.class_names),
               "| " + " | ".join(f"{100 * v:.1f}" for v in final.iou) + " |", ""]

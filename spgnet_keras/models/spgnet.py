@@ -2,7 +2,6 @@
 Parsing", ICCV 2019)."""
 
 import keras
-import tensorflow as tf
 
 from spgnet_keras.constants import OUTPUT_STRIDE
 from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
@@ -260,7 +259,11 @@ def check_choice(value, choices, name):
 
 
 def resolve_sync_batchnorm(sync_batchnorm):
-    """None -> True when a strategy with several replicas is in scope."""
+    """None -> True when a `tf.distribute` strategy with several replicas is in scope."""
     if sync_batchnorm is None:
+        if keras.backend.backend() != "tensorflow":
+            return False
+        import tensorflow as tf
+
         return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
     return bool(sync_batchnorm)

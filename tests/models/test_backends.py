@@ -1,0 +1,89 @@
+"""The layers and the model compute the same function on the JAX backend as on TensorFlow.
+
+benchmarks/gpu_speed.py measures SPGNet on a GPU machine that has JAX but no TensorFlow;
+these tests pin that what it times is the model the TensorFlow package trains and exports.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spgnet_keras import SPGNet
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_JAX_SCRIPT = r'''
+import json, sys
+import numpy as np
+import keras
+import spgnet_keras  # registers the layers
+assert keras.backend.backend() == "jax", keras.backend.backend()
+
+folder = sys.argv[1]
+images = np.load(f"{folder}/images.npy")
+result = {}
+for name in ("spg", "ge"):
+    model = keras.saving.load_model(f"{folder}/{name}.keras", safe_mode=True)
+    outputs = model(images, training=False)
+    for key, value in outputs.items():
+        np.save(f"{folder}/{name}_{key}_jax.npy", np.asarray(value))
+    result[name] = sorted(outputs)
+
+# One training step with a Keras loss: gradients reach every trainable variable.
+model = keras.saving.load_model(f"{folder}/spg.keras", safe_mode=True)
+before = [np.array(v) for v in model.trainable_variables]
+loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
+model.compile(optimizer=keras.optimizers.SGD(0.01), loss={k: loss for k in model.output})
+labels = np.random.default_rng(0).integers(0, 3, size=images.shape[:3] + (1,))
+labels[:, :4] = 255
+history = model.fit(images, {k: labels for k in model.output}, batch_size=2, epochs=1, verbose=0)
+changed = [not np.array_equal(b, np.array(v)) for b, v in zip(before, model.trainable_variables)]
+result["train_loss"] = float(history.history["loss"][-1])
+result["changed"] = sum(changed)
+result["trainable"] = len(changed)
+print("JSON:" + json.dumps(result))
+'''
+
+
+@pytest.fixture(scope="module")
+def jax_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("backends")
+    images = np.random.default_rng(1).normal(size=(2, 64, 96, 3)).astype("float32")
+    np.save(folder / "images.npy", images)
+    expected = {}
+    for name in ("spg", "ge"):
+        model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=16, guidance=name,
+                       input_shape=(None, None, 3))
+        model.save(folder / f"{name}.keras")
+        expected[name] = {k: np.asarray(v) for k, v in model(images, training=False).items()}
+    script = folder / "jax_check.py"
+    script.write_text(_JAX_SCRIPT)
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("JSON:")][-1]
+    return folder, expected, json.loads(line[len("JSON:"):])
+
+
+@pytest.mark.parametrize("guidance", ["spg", "ge"])
+def test_jax_backend_outputs_match_tensorflow(jax_run, guidance):
+    folder, expected, result = jax_run
+    assert result[guidance] == sorted(expected[guidance])
+    for key, reference in expected[guidance].items():
+        actual = np.load(folder / f"{guidance}_{key}_jax.npy")
+        assert actual.shape == reference.shape
+        relative = np.linalg.norm(actual - reference) / np.linalg.norm(reference)
+        assert relative < 1e-4, (guidance, key, relative)
+
+
+def test_jax_backend_trains_every_variable(jax_run):
+    _, _, result = jax_run
+    assert np.isfinite(result["train_loss"])
+    assert result["changed"] == result["trainable"] > 100

@@ -26,7 +26,10 @@ class ResizeLike(keras.layers.Layer):
         height, width = ops.shape(reference)[1:3]
         if x.shape[1] == 1 and x.shape[2] == 1:
             return ops.broadcast_to(x, (ops.shape(x)[0], height, width, ops.shape(x)[3]))
-        resized = ops.image.resize(x, (height, width), interpolation="bilinear", antialias=False)
+        if height % x.shape[1] == 0 and width % x.shape[2] == 0:
+            resized = upsample_by_integer_factors(ops.cast(x, "float32"), height // x.shape[1], width // x.shape[2])
+        else:
+            resized = ops.image.resize(x, (height, width), interpolation="bilinear", antialias=False)
         return ops.cast(resized, self.compute_dtype)
 
     def _resize_tensorflow(self, x, reference):
@@ -43,3 +46,41 @@ class ResizeLike(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         x_shape, reference_shape = input_shapes
         return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])
+
+
+def upsample_by_integer_factors(x, height_factor, width_factor):
+    """Half-pixel bilinear upsampling of NHWC `x` by whole factors, as a few slices and adds.
+
+    `jax.image.resize` (behind `keras.ops.image.resize` on JAX) contracts each axis with a
+    dense (input x output) weight matrix: upsampling stride-4 logits to 1024x2048 costs more
+    multiply-adds than a ResNet-18 encoder (docs/benchmarks.md, GPU section). For a whole
+    factor s, output pixel s*i + k lies at i + d with d = (k + 0.5) / s - 0.5, between x[i]
+    and one neighbour (edges clamped): the same values as `tf.image.resize` bilinear.
+    """
+    return _upsample_axis(_upsample_axis(x, height_factor, axis=1), width_factor, axis=2)
+
+
+def _upsample_axis(x, factor, axis):
+    if factor == 1:
+        return x
+    size = x.shape[axis]
+    first, last = _take(x, 0, 1, axis), _take(x, size - 1, size, axis)
+    previous = ops.concatenate([first, _take(x, 0, size - 1, axis)], axis=axis)
+    following = ops.concatenate([_take(x, 1, size, axis), last], axis=axis)
+    phases = []
+    for k in range(factor):
+        offset = (k + 0.5) / factor - 0.5
+        if offset < 0:
+            phases.append((1 + offset) * x - offset * previous)
+        elif offset > 0:
+            phases.append((1 - offset) * x + offset * following)
+        else:
+            phases.append(x)
+    stacked = ops.stack(phases, axis=axis + 1)
+    shape = list(ops.shape(x))
+    shape[axis] = size * factor
+    return ops.reshape(stacked, shape)
+
+
+def _take(x, start, stop, axis):
+    return x[:, start:stop] if axis == 1 else x[:, :, start:stop]

@@ -87,3 +87,17 @@ def test_jax_backend_trains_every_variable(jax_run):
     _, _, result = jax_run
     assert np.isfinite(result["train_loss"])
     assert result["changed"] == result["trainable"] > 100
+
+
+@pytest.mark.parametrize("shape, factors", [((2, 5, 7, 3), (2, 2)), ((1, 16, 32, 19), (4, 4)),
+                                            ((1, 3, 4, 2), (3, 8)), ((2, 8, 8, 4), (1, 2))])
+def test_integer_factor_upsampling_equals_tf_image_resize(shape, factors):
+    import tensorflow as tf
+
+    from spgnet_keras.layers.resize import upsample_by_integer_factors
+
+    x = np.random.default_rng(3).normal(size=shape).astype("float32")
+    size = (shape[1] * factors[0], shape[2] * factors[1])
+    expected = tf.image.resize(x, size, method="bilinear").numpy()
+    actual = np.asarray(upsample_by_integer_factors(tf.constant(x), *factors))
+    np.testing.assert_allclose(actual, expected, atol=1e-5)

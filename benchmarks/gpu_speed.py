@@ -363,20 +363,25 @@ def inference_markdown(data, macs):
     return "\n".join(lines)
 
 
-def training_markdown(data):
+def training_markdown(data, before=None):
     lines = ["## GPU training speed (H100, Keras JAX backend)", "", device_markdown(data["device"], data["command"]),
              "", f"SPGNet 2xR50, D=256, {data['height']}x{data['width']} crops, batch {data['batch']}, "
              "`model.fit` on in-memory random images and labels (some pixels 255), SGD with momentum; "
              "cross-entropy with `ignore_class=255` (Keras' loss: the package's OHEM loss is TensorFlow "
              "code, its overhead is measured on the CPU above). The first epoch (compilation) is not "
              "timed; images/s = median over the timed epochs.", "",
-             "| Dtype policy | Outputs (loss weights) | Steps / epoch | Epoch times (s) | Images/s | Final loss |",
-             "|---|---|---:|---|---:|---:|"]
-    for run in data["runs"]:
-        outputs = " + ".join(f"{n} ({1.0 if n == PREDICTION else 0.4})" for n in run["outputs"])
-        epochs = ", ".join(f"{s:.2f}" for s in run["epoch_seconds"])
-        lines.append(f"| `{run['dtype']}` | {outputs} | {run['steps_per_epoch']} | {epochs} | "
-                     f"{run['images_per_s']:.1f} | {run['final_loss']:.3f} |")
+             "| Commit | Dtype policy | Outputs (loss weights) | Steps / epoch | Epoch times (s) | Images/s | Final loss |",
+             "|---|---|---|---:|---|---:|---:|"]
+    for source in [data] + ([before] if before else []):
+        for run in source["runs"]:
+            outputs = " + ".join(f"{n} ({1.0 if n == PREDICTION else 0.4})" for n in run["outputs"])
+            epochs = ", ".join(f"{s:.2f}" for s in run["epoch_seconds"])
+            lines.append(f"| {source['device']['commit']} | `{run['dtype']}` | {outputs} | {run['steps_per_epoch']} | "
+                         f"{epochs} | {run['images_per_s']:.1f} | {run['final_loss']:.3f} |")
+    if before:
+        lines += ["", f"Rows of commit {before['device']['commit']} ({before['device']['date']}, command "
+                  f"`{before['command']}`) ran before the resize change above (`ResizeLike` on JAX used "
+                  "`jax.image.resize`); they are the only float32 training numbers."]
     lines.append("")
     by_key = {(r["dtype"], r["deep_supervision"]): r["images_per_s"] for r in data["runs"]}
     for dtype in dict.fromkeys(r["dtype"] for r in data["runs"]):
@@ -390,16 +395,46 @@ def training_markdown(data):
     return "\n".join(lines)
 
 
+def comparison_markdown(before, after, macs):
+    """Latency and achieved MACs/s of two runs side by side (a change measured on the same kind of card)."""
+    lines = [f"Before -> after, same card kind, same command (before: commit {before['device']['commit']}, "
+             f"{before['device']['date']}):", "",
+             "| Size, batch | Model | Latency before (ms) | Latency after (ms) | MACs/s vs ResNet-50 before | after |",
+             "|---|---|---:|---:|---:|---:|"]
+    after_cells = {(c["height"], c["width"], c["batch"], c["dtype"]): c for c in after["cells"]}
+    for cell in before["cells"]:
+        key = (cell["height"], cell["width"], cell["batch"], cell["dtype"])
+        if key not in after_cells:
+            continue
+        h, w, b, _ = key
+        share = {}
+        for run, data in (("before", cell), ("after", after_cells[key])):
+            rate = {n: macs[f"{n}:{h}x{w}"]["macs"] / t["median"] for n, t in data["models"].items()}
+            share[run] = {n: r / rate["resnet50"] for n, r in rate.items()}
+        for name in cell["models"]:
+            if name == "resnet50":
+                continue
+            lines.append(f"| {h}x{w}, b{b} | {LABELS[name]} | {1000 * cell['models'][name]['median']:.2f} | "
+                         f"{1000 * after_cells[key]['models'][name]['median']:.2f} | "
+                         f"{100 * share['before'][name]:.0f} % | {100 * share['after'][name]:.0f} % |")
+    return "\n".join(lines)
+
+
 def render_command(args):
     import _common
 
     macs = json.loads(MACS_JSON.read_text())
     if args.inference:
         data = json.loads(Path(args.inference).read_text())
-        _common.write_section("gpu-inference", inference_markdown(data, macs))
+        markdown = inference_markdown(data, macs)
+        if args.inference_before:
+            before = json.loads(Path(args.inference_before).read_text())
+            markdown += "\n" + comparison_markdown(before, data, macs)
+        _common.write_section("gpu-inference", markdown)
     if args.training:
         data = json.loads(Path(args.training).read_text())
-        _common.write_section("gpu-training", training_markdown(data))
+        before = json.loads(Path(args.training_before).read_text()) if args.training_before else None
+        _common.write_section("gpu-training", training_markdown(data, before))
 
 
 def main(argv=None):
@@ -429,7 +464,9 @@ def main(argv=None):
     train.add_argument("--command-line", help="the command to show in the docs (default: argv)")
     render = sub.add_parser("render", help="docs sections from stored JSONs")
     render.add_argument("--inference")
+    render.add_argument("--inference-before", help="an earlier inference JSON to compare with")
     render.add_argument("--training")
+    render.add_argument("--training-before", help="an earlier training JSON to list below")
     args = parser.parse_args(argv)
     if args.command != "render" and args.command != "macs" and keras.backend.backend() != "jax":
         parser.error(f"`{args.command}` runs on the JAX backend: set KERAS_BACKEND=jax "

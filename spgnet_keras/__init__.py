@@ -7,9 +7,9 @@ import importlib.util
 from spgnet_keras import layers, optimizers, schedules
 from spgnet_keras.models import PRESETS, SPGNet
 
-# The layers and the model run on any Keras 3 backend (JAX, PyTorch: forward, training
-# with Keras losses, benchmarks/gpu_speed.py); the losses, metrics, data pipeline,
-# training, evaluation and export are built on TensorFlow.
+# The layers and the model also run on Keras' JAX backend (forward passes, `fit` with Keras
+# losses: tests/models/test_backends.py, benchmarks/gpu_speed.py); the losses, metrics,
+# data pipeline, training, evaluation and export are built on TensorFlow.
 if importlib.util.find_spec("tensorflow") is not None:
     from spgnet_keras import losses, metrics
 

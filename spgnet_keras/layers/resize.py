@@ -12,7 +12,8 @@ class ResizeLike(keras.layers.Layer):
     `tf.shape(reference)` traces with unknown height/width; Keras' bilinear
     `UpSampling2D` and `keras.ops.image.resize` with symbolic sizes do not (see
     design/pitfalls.md), so exporting a `(None, None, 3)` model needs this path. Other
-    backends (JAX, PyTorch) trace with concrete shapes and use `keras.ops.image.resize`.
+    backends (JAX; tested in tests/models/test_backends.py) trace with concrete shapes: whole
+    factors use `upsample_by_integer_factors`, other sizes `keras.ops.image.resize`.
     Half-pixel centres, i.e. PyTorch's `align_corners=False`, on every backend.
 
     A 1x1 input (an image-level feature after global pooling) is broadcast instead of

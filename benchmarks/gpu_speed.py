@@ -19,6 +19,8 @@ Subcommands:
   supervision (``prediction`` + ``stage1``, weight 0.4) and cross-entropy with ignore label
   255 (``keras.losses.SparseCategoricalCrossentropy(ignore_class=255)``: the package's OHEM
   loss is written on TensorFlow), against one output, per dtype policy -> ``--out`` JSON.
+- ``cost`` (JAX backend, any machine; compiles only): XLA's flops and bytes accessed of each
+  forward pass, i.e. how memory-bound each model is.
 - ``render`` (any machine): the ``gpu-inference`` / ``gpu-training`` sections of
   docs/benchmarks.md from stored JSONs.
 
@@ -255,6 +257,39 @@ def inference_command(args):
     out.write_text(json.dumps(result, indent=2))
 
 
+def cost_command(args):
+    """XLA's cost analysis of each model's compiled forward pass: flops and bytes accessed.
+
+    Compiles only (nothing runs), so it works on the CPU: bytes per MAC shows which models
+    are memory-bound on a GPU whose arithmetic is ~100x faster than its memory per byte.
+    """
+    import jax
+
+    rows = {}
+    height, width = parse_size(args.size)
+    keras.mixed_precision.set_global_policy(args.dtype)
+    for name in parse_list(args.models):
+        keras.backend.clear_session()
+        model = build_model(name, height, width)
+
+        def forward(trainable, non_trainable, x, model=model):
+            return model.stateless_call(trainable, non_trainable, x, training=False)[0]
+
+        x = jax.ShapeDtypeStruct((args.batch, height, width, 3), "float32")
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+        analysis = jax.jit(forward).lower(trainable, non_trainable, x).compile().cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, list) else analysis
+        rows[name] = {"flops": float(analysis.get("flops", 0.0)),
+                      "bytes_accessed": float(analysis.get("bytes accessed", 0.0))}
+        print(f"{name}: {rows[name]['flops'] / 2e9:.1f} GMAC-equivalent flops/2, "
+              f"{rows[name]['bytes_accessed'] / 1e9:.2f} GB accessed, "
+              f"{rows[name]['flops'] / 2 / max(rows[name]['bytes_accessed'], 1):.0f} MAC/byte", flush=True)
+    result = {"device": [str(d) for d in jax.devices()], "size": args.size, "batch": args.batch,
+              "dtype": args.dtype, "command": args.command_line or " ".join(sys.argv), "models": rows}
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
 class EpochTimer(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
@@ -462,6 +497,13 @@ def main(argv=None):
     train.add_argument("--budget", type=float, default=420, help="seconds; later runs are skipped")
     train.add_argument("--out", required=True)
     train.add_argument("--command-line", help="the command to show in the docs (default: argv)")
+    cost = sub.add_parser("cost", help="XLA cost analysis (flops, bytes accessed) of each forward pass (JAX)")
+    cost.add_argument("--size", default="512x1024")
+    cost.add_argument("--batch", type=int, default=1)
+    cost.add_argument("--dtype", default="mixed_bfloat16")
+    cost.add_argument("--models", default=",".join(ALL_MODELS))
+    cost.add_argument("--out", default=str(RESULTS / "gpu_cost.json"))
+    cost.add_argument("--command-line", help="the command to show in the docs (default: argv)")
     render = sub.add_parser("render", help="docs sections from stored JSONs")
     render.add_argument("--inference")
     render.add_argument("--inference-before", help="an earlier inference JSON to compare with")
@@ -471,7 +513,7 @@ def main(argv=None):
     if args.command != "render" and args.command != "macs" and keras.backend.backend() != "jax":
         parser.error(f"`{args.command}` runs on the JAX backend: set KERAS_BACKEND=jax "
                      f"(got {keras.backend.backend()!r}).")
-    {"macs": macs_command, "inference": inference_command, "train": train_command,
+    {"macs": macs_command, "inference": inference_command, "train": train_command, "cost": cost_command,
      "render": render_command}[args.command](args)
 
 

@@ -268,7 +268,7 @@ def cost_command(args):
     rows = {}
     height, width = parse_size(args.size)
     keras.mixed_precision.set_global_policy(args.dtype)
-    for name in parse_list(args.models):
+    for name in parse_list(args.models) if args.models else []:
         keras.backend.clear_session()
         model = build_model(name, height, width)
 
@@ -286,8 +286,31 @@ def cost_command(args):
               f"{rows[name]['bytes_accessed'] / 1e9:.2f} GB accessed, "
               f"{rows[name]['flops'] / 2 / max(rows[name]['bytes_accessed'], 1):.0f} MAC/byte", flush=True)
     result = {"device": [str(d) for d in jax.devices()], "size": args.size, "batch": args.batch,
-              "dtype": args.dtype, "command": args.command_line or " ".join(sys.argv), "models": rows}
+              "dtype": args.dtype, "command": args.command_line or " ".join(sys.argv), "models": rows,
+              "logits_upsampling": upsampling_cost(args.batch, height, width)}
     Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+def upsampling_cost(batch, height, width, factor=4, channels=NUM_CLASSES):
+    """XLA flops of upsampling stride-4 logits to the input size: jax.image.resize vs slices and adds."""
+    import jax
+
+    from spgnet_keras.layers.resize import upsample_by_integer_factors
+
+    logits = jax.ShapeDtypeStruct((batch, height // factor, width // factor, channels), "float32")
+    candidates = {
+        "jax.image.resize": lambda x: jax.image.resize(x, (batch, height, width, channels), "linear",
+                                                       antialias=False),
+        "upsample_by_integer_factors": lambda x: upsample_by_integer_factors(x, factor, factor),
+    }
+    result = {}
+    for name, function in candidates.items():
+        analysis = jax.jit(function).lower(logits).compile().cost_analysis()
+        analysis = analysis[0] if isinstance(analysis, list) else analysis
+        result[name] = float(analysis.get("flops", 0.0))
+        print(f"logits upsampling x{factor} to {height}x{width}, batch {batch}, {name}: "
+              f"{result[name] / 1e9:.1f} GFLOP", flush=True)
+    return result
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -58,7 +58,7 @@ from spgnet_keras.evaluation import dataset_pairs, evaluate  # noqa: E402
 from spgnet_keras.models import ablation_arguments  # noqa: E402
 from spgnet_keras.models.spgnet import SPGNet  # noqa: E402
 from spgnet_keras.profiler import count_params  # noqa: E402
-from spgnet_keras.training import compile_model, make_datasets, with_targets_per_output  # noqa: E402
+from spgnet_keras.training import make_datasets, recipe_compile_arguments  # noqa: E402
 
 # variant -> (table, label, paper Cityscapes val mIoU with R18 encoders)
 PAPER = {
@@ -107,11 +107,9 @@ def run_one(variant, seed, budget, root, spec, pairs, log):
     train, _, _, num_classes = make_datasets(data_config, seed, settings["batch"])
     start = time.perf_counter()
     model = SPGNet(num_classes=num_classes, **arguments)
-    compile_model(model, num_classes, OptimizerConfig(learning_rate=settings["learning_rate"]), LossConfig(),
-                  settings["steps"])
-    outputs = list(model.output.keys())
-    history = model.fit(with_targets_per_output(train, outputs), epochs=1, steps_per_epoch=settings["steps"],
-                        verbose=0)
+    model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=settings["learning_rate"]),
+                                             LossConfig(), settings["steps"]))
+    history = model.fit(train, epochs=1, steps_per_epoch=settings["steps"], verbose=0)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     result = evaluate(CompiledModel(model), pairs, num_classes=spec.num_classes, class_names=spec.class_names)

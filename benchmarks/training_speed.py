@@ -3,7 +3,7 @@ graph execution vs XLA.
 
 Setup (the ``camvid_cpu`` experiment): SPGNet 2xResNet-18, decoder width D=64, CamVid
 training crops 160x224, batch 8, SGD + poly decay and the mIoU metric from
-``spgnet_keras.training.compile_model``. Loss variants (same architecture and initial weights):
+``spgnet_keras.training.recipe_compile_arguments``. Loss variants (same architecture and initial weights):
 
 - ``plain``: softmax cross-entropy on the ``prediction`` output only (the model is
   re-wrapped with that single output, so the earlier stage's full-resolution logits are
@@ -51,7 +51,7 @@ import tensorflow as tf  # noqa: E402
 from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig  # noqa: E402
 from spgnet_keras.models.presets import preset_arguments  # noqa: E402
 from spgnet_keras.models.spgnet import PREDICTION, SPGNet  # noqa: E402
-from spgnet_keras.training import compile_model, make_datasets, with_targets_per_output  # noqa: E402
+from spgnet_keras.training import make_datasets, recipe_compile_arguments  # noqa: E402
 
 VARIANTS = ("plain", "ds", "ohem", "ds_ohem")
 DESCRIPTIONS = {
@@ -95,7 +95,8 @@ def build_variant(variant, num_classes, arguments, crop, jit_compile, seed, max_
     loss = LossConfig()
     if variant.endswith("ohem"):
         loss = LossConfig(ohem_threshold=0.7, ohem_min_kept=ohem_min_kept(crop))
-    compile_model(model, num_classes, OptimizerConfig(learning_rate=0.01), loss, max_steps, jit_compile=jit_compile)
+    model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=0.01), loss, max_steps),
+                  jit_compile=jit_compile)
     return model
 
 
@@ -196,7 +197,7 @@ def main(argv=None):
     for key in [k for k in models if k.startswith("ds_ohem")] or list(models)[-1:]:
         model = models[key]
         names = list(model.output.keys())
-        real = with_targets_per_output(train, names)
+        real = train.map(lambda image, mask: (image, {name: mask for name in names}))
         timer = StepTimer()
         model.fit(real, epochs=1, steps_per_epoch=args.pipeline_steps, verbose=0, callbacks=[timer])
         pipeline_fit[key] = timer.times[1:]

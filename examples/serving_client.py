@@ -5,8 +5,8 @@
     python examples/serving_client.py --server http://localhost:8501 --model spgnet a.jpg b.png --out maps/
 
 Sends the encoded files as-is (`{"instances": [{"b64": ...}, ...]}` to the
-`serving_default` signature: JPEG or PNG bytes; decoding, normalisation and padding
-happen in the served graph), and prints each image's size and class histogram. With
+`serving_default` signature: JPEG or PNG bytes; decoding, padding and the model's own
+normalisation happen in the served graph), and prints each image's size and class histogram. With
 `--out`, writes each class map as an 8-bit PNG (needs Pillow; -1 padding is cropped off).
 
 Only the Python standard library is needed to send requests (Pillow only for `--out`).

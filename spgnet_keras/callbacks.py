@@ -1,5 +1,6 @@
 """Training callbacks that never lose a good checkpoint."""
 
+import json
 import math
 import os
 import tempfile
@@ -63,7 +64,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     The file is written under a temporary name in the same folder and moved into place
     with `os.replace`, so a crash or a full disk never leaves a half-written `latest`.
     Nothing is saved once `guard` has seen a non-finite loss. With `monitor`, a second
-    file keeps the best epoch (e.g. highest "val_prediction_miou").
+    file keeps the best epoch (e.g. highest "val_prediction_miou"); its score is kept in
+    `best.json` beside it, so a resumed or continued run replaces `best.keras` only with
+    a better epoch.
     """
 
     def __init__(self, directory, guard=None, monitor=None, mode="max"):
@@ -82,6 +85,16 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     def best_path(self):
         return self.directory / "best.keras"
 
+    @property
+    def best_record_path(self):
+        return self.directory / "best.json"
+
+    def on_train_begin(self, logs=None):
+        if self.best is None and self.best_path.exists() and self.best_record_path.is_file():
+            record = json.loads(self.best_record_path.read_text())
+            if record.get("monitor") == self.monitor:
+                self.best = record["value"]
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.guard is not None and self.guard.bad_step is not None:
@@ -93,6 +106,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if value is not None and (self.best is None or (value > self.best) == (self.mode == "max")):
             self.best = value
             save_atomically(self.model, self.best_path)
+            record = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
+            self.best_record_path.write_text(json.dumps(record))
 
 
 def save_atomically(model, path):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT
+
 
 @dataclasses.dataclass
 class ModelConfig:
@@ -50,7 +52,7 @@ class OptimizerConfig:
 
 @dataclasses.dataclass
 class LossConfig:
-    stage_weight: float = 0.4
+    stage_weight: float = DEFAULT_STAGE_WEIGHT  # paper Sec 3.4: a plain sum of the stage losses
     ohem_threshold: typing.Optional[float] = None
     ohem_min_kept: int = 0
     ohem_top_k: typing.Optional[float] = None

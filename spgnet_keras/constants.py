@@ -13,3 +13,9 @@ OUTPUT_STRIDE = 32
 # Largest image (width x height) that loading, prediction and the served model accept:
 # a header declaring more is rejected before decoding instead of exhausting memory.
 MAX_IMAGE_PIXELS = 4096 * 4096
+
+# Loss weight of each earlier stage's output (deep supervision) in `SPGNet.compile()`'s
+# default loss and in the training recipe. The paper (Sec 3.4) minimises "the loss of
+# last-stage semantic prediction and per-class logits x_l in all previous stages" with no
+# weights given: a plain sum. (0.4, PSPNet's auxiliary weight, is a common alternative.)
+DEFAULT_STAGE_WEIGHT = 1.0

@@ -45,7 +45,8 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
     from spgnet_keras.data import LABEL_ID_TO_TRAIN_ID, dataset_files, dataset_spec
     from spgnet_keras.evaluation import evaluate, format_table, to_json
     from spgnet_keras.export import export_saved_model
-    from spgnet_keras.training import train
+    from spgnet_keras.inference import load_model
+    from spgnet_keras.training import RunFinished, train
 
     out_dir = Path(out_dir)
     for value, option in ((num_train, "--train-images"), (num_val, "--val-images")):
@@ -58,7 +59,13 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
         write_synthetic_folder(out_dir / "data", num_train=num_train, num_val=num_val, size=DEMO_SIZE, seed=0)
     log(f"[2/5] Training {config.model.preset} {config.model.arguments} for "
         f"{config.run.epochs} x {config.run.steps_per_epoch} steps")
-    model, history, checkpoint = train(config)
+    try:
+        model, _, checkpoint = train(config)
+        checkpoint_path = checkpoint.latest_path
+    except RunFinished as finished:  # the demo ran here before: its checkpoints are kept
+        checkpoint_path = out_dir / "checkpoints" / "latest.keras"
+        log(f"      {finished} Using {checkpoint_path}.")
+        model = load_model(checkpoint_path)
     log("[3/5] Evaluating on the validation split (full images)")
     spec = dataset_spec(config.data.dataset, config.data.root)
     pairs = dataset_files(config.data.dataset, config.data.root, config.data.val_split)
@@ -76,7 +83,7 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
         "synthetic": config.data.dataset == "synthetic",
         "val_miou": result.miou,
         "val_pixel_accuracy": result.pixel_accuracy,
-        "checkpoint": str(checkpoint.latest_path),
+        "checkpoint": str(checkpoint_path),
         "saved_model": str(export_dir),
         "figures": [str(f) for f in figures],
         "seconds": round(time.time() - started, 1),

@@ -27,6 +27,7 @@ from PIL import Image
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.inference import load_image, predict_logits
 from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
+from spgnet_keras.models.spgnet import check_takes_raw_images
 
 __all__ = [
     "CityscapesResultWriter",
@@ -299,15 +300,17 @@ def _accumulate(result_cm, result_unassigned, label, prediction, num_classes, ig
 
 
 def _resolve_classes(model, num_classes, class_names, output):
+    """(C, class names); ValueError when the model's class count differs from the data's."""
     if num_classes is None and class_names is not None:
         num_classes = len(class_names)
-    if num_classes is None and model is not None:
-        try:
-            outputs = model.output
-            tensor = outputs[output] if isinstance(outputs, dict) else outputs
-            num_classes = tensor.shape[-1]
-        except (AttributeError, KeyError, ValueError, TypeError):
-            num_classes = None  # not a functional model: must be given
+    predicted = _model_classes(model, output)
+    if num_classes is not None and predicted is not None and int(num_classes) != predicted:
+        raise ValueError(
+            f"The model predicts {predicted} classes but the data has {int(num_classes)}: its scores would "
+            "be meaningless. Evaluate a model trained for this dataset (fine-tune one with "
+            "SPGNet.from_preset(..., num_classes=..., weights=PATH))."
+        )
+    num_classes = predicted if num_classes is None else num_classes
     if num_classes is None:
         raise ValueError("num_classes is unknown; pass num_classes or class_names.")
     num_classes = int(num_classes)
@@ -316,6 +319,18 @@ def _resolve_classes(model, num_classes, class_names, output):
     if len(class_names) != num_classes:
         raise ValueError(f"{len(class_names)} class names for {num_classes} classes.")
     return num_classes, tuple(class_names)
+
+
+def _model_classes(model, output):
+    """Channels of the model's `output` logits, or None (no model, or not a functional model)."""
+    if model is None:
+        return None
+    try:
+        outputs = model.output
+        tensor = outputs[output] if isinstance(outputs, dict) else outputs
+        return int(tensor.shape[-1])
+    except (AttributeError, KeyError, ValueError, TypeError):
+        return None
 
 
 def _iterate_examples(data, label_map):
@@ -377,7 +392,7 @@ def evaluate(
             single-channel class-index PNGs, see :func:`load_label`), or an iterable /
             ``tf.data.Dataset`` of ``(image, label)`` arrays, unbatched ``[H, W, 3]`` /
             ``[H, W]`` or batched ``[N, H, W, 3]`` / ``[N, H, W]`` (e.g.
-            ``make_dataset(..., training=False, batch_size=1)``, normalised floats).
+            ``make_dataset(..., training=False, batch_size=1)``), RGB in [0, 255].
         num_classes: ``C`` (default: ``len(class_names)`` or the model's output channels).
         class_names: Names of the classes (default ``class_0``...).
         scales, flip, window, stride, output, batch_size: Test-time settings of
@@ -391,7 +406,13 @@ def evaluate(
 
     Returns:
         :class:`EvaluationResult`.
+
+    Raises:
+        ValueError: The model predicts another number of classes than the data has
+            (``num_classes`` / ``class_names``), an SPGNet built to take normalised input,
+            no images, a label outside ``[0, C)``, or bad test-time settings.
     """
+    check_takes_raw_images(model)  # before reading any data
     num_classes, class_names = _resolve_classes(model, num_classes, class_names, output)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     unassigned = np.zeros(num_classes, np.int64)

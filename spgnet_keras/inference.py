@@ -2,20 +2,18 @@
 
 Input convention (every function here that takes an image):
 
-* An image is ``[H, W, 3]`` RGB, or a batch ``[N, H, W, 3]`` of images of one size.
-* **Integer dtypes** (``uint8`` as returned by :func:`load_image`) are raw 0-255 pixels and
-  are normalised with the ImageNet mean/std of :mod:`spgnet_keras.constants`.
-* **Floating dtypes** are taken to be *already normalised* (what
-  ``spgnet_keras.data.make_dataset`` yields). Pass ``normalized=False`` to have a float
-  image in the 0-255 range normalised as well.
+* An image is ``[H, W, 3]`` RGB in [0, 255] (``uint8`` as returned by :func:`load_image`,
+  or float, as ``spgnet_keras.data.make_dataset`` yields), or a batch ``[N, H, W, 3]`` of
+  images of one size: the same input ``model.predict`` takes, since SPGNet normalises its
+  own input (:mod:`spgnet_keras.preprocessing`).
 
 How one prediction is made (:func:`predict_logits`):
 
-1. For each scale ``s``: the normalised image is resized bilinearly (half-pixel centres,
+1. For each scale ``s``: the image is resized bilinearly (half-pixel centres,
    no anti-aliasing, as in the training augmentation) to ``round(H*s) x round(W*s)``;
    scale 1.0 is not resized.
-2. It is padded at the bottom/right to a multiple of 32 (``OUTPUT_STRIDE``) with 0 (the
-   ImageNet mean colour after normalisation), run through the model, and the logits are
+2. It is padded at the bottom/right to a multiple of 32 (``OUTPUT_STRIDE``) with the
+   ImageNet mean colour (0 after the model's normalisation), run through the model, and the logits are
    cropped back to the scaled size. With ``flip=True`` the mirrored image goes through the
    same steps (padded at *its* bottom/right) in the same batch, and its logits are
    mirrored back.
@@ -53,7 +51,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
-from spgnet_keras.constants import MAX_IMAGE_PIXELS, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
+from spgnet_keras import preprocessing
+from spgnet_keras.constants import MAX_IMAGE_PIXELS, OUTPUT_STRIDE
+from spgnet_keras.models.spgnet import check_takes_raw_images
 
 __all__ = [
     "PAPER_SCALES",
@@ -61,7 +61,7 @@ __all__ = [
     "load_image",
     "check_image_file",
     "list_images",
-    "normalize",
+    "image_batch",
     "predict_logits",
     "predict_probabilities",
     "predict",
@@ -214,17 +214,16 @@ def load_model(path: str | os.PathLike):
 
 
 # --------------------------------------------------------------------------------------
-# Normalisation and argument checks
+# Input and argument checks
 # --------------------------------------------------------------------------------------
 
 
-def normalize(image, normalized: bool | None = None) -> np.ndarray:
-    """Returns a float32 batch ``[N, H, W, 3]`` normalised with the ImageNet mean/std.
+def image_batch(image) -> np.ndarray:
+    """A float32 batch ``[N, H, W, 3]`` of RGB 0-255 images from ``[H, W, 3]`` or ``[N, H, W, 3]``.
 
-    Args:
-        image: ``[H, W, 3]`` or ``[N, H, W, 3]`` array or tensor.
-        normalized: True if ``image`` is already normalised, False if it holds 0-255
-            values, None to decide from the dtype (integer = 0-255, float = normalised).
+    Raises:
+        ValueError: Not an RGB image or batch, an empty image, a non-numeric dtype, or
+            NaN/infinite pixels.
     """
     array = np.asarray(image)
     if array.ndim == 3:
@@ -236,13 +235,11 @@ def normalize(image, normalized: bool | None = None) -> np.ndarray:
         )
     if array.shape[1] < 1 or array.shape[2] < 1 or array.shape[0] < 1:
         raise ValueError(f"Empty image of shape {np.shape(image)}.")
-    if normalized is None:
-        if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-            raise ValueError(f"Unsupported image dtype {array.dtype}.")
-        normalized = np.issubdtype(array.dtype, np.floating)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"Unsupported image dtype {array.dtype}; expected RGB values in [0, 255].")
     array = array.astype(np.float32)
-    if not normalized:
-        array = (array - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError("The image holds NaN or infinite values.")
     return array
 
 
@@ -353,11 +350,10 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _pad(batch: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pads a batch at the bottom/right with 0 up to ``height x width``."""
-    pad_h, pad_w = height - batch.shape[1], width - batch.shape[2]
-    if pad_h == 0 and pad_w == 0:
+    """Pads a batch at the bottom/right with the mean colour up to ``height x width``."""
+    if (height, width) == batch.shape[1:3]:
         return batch
-    return np.pad(batch, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+    return np.asarray(preprocessing.pad_bottom_right(batch, height, width))
 
 
 def _scaled_log_probs(model, image, flip, window, stride, output, batch_size) -> list[np.ndarray]:
@@ -416,15 +412,14 @@ def predict_logits(
     window: int | tuple[int, int] | None = None,
     stride: int | tuple[int, int] | None = None,
     batch_size: int = 4,
-    normalized: bool | None = None,
 ) -> np.ndarray:
     """Test-time prediction of a full image of any size (see the module docstring).
 
     Args:
-        model: A Keras model mapping a normalised batch ``[N, H, W, 3]`` (H, W multiples
-            of 32) to logits ``[N, H, W, C]`` at the input resolution, or a dict of them.
-        image: ``[H, W, 3]`` or ``[N, H, W, 3]``; integer dtypes are 0-255 RGB, floats are
-            already normalised (see ``normalized``).
+        model: A Keras model mapping RGB 0-255 images ``[N, H, W, 3]`` (it is given H, W
+            multiples of 32) to logits ``[N, H, W, C]`` at the input resolution, or a dict
+            of them (an ``SPGNet``).
+        image: ``[H, W, 3]`` or ``[N, H, W, 3]`` RGB in [0, 255] (uint8 or float).
         scales: Test scales; :data:`PAPER_SCALES` for the paper's multi-scale test.
         flip: Also run the horizontally mirrored image and average.
         output: Which output of a dict-output model to use ("prediction" = last stage,
@@ -434,7 +429,6 @@ def predict_logits(
         stride: Window step ``int`` or ``(height, width)``, at most ``window``; default
             two thirds of the window.
         batch_size: Most images (windows, flips) per model call.
-        normalized: Overrides the dtype rule: True = already normalised, False = 0-255.
 
     Returns:
         float32 ``[H, W, C]`` (or ``[N, H, W, C]`` for a batch input): log of the averaged
@@ -442,14 +436,16 @@ def predict_logits(
 
     Raises:
         ValueError: Non-positive/empty scales, a bad window or stride, a wrongly shaped
-            image, or a model output that is not per-pixel logits.
+            or non-finite image, a model output that is not per-pixel logits, or an
+            SPGNet built to take normalised input.
     """
     scales = check_scales(scales)
     window, stride = check_window(window, stride)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    check_takes_raw_images(model)
     single = np.ndim(image) == 3
-    batch = normalize(image, normalized)
+    batch = image_batch(image)
     height, width = batch.shape[1:3]
 
     total = None

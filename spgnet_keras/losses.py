@@ -53,7 +53,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from spgnet_keras.constants import IGNORE_LABEL
+from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL
 
 __all__ = [
     "DEFAULT_STAGE_WEIGHT",
@@ -65,10 +65,6 @@ __all__ = [
 
 #: Name of the final (last-stage) output of the SPGNet model.
 PREDICTION_OUTPUT = "prediction"
-
-#: Default loss weight of every earlier-stage (deep-supervision) output; the
-#: value of PSPNet's auxiliary loss weight, also common in SPGNet re-implementations.
-DEFAULT_STAGE_WEIGHT = 0.4
 
 _PACKAGE = "spgnet_keras"
 
@@ -470,8 +466,8 @@ def deep_supervision_losses(
 
     Every output gets its own :class:`SegmentationCrossEntropy` (same
     ``loss_kwargs``); ``prediction_name`` gets weight 1.0 and every other
-    output (``"stage1"``, ``"stage2"``, ...) ``stage_weight`` (default 0.4,
-    PSPNet's auxiliary-loss weight). The total loss is
+    output (``"stage1"``, ``"stage2"``, ...) ``stage_weight`` (default
+    :data:`~spgnet_keras.constants.DEFAULT_STAGE_WEIGHT`, 1.0: the paper's plain sum). The total loss is
     ``L_prediction + sum_s stage_weight_s * L_s``.
 
     Example::

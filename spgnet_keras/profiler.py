@@ -10,13 +10,20 @@ at 1025x2049 (the DeepLab crop convention: feature maps 513x1025, 257x513, ...) 
 within 0.1 % on the encoder-only differences (R101 - R50 = 158.8 B in Table 7 and in
 this count at 1025x2049, 155.1 B at 1024x2048), so the table is made at 1025x2049 by
 default and `--height/--width` choose another size. See docs/architecture.md.
+
+SPGNet pads its input to multiples of the output stride 32 inside the model (1025x2049
+becomes 1056x2080, 4.6 % more pixels); the table counts the network on the 1025x2049
+grid itself, with that padding left out (`count_macs(..., pad_to_stride=False)`).
+The input normalisation, padding and cropping layers have no weights and no MACs.
 """
 
+import contextlib
 import dataclasses
 
 import numpy as np
 import tensorflow as tf
 
+from spgnet_keras.layers.resize import PadToMultiple
 from spgnet_keras.models.presets import ablation_arguments, preset_arguments
 from spgnet_keras.models.spgnet import SPGNet
 
@@ -66,11 +73,40 @@ PAPER_ROWS = (
 _MATMUL_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2", "BatchMatMulV3")
 
 
-def count_macs(model, height, width, channels=3):
-    """Multiply-accumulates of one forward pass of `model` on a (1, height, width, C) input."""
+def count_macs(model, height, width, channels=3, pad_to_stride=True):
+    """Multiply-accumulates of one forward pass of `model` on a (1, height, width, C) input.
+
+    Args:
+        model: a Keras model (built for inputs of that size or of any size).
+        height, width, channels: the input size.
+        pad_to_stride: True counts what `model` computes: an SPGNet pads its input to
+            multiples of 32 (`PadToMultiple`), e.g. 1025x2049 to 1056x2080. False traces
+            it with its `PadToMultiple` layers passed through, i.e. the network on a
+            height x width grid, as the paper ran its 1025x2049 crops (feature maps
+            513x1025, ...: see the module docstring). The same count either way when
+            the sides are multiples of 32.
+    """
     spec = tf.TensorSpec((1, height, width, channels), tf.float32)
-    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    with contextlib.nullcontext() if pad_to_stride else _stride_padding_bypassed(model):
+        graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
     return sum(_op_macs(op) for op in graph.get_operations() if op.type in _MATMUL_OPS)
+
+
+@contextlib.contextmanager
+def _stride_padding_bypassed(model):
+    """Within: every `PadToMultiple` layer of `model` returns its input unchanged."""
+    layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, PadToMultiple)]
+    for layer in layers:
+        layer.call = _identity
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.call
+
+
+def _identity(inputs):
+    return inputs
 
 
 def _op_macs(op):
@@ -95,9 +131,13 @@ def count_params(model):
 
 
 def profile(arguments, num_classes=CITYSCAPES_CLASSES, size=PAPER_SIZE):
-    """(params, MACs) of an SPGNet built from `arguments` at `size`."""
+    """(params, MACs) of an SPGNet built from `arguments`, the network run on a `size` grid.
+
+    The model's padding of its input to multiples of 32 is left out (see `count_macs`):
+    the paper's numbers are those of its network on 1025x2049 crops, with no padding.
+    """
     model = SPGNet(num_classes=num_classes, **arguments)
-    result = count_params(model), count_macs(model, *size)
+    result = count_params(model), count_macs(model, *size, pad_to_stride=False)
     del model
     tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
     return result

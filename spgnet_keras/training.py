@@ -11,13 +11,17 @@ from spgnet_keras.callbacks import (AtomicCheckpoint, GuardedBackupAndRestore, S
                                     TrainingDivergedError)
 from spgnet_keras.config import config_to_dict
 from spgnet_keras.losses import deep_supervision_losses
-from spgnet_keras.metrics import SegmentationMeanIoU
 from spgnet_keras.models.presets import preset_arguments
-from spgnet_keras.models.spgnet import PREDICTION, SPGNet
+from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metric
 from spgnet_keras.optimizers import build_sgd
 from spgnet_keras.schedules import PolyDecay
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+FINISHED_FILE = "finished.json"
+
+
+class RunFinished(Exception):
+    """`train` was asked for no more epochs than its output folder's run already finished."""
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
@@ -62,8 +66,10 @@ def build_model(config, num_classes):
     return model
 
 
-def compile_model(model, num_classes, optimizer_config, loss_config, max_steps, jit_compile=False):
-    """Deep-supervision losses (+OHEM), poly-decay SGD and the mIoU metric on "prediction"."""
+def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
+    """`model.compile` arguments of the paper's recipe (Sec 4.2): SGD with poly decay, the
+    cross-entropy (+OHEM, class weights) on every output weighted by `stage_weight`, and
+    the default mIoU metric. Use as `model.compile(**recipe_compile_arguments(...))`."""
     output_names = list(model.output.keys())
     losses, weights = deep_supervision_losses(
         output_names,
@@ -80,14 +86,8 @@ def compile_model(model, num_classes, optimizer_config, loss_config, max_steps, 
         warmup_steps=optimizer_config.warmup_steps,
     )
     optimizer = build_sgd(schedule, momentum=optimizer_config.momentum, weight_decay=optimizer_config.weight_decay)
-    model.compile(
-        optimizer=optimizer,
-        loss=losses,
-        loss_weights=weights,
-        metrics={PREDICTION: [SegmentationMeanIoU(num_classes, name="miou")]},
-        jit_compile=jit_compile,
-    )
-    return model
+    metrics = {PREDICTION: [default_metric(model.output[PREDICTION].shape[-1])]}
+    return dict(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
 
 def make_datasets(data_config, seed, global_batch_size, val_batch_size=1):
@@ -161,11 +161,6 @@ def patch_fit_for_multi_worker(model, strategy, element_spec):
     return model
 
 
-def with_targets_per_output(dataset, output_names):
-    """(image, mask) -> (image, {output: mask}): every deep-supervision output sees the mask."""
-    return dataset.map(lambda image, mask: (image, {name: mask for name in output_names}))
-
-
 def resumed_epoch(backup_dir):
     """The epoch `BackupAndRestore` will resume at (0 when there is no backup)."""
     metadata = Path(backup_dir) / "training_metadata.json"
@@ -193,6 +188,12 @@ def make_callbacks(out_dir, monitor=f"val_{PREDICTION}_miou"):
     ], guard, checkpoint
 
 
+def finished_run(out_dir):
+    """The record `train` leaves in `out_dir` when a run ends (None if none has)."""
+    path = Path(out_dir) / FINISHED_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def train(config):
     """Runs an `ExperimentConfig`: returns (model, history dict, checkpoint callback).
 
@@ -200,6 +201,12 @@ def train(config):
     start of the epoch after the last completed one (weights, optimizer state and so the
     learning-rate schedule; the data stream is skipped to the same position). A non-finite loss stops
     the run with `TrainingDivergedError`, leaving the last good checkpoint in place.
+
+    A run that ended leaves `<out_dir>/finished.json`. Running it again with no more
+    epochs raises `RunFinished` and touches nothing; with more epochs (`run.epochs`) it
+    continues from `checkpoints/latest.keras` at the next epoch: the poly schedule is
+    stretched over the new total (the learning rate rises again from 0), the momentum
+    restarts, and `best.keras` is replaced only by a better epoch.
     """
     from spgnet_keras.config import check_values
 
@@ -207,6 +214,13 @@ def train(config):
     set_precision(config.run.precision)
     keras.utils.set_random_seed(config.run.seed)
     out_dir = Path(config.run.out_dir)
+    finished = finished_run(out_dir)
+    if finished is not None and config.run.epochs <= finished["epochs"]:
+        raise RunFinished(
+            f"The run in {out_dir} already finished {finished['epochs']} epochs; its checkpoints are kept. "
+            f"To train longer, ask for more epochs (--set run.epochs={finished['epochs'] * 2}); to start "
+            "again, choose another run.out_dir."
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     strategy = make_strategy(config.run.strategy)
@@ -216,21 +230,23 @@ def train(config):
     )
     with strategy.scope():
         model = build_model(config.model, num_classes)
-        compile_model(model, num_classes, config.optimizer, config.loss, config.max_steps, config.run.jit_compile)
+        arguments = recipe_compile_arguments(model, config.optimizer, config.loss, config.max_steps)
+        model.compile(**arguments, jit_compile=config.run.jit_compile)
     # Keras prefixes metric names with the output name only when there are several outputs.
     monitor = f"val_{PREDICTION}_miou" if len(model.output) > 1 else "val_miou"
     callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
+    start_epoch = resumed_epoch(out_dir / "backup")
+    if finished is not None and start_epoch < finished["epochs"]:
+        start_epoch = continue_finished_run(model, strategy, checkpoint.latest_path, finished, config)
     # The training stream is a deterministic function of the seed; after a crash, skip
     # what the completed epochs consumed so the resumed run sees the same batches as an
     # uninterrupted one.
-    train_data = train_data.skip(resumed_epoch(out_dir / "backup") * config.run.steps_per_epoch)
-    output_names = list(model.output.keys())
-    train_data = with_targets_per_output(train_data, output_names)
-    val_data = with_targets_per_output(val_data, output_names)
+    train_data = train_data.skip(start_epoch * config.run.steps_per_epoch)
     patch_fit_for_multi_worker(model, strategy, train_data.element_spec)
     history = model.fit(
         train_data,
         epochs=config.run.epochs,
+        initial_epoch=start_epoch,
         steps_per_epoch=config.run.steps_per_epoch,
         validation_data=val_data,
         validation_steps=config.run.validation_steps,
@@ -243,4 +259,21 @@ def train(config):
             f"Training stopped: the loss became {guard.bad_value} at step {guard.bad_step}. "
             f"The last good checkpoint ({checkpoint.latest_path}) was left untouched."
         )
+    record = {"epochs": config.run.epochs, "steps_per_epoch": config.run.steps_per_epoch,
+              "latest": str(checkpoint.latest_path), "best": checkpoint.best, "monitor": monitor}
+    (out_dir / FINISHED_FILE).write_text(json.dumps(record, indent=2))
     return model, history.history, checkpoint
+
+
+def continue_finished_run(model, strategy, latest_path, finished, config):
+    """Loads a finished run's last weights into `model`, sets the optimizer's step count,
+    and returns the epoch to continue at."""
+    from spgnet_keras.models.weights import load_model_weights
+
+    if not Path(latest_path).is_file():
+        raise RunFinished(f"The finished run's checkpoint {latest_path} is missing: cannot continue it.")
+    load_model_weights(model, latest_path)
+    with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(finished["epochs"] * finished.get("steps_per_epoch", config.run.steps_per_epoch))
+    return finished["epochs"]

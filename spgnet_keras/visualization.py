@@ -255,15 +255,13 @@ def guided_attention_maps(
     top_k: int = TOP_K,
     class_names: Sequence[str] | None = None,
     normalization: str = "minmax",
-    normalized: bool | None = None,
 ) -> np.ndarray:
     """Guided-attention heat maps of an SPGNet for some classes (Sec 4.5 / Fig 4).
 
     Steps, for an image ``H x W``:
 
-    1. The image is normalised (integer = 0-255, float = already normalised; see
-       :mod:`spgnet_keras.inference`), padded bottom/right with 0 to a multiple of 32 and
-       run up to the SPG module's input ``x_d`` (a sub-model ``model.input -> spg.input``);
+    1. The RGB 0-255 image is padded bottom/right with the mean colour to a multiple of
+       32 and run (through the model's own normalisation) up to the SPG module's input ``x_d`` (a sub-model ``model.input -> spg.input``);
        ``m = spg.guided_attention(x_d)``, shape ``Hp/4 x Wp/4 x D``.
     2. For class ``c``: ``idx = top_attention_channels(W, c, top_k)`` with ``W`` the
        ``C x D`` :func:`attention_matrix`; ``a = sqrt(sum_{j in idx} m[..., j]**2)``.
@@ -276,13 +274,12 @@ def guided_attention_maps(
 
     Args:
         model: SPGNet with ``guidance="spg"``.
-        image: ``[H, W, 3]`` image (uint8 0-255 or normalised float).
+        image: ``[H, W, 3]`` RGB image in [0, 255] (uint8 or float).
         classes: Class indices or names (names need ``class_names``).
         stage: Which SPG module (after stage ``stage``).
         top_k: Channels per class (paper: 15).
         class_names: Names for resolving ``classes`` given as strings.
         normalization: ``"minmax"`` or ``"absolute"``.
-        normalized: Overrides the dtype rule for the image.
 
     Returns:
         ``float32 [len(classes), H, W]`` with values in ``[0, 1]``.
@@ -291,26 +288,29 @@ def guided_attention_maps(
     import tensorflow as tf
 
     from spgnet_keras.constants import OUTPUT_STRIDE
-    from spgnet_keras.inference import normalize
+    from spgnet_keras.inference import image_batch
+    from spgnet_keras.models.spgnet import check_takes_raw_images
+    from spgnet_keras.preprocessing import pad_bottom_right
 
     if normalization not in ("minmax", "absolute"):
         raise ValueError(f"normalization must be 'minmax' or 'absolute', got {normalization!r}.")
     layer = _spg_layer(model, stage)
+    check_takes_raw_images(model)  # before the other arguments: no setting makes it usable
     if normalization == "absolute" and layer.excitation != "sigmoid":
         raise ValueError("normalization='absolute' assumes a sigmoid attention (values in (0, 1)).")
     weights = attention_matrix(layer)
     indices = _class_indices(classes, class_names, weights.shape[0])
     channels = [top_attention_channels(weights, index, top_k) for index in indices]
 
-    batch = normalize(image, normalized)
+    batch = image_batch(image)
     if batch.shape[0] != 1:
         raise ValueError("guided_attention_maps takes one image [H, W, 3].")
     height, width = batch.shape[1:3]
     padded_h = -(-height // OUTPUT_STRIDE) * OUTPUT_STRIDE
     padded_w = -(-width // OUTPUT_STRIDE) * OUTPUT_STRIDE
-    batch = np.pad(batch, ((0, 0), (0, padded_h - height), (0, padded_w - width), (0, 0)))
+    batch = pad_bottom_right(batch, padded_h, padded_w)
     feature_model = keras.Model(model.input, layer.input)
-    features = feature_model(tf.convert_to_tensor(batch), training=False)
+    features = feature_model(batch, training=False)
     attention = np.asarray(tf.cast(layer.guided_attention(features), tf.float32))[0]  # (h, w, D)
 
     norms = np.stack([np.sqrt(np.sum(np.square(attention[..., idx]), axis=-1)) for idx in channels], -1)

@@ -18,3 +18,11 @@ def test_small_demo_learns_exports_and_draws(tmp_path):
                                                            "training_curves.png"}
     assert json.loads((tmp_path / "summary.json").read_text())["val_miou"] == summary["val_miou"]
     assert (tmp_path / "checkpoints" / "latest.keras").is_file()
+
+    # Running the demo again keeps the trained model (it used to retrain it from scratch).
+    latest = (tmp_path / "checkpoints" / "latest.keras").read_bytes()
+    messages = []
+    again = run_demo(tmp_path, epochs=3, steps_per_epoch=20, num_train=48, num_val=8, log=messages.append)
+    assert any("already finished 3 epochs" in str(m) for m in messages), messages
+    assert (tmp_path / "checkpoints" / "latest.keras").read_bytes() == latest
+    assert again["val_miou"] == summary["val_miou"]

@@ -34,7 +34,7 @@ CITYSCAPES_STEM = "frankfurt_000000_000294"
 
 
 def class_coded_model(num_classes):
-    """A 1x1 conv whose argmax is round(channel 0 of the (normalised) input): logits_c =
+    """A 1x1 conv whose argmax is round(channel 0 of the RGB input): logits_c =
     2c*x - c^2 = x^2 - (x - c)^2. Lets a test choose every pixel's prediction exactly."""
     inputs = keras.Input((None, None, 3))
     layer = keras.layers.Conv2D(num_classes, 1)
@@ -46,7 +46,7 @@ def class_coded_model(num_classes):
 
 
 def coded_image(prediction):
-    """Float (already normalised) image whose channel 0 holds the wanted class."""
+    """Float RGB (0-255) image whose red channel holds the wanted class."""
     image = np.zeros(prediction.shape + (3,), np.float32)
     image[..., 0] = prediction
     return image
@@ -226,13 +226,50 @@ def test_evaluate_camvid_files():
     first_labels = [root / "val" / "labels" / f"{s}.png" for s in (root / "val.txt").read_text().split()[:2]]
     labelled = sum(int(np.sum(load_label(p) != 255)) for p in first_labels)
     assert result.confusion.sum() == labelled
-    # The same images through the tf.data eval pipeline (normalised floats, padded to 32
-    # with 0 / ignore, batched): the model sees the same padded input, so equal counts.
+    # The same images through the tf.data eval pipeline (float RGB 0-255, padded to 32
+    # with the ImageNet mean colour / ignore, batched): inference pads a file's image with
+    # the same colour, so the model sees the same padded input and the counts are equal.
     from spgnet_keras.data import make_dataset
 
     dataset = make_dataset("camvid", "val", root=root, batch_size=2, pad_to_multiple=32)
     piped = evaluate(model, dataset, class_names=result.class_names, max_images=2)
     np.testing.assert_array_equal(piped.confusion, result.confusion)
+
+
+def test_class_count_mismatch_raises(camvid_root):
+    # A 3-class model scored on 11-class data would give meaningless numbers: refused,
+    # naming both counts, whether the data's classes come from class_names, num_classes
+    # or the dataset's spec.
+    from spgnet_keras.data import CAMVID_SPEC
+
+    rng = np.random.default_rng(0)
+    pairs = [(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8), rng.integers(0, 11, (24, 40)))]
+    model = class_coded_model(3)
+    assert len(CAMVID_SPEC.class_names) == 11
+    with pytest.raises(ValueError, match=r"predicts 3 classes but the data has 11"):
+        evaluate(model, pairs, class_names=CAMVID_SPEC.class_names)
+    with pytest.raises(ValueError, match=r"predicts 3 classes but the data has 11"):
+        evaluate(model, pairs, num_classes=11)
+    keras.utils.set_random_seed(4)
+    spgnet = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
+    with pytest.raises(ValueError, match=r"predicts 3 classes but the data has 11"):
+        evaluate_dataset(spgnet, "camvid", camvid_root, "val", max_images=1)
+    # Matching counts are fine (labels of a 3-class problem).
+    three = [(image, label % 3) for image, label in pairs]
+    assert evaluate(model, three, num_classes=3).num_images == 1
+
+
+def test_model_taking_normalised_input_is_refused():
+    from spgnet_keras.models import with_preprocessing
+
+    raw = SPGNet(3, backbones=("resnet18",), decoder_channels=8, include_preprocessing=False)
+    image = np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    label = np.zeros((24, 40), np.int64)
+    with pytest.raises(ValueError, match="with_preprocessing"):
+        evaluate(raw, [(image, label)], num_classes=3)
+    with pytest.raises(ValueError, match="with_preprocessing"):
+        evaluate(raw, [], num_classes=3)  # refused before any data is read
+    assert evaluate(with_preprocessing(raw), [(image, label)], num_classes=3).num_images == 1
 
 
 def test_evaluation_errors(tmp_path):
@@ -327,13 +364,42 @@ def test_predict_command(saved_model, cityscapes_root, tmp_path, capsys):
     assert main(["predict", str(inputs), "--model", str(saved_model), "--out", str(out), "--cityscapes-results"]) == 2
     assert "not a Cityscapes file name" in capsys.readouterr().err
     code = main(["predict", str(inputs / city_image.name), "--model", str(saved_model), "--out", str(out),
-                 "--cityscapes-results", "--scales", "0.75", "1.0", "--attention", "road", "car"])
+                 "--cityscapes-results", "--scales", "0.75", "1.0", "--attention", "road", "car", "--overwrite"])
     assert code == 0, capsys.readouterr().err
     labels = np.asarray(Image.open(out / "labels" / f"{stem}.png"))
     assert labels.max() < 19
     label_ids = np.asarray(Image.open(out / "cityscapes_results" / "frankfurt" / f"{CITYSCAPES_STEM}_leftImg8bit.png"))
     np.testing.assert_array_equal(label_ids, TRAIN_ID_TO_LABEL_ID[labels])
     assert (out / "attention" / f"{stem}.png").is_file()
+
+
+def test_predict_never_replaces_masks_or_earlier_results(saved_model, camvid_root, tmp_path, capsys):
+    import shutil
+
+    split = tmp_path / "camvid_val"  # a copy of a dataset split: images/ beside labels/
+    (split / "images").mkdir(parents=True)
+    (split / "labels").mkdir()
+    image = sorted((camvid_root / "val" / "images").glob("*.png"))[0]
+    shutil.copy(image, split / "images")
+    shutil.copy(camvid_root / "val" / "labels" / image.name, split / "labels")
+    mask = (split / "labels" / image.name).read_bytes()
+    for options in ([], ["--overwrite"]):  # the command that used to overwrite the ground truth
+        code = main(["predict", str(split / "images"), "--model", str(saved_model), "--out", str(split), *options])
+        assert code == 2
+        assert "holds a dataset" in capsys.readouterr().err
+    assert (split / "labels" / image.name).read_bytes() == mask
+
+    out = tmp_path / "predictions"
+    base = ["predict", str(image), "--model", str(saved_model), "--out", str(out)]
+    assert main(base) == 0
+    first = (out / "labels" / image.name).read_bytes()
+    (out / "labels" / image.name).write_bytes(b"an earlier result")
+    assert main(base) == 2
+    message = capsys.readouterr().err
+    assert "already exist" in message and "--overwrite" in message
+    assert (out / "labels" / image.name).read_bytes() == b"an earlier result"
+    assert main(base + ["--overwrite"]) == 0
+    assert (out / "labels" / image.name).read_bytes() == first
 
 
 def test_predict_command_errors(saved_model, tmp_path, capsys):

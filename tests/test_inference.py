@@ -10,9 +10,9 @@ from spgnet_keras import SPGNet
 from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
 from spgnet_keras.inference import (
     PAPER_SCALES,
+    image_batch,
     list_images,
     load_image,
-    normalize,
     predict,
     predict_logits,
     predict_probabilities,
@@ -35,34 +35,45 @@ def image():
 
 def pointwise_model(num_classes=4, seed=0):
     """1x1 convs only: every pixel's logits depend on that pixel alone, so the model is
-    exactly equivariant to flips, translations and cropping (any pixel permutation)."""
+    exactly equivariant to flips, translations and cropping (any pixel permutation).
+    Takes RGB 0-255, like every model the package runs (rescaled to [-1, 1] first)."""
     inputs = keras.Input((None, None, 3))
-    hidden = keras.layers.Conv2D(8, 1, activation="tanh", kernel_initializer=keras.initializers.RandomNormal(seed=seed))(inputs)
+    scaled = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inputs)
+    hidden = keras.layers.Conv2D(8, 1, activation="tanh", kernel_initializer=keras.initializers.RandomNormal(seed=seed))(scaled)
     logits = keras.layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(seed=seed + 1))(hidden)
     return keras.Model(inputs, {"prediction": logits})
 
 
 def asymmetric_model(num_classes=3):
-    """A 3x3 conv with a left/right-asymmetric kernel: not flip-equivariant."""
+    """A 3x3 conv with a left/right-asymmetric kernel: not flip-equivariant. Its weights
+    are sized for RGB 0-255 input (logits of a few units)."""
     inputs = keras.Input((None, None, 3))
     layer = keras.layers.Conv2D(num_classes, 3, padding="same")
     logits = layer(inputs)
     kernel = np.zeros((3, 3, 3, num_classes), np.float32)
-    kernel[1, 2, 0, 0] = 2.0  # class 0 looks at the right neighbour's red channel
-    kernel[1, 0, 1, 1] = 2.0  # class 1 at the left neighbour's green channel
-    kernel[1, 1, 2, 2] = 1.0
+    kernel[1, 2, 0, 0] = 2.0 / 64  # class 0 looks at the right neighbour's red channel
+    kernel[1, 0, 1, 1] = 2.0 / 64  # class 1 at the left neighbour's green channel
+    kernel[1, 1, 2, 2] = 1.0 / 64
     layer.set_weights([kernel, np.zeros(num_classes, np.float32)])
     return keras.Model(inputs, {"prediction": logits})
 
 
-def reference_pass(model, normalised, output="prediction"):
-    """Single pass by hand: pad to a multiple of 32 with 0, run, crop, log-softmax."""
-    height, width = normalised.shape[:2]
+def reference_pass(model, image, output="prediction"):
+    """Single pass by hand on an RGB 0-255 image: pad to a multiple of 32 with the ImageNet
+    mean colour, run, crop (logits; no log-softmax)."""
+    height, width = image.shape[:2]
     padded_h, padded_w = -(-height // 32) * 32, -(-width // 32) * 32
-    padded = np.zeros((1, padded_h, padded_w, 3), np.float32)
-    padded[0, :height, :width] = normalised
+    padded = np.empty((1, padded_h, padded_w, 3), np.float32)
+    padded[...] = np.float32(IMAGENET_MEAN)
+    padded[0, :height, :width] = image
     logits = np.asarray(model(padded, training=False)[output])[0, :height, :width]
     return logits
+
+
+def normalise(image):
+    """ImageNet normalisation (x - mean) / std, what a model built with
+    include_preprocessing=False takes."""
+    return (np.asarray(image, np.float32) - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
 
 
 def log_softmax(x):
@@ -73,13 +84,12 @@ def log_softmax(x):
 
 
 def test_single_pass_pads_runs_and_crops(spgnet, image):
-    normalised = (image.astype(np.float32) - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD)
     result = predict_logits(spgnet, image)
     assert result.shape == (HEIGHT, WIDTH, 3) and result.dtype == np.float32
-    np.testing.assert_allclose(result, log_softmax(reference_pass(spgnet, normalised)), atol=1e-5)
-    # Float input = already normalised; normalized=False treats floats as 0-255.
-    np.testing.assert_allclose(predict_logits(spgnet, normalised), result, atol=1e-5)
-    np.testing.assert_allclose(predict_logits(spgnet, image.astype(np.float32), normalized=False), result, atol=1e-5)
+    np.testing.assert_allclose(result, log_softmax(reference_pass(spgnet, image.astype(np.float32))), atol=1e-5)
+    # Float input is RGB 0-255 too, like uint8.
+    np.testing.assert_array_equal(predict_logits(spgnet, image.astype(np.float32)), result)
+    np.testing.assert_array_equal(predict_logits(spgnet, image.astype(np.float64)), result)
     probabilities = predict_probabilities(spgnet, image)
     np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(predict(spgnet, image), np.argmax(result, -1))
@@ -97,9 +107,8 @@ def test_other_output_is_selectable():
     keras.utils.set_random_seed(11)
     model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=16)
     picture = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
-    normalised = normalize(picture)[0]
     np.testing.assert_allclose(
-        predict_logits(model, picture, output="stage1"), log_softmax(reference_pass(model, normalised, "stage1")), atol=1e-5
+        predict_logits(model, picture, output="stage1"), log_softmax(reference_pass(model, picture, "stage1")), atol=1e-5
     )
     with pytest.raises(ValueError, match="no output 'stage7'"):
         predict_logits(model, picture, output="stage7")
@@ -118,9 +127,9 @@ def test_flip_is_identity_for_flip_equivariant_model(image):
 
 def test_flip_averages_mirrored_pass_for_asymmetric_model(image):
     model = asymmetric_model()
-    normalised = normalize(image)[0]
-    plain = tf.nn.softmax(reference_pass(model, normalised)).numpy()
-    mirrored = tf.nn.softmax(reference_pass(model, normalised[:, ::-1])).numpy()[:, ::-1]
+    picture = image_batch(image)[0]
+    plain = tf.nn.softmax(reference_pass(model, picture)).numpy()
+    mirrored = tf.nn.softmax(reference_pass(model, picture[:, ::-1])).numpy()[:, ::-1]
     expected = np.log((plain + mirrored) / 2)
     flipped = predict_logits(model, image, flip=True)
     np.testing.assert_allclose(flipped, expected, atol=1e-5)
@@ -146,12 +155,12 @@ def test_repeated_scale_equals_single_scale(spgnet, image):
 def test_multiscale_matches_manual_reference(spgnet, image):
     # Each scale: resize (round the size), pad to 32, run, crop, resize logits back,
     # softmax; probabilities averaged over scales and flips.
-    normalised = normalize(image)[0]
+    picture = image_batch(image)[0]  # float32 RGB 0-255
     scales = (0.75, 1.25, 1.6)
     probabilities = []
     for scale in scales:
         size = (round(HEIGHT * scale), round(WIDTH * scale))
-        scaled = tf.image.resize(normalised[None], size, method="bilinear").numpy()[0]
+        scaled = tf.image.resize(picture[None], size, method="bilinear").numpy()[0]
         for flip in (False, True):
             source = scaled[:, ::-1] if flip else scaled
             logits = reference_pass(spgnet, source)
@@ -234,6 +243,56 @@ def test_bad_image_shapes_raise(spgnet):
         predict_logits(spgnet, np.zeros((32, 32, 4), np.uint8))
     with pytest.raises(ValueError, match="RGB image"):
         predict_logits(spgnet, np.zeros((32, 32), np.uint8))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_image_raises(spgnet, image, bad):
+    picture = image.astype(np.float32)
+    picture[3, 5, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        predict(spgnet, picture)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        image_batch(picture)
+
+
+# ---------------------------------------------------------------- input convention
+
+
+def test_uint8_and_float_input_agree_with_model_predict():
+    # One convention: RGB 0-255, uint8 or float, is what both `inference.predict` and the
+    # model itself take. For a size that is not a multiple of 32 the model pads inside
+    # (after normalising, with 0) and inference pads outside (with the mean colour, which
+    # the model normalises to 0): the class maps are identical.
+    keras.utils.set_random_seed(13)
+    model = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
+    picture = np.random.default_rng(5).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    classes = predict(model, picture)
+    assert classes.shape == (45, 70) and classes.dtype == np.int32
+    np.testing.assert_array_equal(predict(model, picture.astype(np.float32)), classes)
+    direct = model.predict(picture[None], verbose=0)["prediction"]
+    assert direct.shape == (1, 45, 70, 3)
+    np.testing.assert_array_equal(np.argmax(direct[0], -1), classes)
+    np.testing.assert_allclose(predict_logits(model, picture), log_softmax(direct[0]), atol=1e-5)
+    assert len(np.unique(classes)) > 1  # not a constant map that any padding would match
+
+
+def test_model_without_preprocessing_is_refused_and_converted():
+    from spgnet_keras.models import with_preprocessing
+
+    keras.utils.set_random_seed(17)
+    raw = SPGNet(3, backbones=("resnet18",), decoder_channels=8, include_preprocessing=False)
+    picture = np.random.default_rng(6).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="with_preprocessing"):
+        predict_logits(raw, picture)
+    with pytest.raises(ValueError, match="with_preprocessing"):
+        predict(raw, picture)
+    converted = with_preprocessing(raw)
+    assert converted.include_preprocessing
+    expected = raw.predict(normalise(picture)[None], verbose=0)["prediction"][0]
+    got = converted.predict(picture[None], verbose=0)["prediction"][0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(np.argmax(got, -1), np.argmax(expected, -1))
+    np.testing.assert_array_equal(predict(converted, picture), np.argmax(expected, -1))
 
 
 # ---------------------------------------------------------------- image loading

@@ -275,10 +275,19 @@ def test_deep_supervision_losses():
         ["prediction", "stage1", "stage2"], stage_weight={"stage1": 0.2}
     )
     assert weights == {"prediction": 1.0, "stage1": 0.2, "stage2": DEFAULT_STAGE_WEIGHT}
-    _, weights = deep_supervision_losses(["prediction", "stage1"], stage_weight=1.0)
-    assert weights == {"prediction": 1.0, "stage1": 1.0}
+    _, weights = deep_supervision_losses(["prediction", "stage1"], stage_weight=0.4)
+    assert weights == {"prediction": 1.0, "stage1": 0.4}
     with pytest.raises(ValueError, match="prediction"):
         deep_supervision_losses(["stage1", "stage2"])
+
+
+def test_default_stage_weight_is_the_papers_plain_sum():
+    """Sec 3.4 sums the stage losses: one default (1.0) for the losses, the recipe's config
+    and `SPGNet.compile()`."""
+    from spgnet_keras import constants
+    from spgnet_keras.config import LossConfig
+
+    assert DEFAULT_STAGE_WEIGHT == constants.DEFAULT_STAGE_WEIGHT == LossConfig().stage_weight == 1.0
 
 
 def _tiny_dict_model(num_classes=3, size=8):
@@ -453,7 +462,7 @@ def test_distributed_loss_matches_numpy_pixel_mean(distributed_results):
     for start in (0, 4):
         xb, yb = x[start:start + 4], y[start:start + 4]
         total, naive = 0.0, 0.0
-        for (kernel, bias), weight in (((k_head, b_head), 1.0), ((k_aux, b_aux), 0.4)):
+        for (kernel, bias), weight in (((k_head, b_head), 1.0), ((k_aux, b_aux), DEFAULT_STAGE_WEIGHT)):
             ce, valid = np_pixel_ce(_np_logits(xb, kernel, bias), yb)
             total += weight * ce[valid].mean()
             # What a per-replica mean (2 + 2 images) would average to:

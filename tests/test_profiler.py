@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import numpy as np
+
 from spgnet_keras import SPGNet
 from spgnet_keras.models import ablation_arguments
 from spgnet_keras.profiler import PAPER_ROWS, count_macs, count_params
@@ -25,15 +27,34 @@ def test_spg_adds_attention_and_transform_convs_over_the_baseline():
     assert count_params(guided) - count_params(baseline) == classes * channels + channels + channels**2 + channels
 
 
+def test_count_macs_with_and_without_the_stride_padding():
+    """SPGNet pads its input to multiples of 32: counted by default (65x97 costs what 96x128
+    does), left out with pad_to_stride=False (the network on the 65x97 grid, as the
+    paper's 1025x2049 count), and the same either way on multiples of 32."""
+    model = SPGNet(5, backbones=("resnet18",), decoder_channels=8)
+    padded = count_macs(model, 65, 97)
+    assert padded == count_macs(model, 96, 128) == count_macs(model, 96, 128, pad_to_stride=False)
+    unpadded = count_macs(model, 65, 97, pad_to_stride=False)
+    assert 0 < unpadded < padded
+    # The model is left as it was: it pads again.
+    pad = model.get_layer("pad_to_stride")
+    assert "call" not in vars(pad)
+    assert count_macs(model, 65, 97) == padded
+    assert tuple(model(np.zeros((1, 65, 97, 3), "float32"))["prediction"].shape) == (1, 65, 97, 5)
+
+
 def test_paper_rows_cover_tables():
     tables = {t for row in PAPER_ROWS for t in row.tables.split(",")}
     assert tables == {"1", "3", "5", "6", "7", "9"}
 
 
 def test_profile_command_prints_the_r18_row():
+    """At the default size (1025x2049, the paper's) the R18 x1 row is the paper's network:
+    the model's padding to 1056x2080 is not counted (it would add 4.6 %)."""
     out = subprocess.run(
-        [sys.executable, "-m", "spgnet_keras.cli", "profile", "--rows", "R18 x1", "--height", "256", "--width", "512"],
+        [sys.executable, "-m", "spgnet_keras.cli", "profile", "--rows", "R18 x1"],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    assert "| R18 x1, D=128 | 11.7 M | 11.66 M" in out.stdout
+    assert "Input 1025x2049" in out.stdout
+    assert "| R18 x1, D=128 | 11.7 M | 11.66 M | -0.4 % | 107.6 B | 104.5 B | -2.9 % |" in out.stdout

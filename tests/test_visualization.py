@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from spgnet_keras import SPGNet
-from spgnet_keras.inference import normalize
+from spgnet_keras.constants import IMAGENET_MEAN
 from spgnet_keras.visualization import (
     attention_figure,
     attention_matrix,
@@ -91,11 +91,13 @@ def image():
 
 
 def manual_attention(model, image, channels):
-    """Independent reference: x_l and m from the layer's weights in numpy, then the l2 norm
-    over `channels`, bilinear x4 upsampling of the padded map, crop, min-max."""
+    """Independent reference: the RGB 0-255 image padded with the ImageNet mean colour (0
+    after the model's normalisation), x_l and m from the layer's weights in numpy, then the
+    l2 norm over `channels`, bilinear x4 upsampling of the padded map, crop, min-max."""
     layer = model.guidance_layer(1)
-    padded = np.zeros((1, 64, 96, 3), np.float32)
-    padded[0, :HEIGHT, :WIDTH] = normalize(image)[0]
+    padded = np.empty((1, 64, 96, 3), np.float32)
+    padded[...] = np.float32(IMAGENET_MEAN)
+    padded[0, :HEIGHT, :WIDTH] = image
     x_d = np.asarray(keras.Model(model.input, layer.input)(padded, training=False))[0]
     logits_kernel, logits_bias = (np.asarray(w) for w in layer.logits_conv.weights)
     attention_kernel, attention_bias = (np.asarray(w) for w in layer.attention_conv.weights)
@@ -133,6 +135,8 @@ def test_guided_attention_shape_range_and_channels(spgnet, image):
     np.testing.assert_allclose(default[0], manual_attention(spgnet, image, top15), atol=1e-4)
     absolute = guided_attention_maps(spgnet, image, [2], normalization="absolute")
     assert 0.0 < absolute.min() and absolute.max() < 1.0
+    # Float images are RGB 0-255 too, like uint8.
+    np.testing.assert_array_equal(guided_attention_maps(spgnet, image.astype(np.float32), [2, 0, 1], top_k=3), maps)
 
 
 def test_guided_attention_errors(spgnet, image):
@@ -145,6 +149,10 @@ def test_guided_attention_errors(spgnet, image):
         guided_attention_maps(squeeze_excite, image, [0])
     with pytest.raises(ValueError, match="Expected an SPGNet"):
         guided_attention_maps(keras.Sequential([keras.layers.Dense(2)]), image, [0])
+    # A model taking normalised input is refused (the package feeds RGB 0-255).
+    raw = SPGNet(NUM_CLASSES, backbones=("resnet18", "resnet18"), decoder_channels=8, include_preprocessing=False)
+    with pytest.raises(ValueError, match="with_preprocessing"):
+        guided_attention_maps(raw, image, [0])
 
 
 def test_attention_figure(spgnet, image, tmp_path):

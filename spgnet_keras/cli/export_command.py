@@ -120,7 +120,7 @@ def run(args):
     shape = (args.batch_size, height, width, 3)
     try:
         path = export(model, args.out, shape, output=args.output)
-        print(f"{args.format} model written to {path} (input float32 {list(shape)}, normalised RGB; output logits)")
+        print(f"{args.format} model written to {path} (input float32 {list(shape)}, RGB 0-255; output logits)")
         if not args.skip_parity_check:
             print(check_parity(model, path, output=args.output))
     except (ImportError, ParityError) as error:

@@ -9,6 +9,10 @@ Output layout under ``--out DIR`` (``<stem>`` = input file name without suffix):
   the Cityscapes benchmark layout (train ids mapped back to label ids).
 * with ``--attention CLASS ...``: ``attention/<stem>.png``, guided-attention heat maps of
   those classes (paper Sec 4.5).
+
+No existing file is replaced unless ``--overwrite`` is given, and a folder that holds a
+dataset split (``images/`` beside ``labels/``) or a dataset root (``meta.json``) is never
+used as ``--out``: its ``labels/`` are ground-truth masks.
 """
 
 from pathlib import Path
@@ -19,6 +23,7 @@ def add_parser(subparsers):
     parser.add_argument("images", nargs="+", help="image files and/or folders of images")
     parser.add_argument("--model", required=True, type=Path, help="saved .keras model")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace prediction files that already exist")
     parser.add_argument(
         "--palette", default=None, help="camvid | cityscapes | palette file (JSON / meta.json / 'r g b' lines)"
     )
@@ -104,6 +109,33 @@ def palette_class_names(palette):
     return None
 
 
+def check_output_folder(out, targets, overwrite):
+    """ValueError when `out` is a dataset's folder, or (without `overwrite`) when one of
+    `targets` already exists: predictions never replace masks or earlier results silently."""
+    if (out / "images").is_dir() and (out / "labels").is_dir() or (out / "meta.json").is_file():
+        raise ValueError(
+            f"--out {out} holds a dataset (images/ and labels/, or meta.json): predictions would "
+            "replace its ground-truth masks. Choose another output folder."
+        )
+    existing = [path for path in targets if path.exists()]
+    if existing and not overwrite:
+        raise ValueError(
+            f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite to replace "
+            "them or choose another --out."
+        )
+
+
+def output_files(out, files, attention, cityscapes):
+    """Every file `spgnet predict` will write for `files`."""
+    from spgnet_keras.evaluation import cityscapes_result_path
+
+    folders = ["labels", "color", "overlay"] + (["attention"] if attention else [])
+    targets = [out / folder / f"{path.stem}.png" for path in files for folder in folders]
+    if cityscapes:
+        targets += [cityscapes_result_path(out / "cityscapes_results", path) for path in files]
+    return targets
+
+
 def run(args):
     import numpy as np
     from PIL import Image
@@ -132,6 +164,8 @@ def run(args):
 
         for path in files:  # fail before any work if a name cannot be placed
             cityscapes_result_path(args.out, path)
+    check_output_folder(args.out, output_files(args.out, files, args.attention, args.cityscapes_results),
+                        args.overwrite)
     for path in files:  # unreadable inputs fail before the model is loaded
         check_image_file(path)
     if args.palette is not None:

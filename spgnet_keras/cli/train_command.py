@@ -31,10 +31,14 @@ def parse_assignments(assignments):
 
 def run(args):
     from spgnet_keras.config import apply_overrides, load_config
-    from spgnet_keras.training import train
+    from spgnet_keras.training import RunFinished, train
 
     config = load_config(args.config)
     apply_overrides(config, parse_assignments(args.set), source="--set")
-    _, history, checkpoint = train(config)
+    try:
+        _, history, checkpoint = train(config)
+    except RunFinished as finished:
+        print(f"spgnet train: {finished}")
+        return 0
     final = {key: values[-1] for key, values in history.items()}
     print(json.dumps({"final": final, "checkpoint": str(checkpoint.latest_path)}, indent=2))

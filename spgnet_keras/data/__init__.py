@@ -41,10 +41,8 @@ from spgnet_keras.data.datasets import (
     dataset_files,
     dataset_spec,
     decode_image,
-    denormalize_image,
     folder_files,
     make_dataset,
-    normalize_image,
     validate_dataset,
 )
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError, DatasetSpec
@@ -80,12 +78,10 @@ __all__ = [
     "dataset_files",
     "dataset_spec",
     "decode_image",
-    "denormalize_image",
     "folder_files",
     "label_ids_to_train_ids",
     "make_dataset",
     "make_synthetic_dataset",
-    "normalize_image",
     "pad_bottom_right",
     "pad_to_multiple",
     "random_crop",

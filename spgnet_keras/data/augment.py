@@ -1,8 +1,8 @@
 """Seeded geometric augmentation applied identically to an image and its label mask.
 
-All functions work on one unbatched example: ``image`` float32 ``[H, W, 3]`` (already
-normalised, so padding with 0 means "padding with the ImageNet mean colour") and ``mask``
-int32 ``[H, W]``. Randomness comes only from *stateless* ops driven by an explicit
+All functions work on one unbatched example: ``image`` float32 ``[H, W, 3]`` RGB in
+[0, 255] (padding uses the ImageNet mean colour, :mod:`spgnet_keras.preprocessing`) and
+``mask`` int32 ``[H, W]``. Randomness comes only from *stateless* ops driven by an explicit
 ``seed`` (an int32/int64 tensor of shape ``[2]``), so the same seed always gives the same
 output, whatever the thread scheduling of a parallel ``tf.data`` map.
 
@@ -25,13 +25,11 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from spgnet_keras import preprocessing
 from spgnet_keras.constants import IGNORE_LABEL
 
 SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 """Random-scale factors of the SPGNet paper: [0.5, 2.0] in steps of 0.25."""
-
-IMAGE_PAD_VALUE = 0.0
-"""Pad value for *normalised* images (0 = the ImageNet mean colour)."""
 
 
 def split_seed(seed: tf.Tensor, num: int) -> tf.Tensor:
@@ -121,7 +119,6 @@ def pad_bottom_right(
     mask: tf.Tensor,
     height: tf.Tensor,
     width: tf.Tensor,
-    image_value: float = IMAGE_PAD_VALUE,
     mask_value: int = IGNORE_LABEL,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Pads image and mask at the bottom/right up to *at least* ``(height, width)``.
@@ -131,11 +128,10 @@ def pad_bottom_right(
     ``[:H, :W]``.
 
     Args:
-        image: ``[H, W, C]``; padded with ``image_value`` (0 = mean colour after normalising).
+        image: ``[H, W, 3]`` 0-255; padded with the ImageNet mean colour.
         mask: ``[H, W]``; padded with ``mask_value`` (the ignore label).
         height: Minimum output height.
         width: Minimum output width.
-        image_value: Image pad value.
         mask_value: Mask pad value.
 
     Returns:
@@ -144,8 +140,7 @@ def pad_bottom_right(
     shape = tf.shape(mask)
     pad_h = tf.maximum(height - shape[0], 0)
     pad_w = tf.maximum(width - shape[1], 0)
-    image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]],
-                   constant_values=tf.cast(image_value, image.dtype))
+    image = preprocessing.pad_bottom_right(image, shape[0] + pad_h, shape[1] + pad_w)
     mask = tf.pad(mask, [[0, pad_h], [0, pad_w]], constant_values=tf.cast(mask_value, mask.dtype))
     return image, mask
 
@@ -154,7 +149,6 @@ def pad_to_multiple(
     image: tf.Tensor,
     mask: tf.Tensor,
     multiple: int,
-    image_value: float = IMAGE_PAD_VALUE,
     mask_value: int = IGNORE_LABEL,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Pads image and mask at the bottom/right so both sides are multiples of ``multiple``.
@@ -163,7 +157,6 @@ def pad_to_multiple(
         image: ``[H, W, C]``.
         mask: ``[H, W]``.
         multiple: Size divisor, e.g. ``OUTPUT_STRIDE`` (32).
-        image_value: Image pad value.
         mask_value: Mask pad value (ignore label).
 
     Returns:
@@ -171,7 +164,7 @@ def pad_to_multiple(
     """
     shape = tf.shape(mask)
     target = (shape + multiple - 1) // multiple * multiple
-    return pad_bottom_right(image, mask, target[0], target[1], image_value, mask_value)
+    return pad_bottom_right(image, mask, target[0], target[1], mask_value)
 
 
 def random_crop(
@@ -179,27 +172,25 @@ def random_crop(
     mask: tf.Tensor,
     crop_size: tuple[int, int],
     seed: tf.Tensor,
-    image_value: float = IMAGE_PAD_VALUE,
     mask_value: int = IGNORE_LABEL,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Cuts the same random ``crop_size`` window out of image and mask.
 
-    Inputs smaller than the crop are first padded at the bottom/right (image with
-    ``image_value``, mask with the ignore label), as in mmsegmentation / DeepLab.
+    Inputs smaller than the crop are first padded at the bottom/right (image with the
+    mean colour, mask with the ignore label), as in mmsegmentation / DeepLab.
 
     Args:
         image: ``[H, W, C]``.
         mask: ``[H, W]``.
         crop_size: ``(height, width)`` of the output.
         seed: Stateless seed, shape ``[2]``.
-        image_value: Image pad value.
         mask_value: Mask pad value.
 
     Returns:
         ``(image, mask)`` with static spatial shape ``crop_size``.
     """
     crop_h, crop_w = int(crop_size[0]), int(crop_size[1])
-    image, mask = pad_bottom_right(image, mask, crop_h, crop_w, image_value, mask_value)
+    image, mask = pad_bottom_right(image, mask, crop_h, crop_w, mask_value)
     shape = tf.shape(mask)
     top_seed, left_seed = tf.unstack(split_seed(seed, 2))
     top = tf.random.stateless_uniform(
@@ -224,7 +215,7 @@ def augment_pair(
     """SPGNet training augmentation: random scale, random horizontal flip, random crop.
 
     Args:
-        image: Normalised float32 ``[H, W, 3]``.
+        image: float32 ``[H, W, 3]`` RGB in [0, 255].
         mask: int32 ``[H, W]``.
         seed: Stateless seed, shape ``[2]``; equal seeds give equal outputs.
         crop_size: ``(height, width)`` of the output, or ``None`` for no crop.

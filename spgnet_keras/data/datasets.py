@@ -2,8 +2,8 @@
 
 A dataset is a list of ``(image_path, mask_path)`` string pairs. :func:`make_dataset` turns
 it (or a dataset name plus root folder) into a ``tf.data.Dataset`` of
-``(image float32 [H, W, 3] normalised with ImageNet mean/std, mask int32 [H, W])``,
-batched. Everything after file listing runs in the TF graph (decode, colour/label-id
+``(image float32 [H, W, 3] RGB in [0, 255], mask int32 [H, W])``, batched (SPGNet
+normalises its own input). Everything after file listing runs in the TF graph (decode, colour/label-id
 lookup, augmentation), in a parallel ``map`` followed by ``prefetch``.
 
 Mask formats:
@@ -34,7 +34,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from spgnet_keras.constants import IGNORE_LABEL, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
+from spgnet_keras import preprocessing
+from spgnet_keras.constants import IGNORE_LABEL, OUTPUT_STRIDE
 from spgnet_keras.data import augment
 from spgnet_keras.data.cityscapes import (
     CITYSCAPES_SPEC,
@@ -633,18 +634,9 @@ def _assert_same_size(
         return tf.identity(image), tf.identity(mask)
 
 
-def normalize_image(image: tf.Tensor) -> tf.Tensor:
-    """Converts uint8 RGB to float32 ``(image - IMAGENET_MEAN) / IMAGENET_STD``."""
-    mean = tf.constant(IMAGENET_MEAN, tf.float32)
-    std = tf.constant(IMAGENET_STD, tf.float32)
-    return (tf.cast(image, tf.float32) - mean) / std
-
-
-def denormalize_image(image: tf.Tensor | np.ndarray) -> np.ndarray:
-    """Inverts :func:`normalize_image`; returns uint8 RGB (numpy), e.g. for plotting."""
-    image = np.asarray(image, np.float32) * np.asarray(IMAGENET_STD, np.float32)
-    image = image + np.asarray(IMAGENET_MEAN, np.float32)
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
+def as_float_image(image: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB -> float32 RGB in [0, 255] (the model normalises its own input)."""
+    return tf.cast(image, tf.float32)
 
 
 # --------------------------------------------------------------------------------------
@@ -703,11 +695,14 @@ def make_dataset(
     validate: bool = False,
     num_parallel_calls: int = tf.data.AUTOTUNE,
 ) -> tf.data.Dataset:
-    """Builds a batched ``tf.data`` pipeline of normalised images and int32 masks.
+    """Builds a batched ``tf.data`` pipeline of float32 RGB 0-255 images and int32 masks.
+
+    The images are what ``SPGNet`` takes (it normalises its own input), so the dataset
+    goes straight into ``model.fit`` / ``model.evaluate``.
 
     Training mode (``training=True``): files are shuffled (seeded), then each example gets
     random scale from ``scales``, random horizontal flip and a random ``crop_size`` crop
-    (padding smaller images with 0 / masks with 255). Each example's augmentation seed
+    (padding smaller images with the ImageNet mean colour / masks with 255). Each example's augmentation seed
     comes from ``tf.data.Dataset.random(seed)``, so two pipelines built with the same
     ``seed`` (and the same TF global seed, e.g. from ``keras.utils.set_random_seed``, which
     TF combines with op seeds) yield identical batches; successive epochs differ from each
@@ -715,7 +710,7 @@ def make_dataset(
 
     Eval mode (``training=False``): no augmentation and no shuffling. With
     ``pad_to_multiple=32`` each image is padded at the bottom/right to a multiple of 32
-    (image 0 after normalisation, mask 255). Batches are built with ``padded_batch`` (same
+    (image: the ImageNet mean colour, mask 255). Batches are built with ``padded_batch`` (same
     padding values), so differently sized images can share a batch; use ``batch_size=1``
     to get each full image alone.
 
@@ -749,7 +744,7 @@ def make_dataset(
         num_parallel_calls: Parallelism of the decode/augment maps.
 
     Returns:
-        ``tf.data.Dataset`` of ``(images float32 [B, H, W, 3], masks int32 [B, H, W])``.
+        ``tf.data.Dataset`` of ``(images float32 [B, H, W, 3] in 0-255, masks int32 [B, H, W])``.
 
     Raises:
         ValueError / DatasetError / DatasetNotFoundError: For bad arguments or files found
@@ -814,7 +809,7 @@ def make_dataset(
         @tf.autograph.experimental.do_not_convert
         def augment_example(example, example_seed):
             image, mask = example
-            return augment.augment_pair(normalize_image(image), mask, example_seed,
+            return augment.augment_pair(as_float_image(image), mask, example_seed,
                                         crop_size, scales, flip)
 
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
@@ -822,7 +817,7 @@ def make_dataset(
     else:
         @tf.autograph.experimental.do_not_convert
         def prepare_eval_example(image, mask):
-            image = normalize_image(image)
+            image = as_float_image(image)
             if pad_to_multiple:
                 image, mask = augment.pad_to_multiple(image, mask, pad_to_multiple)
             return image, mask
@@ -834,9 +829,10 @@ def make_dataset(
     else:
         dataset = dataset.padded_batch(
             batch_size,
-            padding_values=(tf.constant(augment.IMAGE_PAD_VALUE, tf.float32),
+            padding_values=(tf.constant(preprocessing.BATCH_PAD_SENTINEL, tf.float32),
                             tf.constant(IGNORE_LABEL, tf.int32)),
             drop_remainder=drop_remainder)
+        dataset = dataset.map(lambda images, masks: (preprocessing.fill_batch_padding(images), masks))
     options = tf.data.Options()
     options.deterministic = True  # parallel maps keep element order: reproducible batches
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,10 +1,10 @@
 """ONNX and TFLite (LiteRT) export of the bare network, with a parity check against Keras.
 
 Unlike the SavedModel for TF Serving, these files hold only the network at one fixed
-input shape: input `image`, float32 `[B, H, W, 3]` RGB already normalised with the
-ImageNet mean/std (`spgnet_keras.constants`), H and W multiples of 32; output: the
-float32 logits `[B, H, W, C]` of the selected model output. Preprocessing, padding and
-argmax are left to the caller.
+input shape: input `image`, float32 `[B, H, W, 3]` RGB in [0, 255] (the network's first
+layer normalises it, as in Keras), H and W multiples of 32; output: the float32 logits
+`[B, H, W, C]` of the selected model output. Decoding, padding and argmax are left to the
+caller.
 
 Runtimes: `onnxruntime` for ONNX, `ai_edge_litert` (or TensorFlow's `tf.lite`) for
 TFLite. The converters are the ones behind `keras.Model.export`: tf2onnx for
@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from spgnet_keras.constants import OUTPUT_STRIDE
+from spgnet_keras.models.spgnet import check_takes_raw_images
 
 ONNX_REQUIREMENTS = ("tf2onnx", "onnxruntime")
 TFLITE_REQUIREMENTS = ("ai_edge_litert",)
@@ -62,7 +63,7 @@ def export_onnx(model, path, input_shape, *, output="prediction", opset=None):
     """Writes the network for a fixed `input_shape` as ONNX (via tf2onnx).
 
     Args:
-        model: a Keras model (e.g. `SPGNet`) taking normalised RGB images.
+        model: a Keras model (e.g. `SPGNet`) taking RGB 0-255 images.
         path: the `.onnx` file to write.
         input_shape: (height, width) or (batch, height, width, 3); batch defaults to 1.
         output: which output of the model to export ("prediction", "stage1", ...).
@@ -104,8 +105,8 @@ def check_parity(model, path, images=None, *, output="prediction", min_agreement
     Args:
         model: the Keras model that was exported.
         path: the `.onnx` or `.tflite` file.
-        images: normalised float32 images `[B, H, W, 3]` of the exported shape; None
-            draws standard-normal images of that shape (`seed`).
+        images: float32 RGB 0-255 images `[B, H, W, 3]` of the exported shape; None
+            draws uniform random images of that shape (`seed`).
         output: the model output that was exported.
         min_agreement: smallest accepted fraction of pixels with the same argmax.
 
@@ -113,13 +114,14 @@ def check_parity(model, path, images=None, *, output="prediction", min_agreement
         A `ParityReport`. Raises `ParityError` when the agreement is below
         `min_agreement`.
     """
+    check_takes_raw_images(model)
     path = Path(path)
     kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
     if kind is None:
         raise ValueError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
     runner = _OnnxRunner(path) if kind == "onnx" else _TFLiteRunner(path)
     if images is None:
-        images = np.random.default_rng(seed).standard_normal(runner.input_shape).astype("float32")
+        images = np.random.default_rng(seed).uniform(0, 255, runner.input_shape).astype("float32")
     images = np.asarray(images, dtype="float32")
     if tuple(images.shape) != tuple(runner.input_shape):
         raise ValueError(f"`images` has shape {images.shape}; the {kind} model takes {tuple(runner.input_shape)}.")
@@ -171,6 +173,7 @@ def _single_output_network(model, input_shape, output):
     """A functional model with the single output `output`, and its input spec."""
     import tensorflow as tf
 
+    check_takes_raw_images(model)
     shape = _fixed_shape(input_shape)
     outputs = model.output
     if isinstance(outputs, dict):

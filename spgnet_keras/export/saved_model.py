@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from spgnet_keras.models.spgnet import check_takes_raw_images
 from spgnet_keras.export.serving import (
     DEFAULT_MAX_PIXELS,
     INPUT_NAME,
@@ -52,16 +53,17 @@ def export_saved_model(
     - `predict_images_float`: `images`, float32 `[B, H, W, C]` in 0-255.
 
     C may be 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA): gray is replicated to RGB
-    and alpha is dropped. Inside the graph: ImageNet normalisation, padding to a multiple
-    of 32 (bottom/right, mean colour), crop back, optional multi-scale / flip averaging
-    of softmax probabilities, optional resize to `output_size`, argmax. Bad input (not
+    and alpha is dropped. Inside the graph: padding to a multiple of 32 (bottom/right,
+    ImageNet mean colour), the model (which normalises its own 0-255 input), crop back,
+    optional multi-scale / flip averaging of softmax probabilities, optional resize to
+    `output_size`, argmax. Bad input (not
     JPEG/PNG, empty batch, zero-sized image, more than `max_pixels` pixels - checked
     from the header before decoding, NaN/inf floats, 5+ channels) raises
     InvalidArgument.
 
     Args:
-        model: a Keras model taking normalised RGB images and returning a dict of
-            logits, e.g. `SPGNet`. An `SPGNet` built for a fixed input size is rebuilt
+        model: a Keras model taking RGB 0-255 images and returning a dict of logits,
+            e.g. `SPGNet`. An `SPGNet` built for a fixed input size is rebuilt
             with `input_shape=(None, None, 3)` and the same weights.
         export_dir: the version folder, `<base>/<model_name>/<version>` with a numeric
             version (TF Serving's layout).
@@ -79,6 +81,7 @@ def export_saved_model(
     The export is atomic: the SavedModel is written to a hidden sibling folder (a name
     TF Serving ignores) and renamed into place; on failure nothing is left behind.
     """
+    check_takes_raw_images(model)
     export_dir = Path(export_dir)
     options = check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels)
     check_version_dir(export_dir)
@@ -146,6 +149,22 @@ def check_version_dir(export_dir):
             f"The export folder must end in a numeric version, <base>/<model_name>/<version> as TF Serving "
             f"expects (e.g. models/spgnet/1), got {str(export_dir)!r}."
         )
+    same = same_version_folders(export_dir)
+    if same:
+        raise ValueError(
+            f"{same[0]} already holds version {int(export_dir.name)}: TF Serving reads the folders "
+            f"{same[0].name!r} and {export_dir.name!r} as the same version. Export to {same[0]} (with "
+            "--overwrite to replace it) or choose another version number."
+        )
+
+
+def same_version_folders(export_dir):
+    """Sibling folders whose names are the same number as `export_dir`'s ("1" and "01")."""
+    parent, version = export_dir.parent, int(export_dir.name)
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir()
+                  if p.is_dir() and p.name.isdigit() and p.name != export_dir.name and int(p.name) == version)
 
 
 def servable_model(model):
@@ -228,6 +247,7 @@ def write_atomically(target, write, overwrite=False):
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     token = uuid.uuid4().hex[:8]
     tmp = target.parent / f".{target.name}.tmp-{token}"
     old = target.parent / f".{target.name}.old-{token}"
@@ -243,7 +263,20 @@ def write_atomically(target, write, overwrite=False):
             shutil.rmtree(tmp, ignore_errors=True)
         if old.exists():
             if target.exists():
-                shutil.rmtree(old, ignore_errors=True)
+                shutil.rmtree(old)
             else:  # the rename into place failed: put the previous version back
                 os.rename(old, target)
     return target
+
+
+def remove_stale_temporaries(target):
+    """Hidden `.N.tmp-*` / `.N.old-*` folders an interrupted export of `target` left behind:
+    a half-written version is deleted; a moved-aside previous version is deleted when
+    `target` exists, and renamed back to `target` when it does not."""
+    for stale in sorted(target.parent.glob(f".{target.name}.tmp-*")):
+        shutil.rmtree(stale)
+    for stale in sorted(target.parent.glob(f".{target.name}.old-*")):
+        if target.exists():
+            shutil.rmtree(stale)
+        else:
+            os.rename(stale, target)

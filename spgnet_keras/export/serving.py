@@ -1,4 +1,4 @@
-"""The serving graph: decoding, validation, normalisation, padding, test-time augmentation.
+"""The serving graph: decoding, validation, padding, test-time augmentation.
 
 Everything here is plain TensorFlow ops (no `tf.py_function`), so the functions trace
 into a SavedModel that TF Serving's C++ loader runs without Python. The functions are
@@ -11,8 +11,8 @@ Conventions (documented in examples/serve_with_tf_serving.md):
   alpha channel of RGBA / gray+alpha images is dropped (not composited). Encoded images
   must be JPEG or PNG (checked from the magic bytes); 16-bit PNGs keep their high byte;
   JPEG EXIF orientation is not applied (pixels as stored).
-- The network sees the image normalised with the ImageNet mean/std, padded at the
-  bottom/right with 0 (the mean colour) to a multiple of the output stride (32); its
+- The network (which normalises its own 0-255 input) sees the image padded at the
+  bottom/right with the ImageNet mean colour to a multiple of the output stride (32); its
   logits are cropped back to the image before any resizing or argmax.
 - `classes[b, y, x]` is the argmax over the (averaged) class scores, int32.
   `probabilities` is the softmax (averaged over scales/flips), float32.
@@ -24,7 +24,8 @@ Conventions (documented in examples/serve_with_tf_serving.md):
 
 import tensorflow as tf
 
-from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD, MAX_IMAGE_PIXELS, OUTPUT_STRIDE
+from spgnet_keras import preprocessing
+from spgnet_keras.constants import MAX_IMAGE_PIXELS, OUTPUT_STRIDE
 
 # === Public names of the served signatures ===
 SIGNATURE_ENCODED = "serving_default"
@@ -136,8 +137,8 @@ class Segmenter:
     """Class scores of a Keras segmentation model on RGB 0-255 images of any size.
 
     Args:
-        model: a Keras model taking normalised RGB images `[B, H, W, 3]` (H, W any) and
-            returning a dict of logits (or a single logits tensor).
+        model: a Keras model taking RGB 0-255 images `[B, H, W, 3]` (H, W multiples of
+            32) and returning a dict of logits (or a single logits tensor), e.g. SPGNet.
         output: the key of `model`'s output dict to serve.
         scales: image scales whose softmax probabilities are averaged.
         flip: also average over horizontally flipped images.
@@ -158,14 +159,14 @@ class Segmenter:
     def averages(self):
         return len(self.scales) > 1 or self.scales[0] != 1.0 or self.flip
 
-    def logits(self, normalised):
-        """Logits `[B, H, W, C]` of the selected output; the input is padded to 32 and the
-        output cropped back."""
-        shape = tf.shape(normalised)
+    def logits(self, images):
+        """Logits `[B, H, W, C]` of the selected output; the 0-255 input is padded to a
+        multiple of 32 with the mean colour and the output cropped back."""
+        shape = tf.shape(images)
         height, width = shape[1], shape[2]
-        pad_h = (OUTPUT_STRIDE - height % OUTPUT_STRIDE) % OUTPUT_STRIDE
-        pad_w = (OUTPUT_STRIDE - width % OUTPUT_STRIDE) % OUTPUT_STRIDE
-        padded = tf.pad(normalised, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+        padded = preprocessing.pad_bottom_right(
+            images, -(-height // OUTPUT_STRIDE) * OUTPUT_STRIDE, -(-width // OUTPUT_STRIDE) * OUTPUT_STRIDE
+        )
         outputs = self.model(padded, training=False)
         if isinstance(outputs, dict):
             outputs = outputs[self.output]
@@ -174,22 +175,20 @@ class Segmenter:
     def __call__(self, images):
         """`images`: float32 RGB 0-255 `[B, H, W, 3]`. Returns a dict with `classes`
         (int32 `[B, H', W']`) and, if asked, `probabilities` (`[B, H', W', C]`)."""
-        mean = tf.constant(IMAGENET_MEAN, tf.float32)
-        std = tf.constant(IMAGENET_STD, tf.float32)
-        normalised = (tf.cast(images, tf.float32) - mean) / std
-        shape = tf.shape(normalised)
+        images = tf.cast(images, tf.float32)
+        shape = tf.shape(images)
         size = shape[1:3]
         if not self.averages:
-            scores = self.logits(normalised)
+            scores = self.logits(images)
             probabilities = tf.nn.softmax(scores) if self.include_probabilities else None
         else:
             total = 0.0
             count = 0
             for scale in self.scales:
-                scaled = normalised
+                scaled = images
                 if scale != 1.0:
                     scaled_size = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 1)
-                    scaled = tf.image.resize(normalised, scaled_size, method="bilinear")
+                    scaled = tf.image.resize(images, scaled_size, method="bilinear")
                 for flipped in (False, True) if self.flip else (False,):
                     x = tf.reverse(scaled, axis=[2]) if flipped else scaled
                     logits = self.logits(x)

@@ -85,3 +85,58 @@ def _upsample_axis(x, factor, axis):
 
 def _take(x, start, stop, axis):
     return x[:, start:stop] if axis == 1 else x[:, :, start:stop]
+
+
+@keras.saving.register_keras_serializable(package="spgnet_keras")
+class PadToMultiple(keras.layers.Layer):
+    """Pads NHWC `inputs` with zeros at the bottom/right to sides that are multiples of
+    `multiple` (SPGNet's output stride, 32), so the model takes images of any size.
+
+    SPGNet applies it after normalising its input, where 0 is the ImageNet mean colour
+    (what the paper's framework pads test images with); `CropLike` cuts the logits back.
+    """
+
+    def __init__(self, multiple, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
+            raise ValueError(f"`multiple` must be a positive integer, got {multiple!r}.")
+        self.multiple = multiple
+
+    def call(self, inputs):
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            shape = tf.shape(inputs)
+            pad_h = -shape[1] % self.multiple
+            pad_w = -shape[2] % self.multiple
+            return tf.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+        height, width = inputs.shape[1:3]
+        return ops.pad(inputs, [[0, 0], [0, -height % self.multiple], [0, -width % self.multiple], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        def padded(size):
+            return None if size is None else -(-size // self.multiple) * self.multiple
+
+        return (input_shape[0], padded(input_shape[1]), padded(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="spgnet_keras")
+class CropLike(keras.layers.Layer):
+    """Keeps the top-left `H x W` of `inputs[0]`, `H x W` being the size of `inputs[1]`
+    (undoes `PadToMultiple`)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            size = tf.shape(reference)
+            return x[:, : size[1], : size[2]]
+        return x[:, : reference.shape[1], : reference.shape[2]]
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, reference_shape = input_shapes
+        return (x_shape[0], reference_shape[1], reference_shape[2], x_shape[3])

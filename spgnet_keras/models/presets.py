@@ -16,6 +16,22 @@ PRESETS = {
     "spgnet_r101x2_256": dict(backbones=("resnet101", "resnet101"), decoder_channels=256),
 }
 
+# name -> one-line description (`SPGNet.presets`).
+PRESET_DESCRIPTIONS = {
+    "spgnet_r18x1_128": "1 stage, ResNet-18 encoder, decoder width 128 (Table 5/9 one-stage baseline).",
+    "spgnet_r50x1_128": "1 stage, ResNet-50 encoder, decoder width 128 (Table 5).",
+    "spgnet_r101x1_128": "1 stage, ResNet-101 encoder, decoder width 128 (Table 5).",
+    "spgnet_r152x1_128": "1 stage, ResNet-152 encoder, decoder width 128 (Table 5).",
+    "spgnet_r18x2_128": "2 stages, ResNet-18 + ResNet-18, width 128 (Tables 3, 4, 7: the ablation model).",
+    "spgnet_r18x3_128": "3 stages of ResNet-18, width 128 (Table 7).",
+    "spgnet_r50x2_128": "2 stages, ResNet-50 + ResNet-50, width 128 (Table 5).",
+    "spgnet_r101x2_128": "2 stages, ResNet-101 + ResNet-101, width 128 (Table 5).",
+    "spgnet_r18_r50_128": "2 stages, ResNet-18 then ResNet-50, width 128 (Table 6).",
+    "spgnet_r50_r18_128": "2 stages, ResNet-50 then ResNet-18, width 128 (Table 6).",
+    "spgnet_r50x2_256": "2 stages, ResNet-50 + ResNet-50, width 256: the paper's Cityscapes model (Tables 1, 9).",
+    "spgnet_r101x2_256": "2 stages, ResNet-101 + ResNet-101, width 256 (Table 9).",
+}
+
 # Table 3 / Table 4 variants of the two-stage ResNet-18 model (decoder width 128).
 ABLATIONS = {
     "one_stage": dict(backbones=("resnet18",)),
@@ -28,6 +44,9 @@ ABLATIONS = {
     "se": dict(guidance="se"),
     "ge": dict(guidance="ge"),
 }
+
+
+assert set(PRESET_DESCRIPTIONS) == set(PRESETS)
 
 
 def preset_arguments(name):

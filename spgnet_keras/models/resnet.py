@@ -8,6 +8,13 @@ puts the stride on the first 1x1 conv of a bottleneck (ResNet "v1"), while the p
 keras-hub's ResNet): see docs/architecture.md. So the stacks are built here with plain
 Keras layers, one function per block, with the kernel shapes of keras-cv/keras-hub
 ResNets so their ImageNet weights can be copied in (`spgnet_keras.models.weights`).
+
+Every stride-2 layer pads like keras-hub's `ResNetBackbone` (the source of those
+weights, which pads like PyTorch): an explicit `ZeroPadding2D` of (k - 1) // 2 pixels
+on each side, then a "valid" conv or pool. 'same' padding gives the same output sizes,
+but at stride 2 on even sizes it pads one pixel less before (top/left) than after, which
+shifts every sampling grid by a pixel, so the copied weights would compute other
+features. Stride-1 convs keep 'same': it pads (k - 1) // 2 on each side, as keras-hub.
 """
 
 import keras
@@ -41,11 +48,49 @@ def stack_output_channels(name):
 
 
 def apply_stem(x, prefix, sync_batchnorm=False):
-    """7x7/2 conv + BN + ReLU + 3x3/2 max pool (Sec 4.2): image -> stride 4, 64 channels."""
-    x = conv(STEM_CHANNELS, 7, strides=2, name=f"{prefix}_stem_conv")(x)
+    """7x7/2 conv + BN + ReLU + 3x3/2 max pool (Sec 4.2): image -> stride 4, 64 channels.
+
+    Padded like keras-hub's stem (`conv1_pad`, `pool1_pad`): layers `{prefix}_stem_pad`
+    and `{prefix}_stem_pool_pad`.
+    """
+    x = _padded_conv(x, STEM_CHANNELS, 7, 2, f"{prefix}_stem_conv", pad_name=f"{prefix}_stem_pad")
     x = batch_norm(f"{prefix}_stem_bn", sync_batchnorm)(x)
     x = keras.layers.ReLU(name=f"{prefix}_stem_relu")(x)
-    return keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"{prefix}_stem_pool")(x)
+    # Zero padding is exact for a max pool after a ReLU (every value is >= 0).
+    x = keras.layers.ZeroPadding2D(1, name=f"{prefix}_stem_pool_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=f"{prefix}_stem_pool")(x)
+
+
+def _padded_conv(x, filters, kernel_size, strides, name, pad_name=None):
+    """A bias-free conv named `name`, padded like keras-hub's ResNet for its weights.
+
+    Args:
+        x: input tensor (channels last).
+        filters: output channels.
+        kernel_size: odd square kernel size.
+        strides: 1 gives a 'same' conv; 2 zero-pads (kernel_size - 1) // 2 pixels on
+            every side (layer `pad_name`, default `{name}_pad`; none for 1x1 kernels)
+            and convolves "valid", as keras-hub's `ResNetBackbone` does.
+        name: name of the conv layer (ImageNet weights are mapped onto it by name).
+        pad_name: name of the padding layer.
+
+    Returns:
+        The conv output: ceil(size / strides) on each side, whatever the input size.
+    """
+    if strides == 1:
+        return conv(filters, kernel_size, name=name)(x)
+    padding = (kernel_size - 1) // 2
+    if padding:
+        x = keras.layers.ZeroPadding2D(padding, name=pad_name or f"{name}_pad")(x)
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="valid",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        name=name,
+    )(x)
 
 
 def apply_stack(x, backbone, stack_index, prefix, sync_batchnorm=False):
@@ -63,7 +108,7 @@ def apply_stack(x, backbone, stack_index, prefix, sync_batchnorm=False):
 def apply_basic_block(x, width, strides, name, sync_batchnorm):
     """ResNet-18/34 block: two 3x3 convs, projection shortcut when the shape changes."""
     shortcut = _shortcut(x, width, strides, name, sync_batchnorm)
-    y = conv(width, 3, strides=strides, name=f"{name}_conv1")(x)
+    y = _padded_conv(x, width, 3, strides, f"{name}_conv1")
     y = batch_norm(f"{name}_bn1", sync_batchnorm)(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
     y = conv(width, 3, name=f"{name}_conv2")(y)
@@ -78,7 +123,7 @@ def apply_bottleneck_block(x, width, strides, name, sync_batchnorm):
     y = conv(width, 1, name=f"{name}_conv1")(x)
     y = batch_norm(f"{name}_bn1", sync_batchnorm)(y)
     y = keras.layers.ReLU(name=f"{name}_relu1")(y)
-    y = conv(width, 3, strides=strides, name=f"{name}_conv2")(y)
+    y = _padded_conv(y, width, 3, strides, f"{name}_conv2")
     y = batch_norm(f"{name}_bn2", sync_batchnorm)(y)
     y = keras.layers.ReLU(name=f"{name}_relu2")(y)
     y = conv(width * 4, 1, name=f"{name}_conv3")(y)
@@ -90,5 +135,5 @@ def apply_bottleneck_block(x, width, strides, name, sync_batchnorm):
 def _shortcut(x, filters, strides, name, sync_batchnorm):
     if strides == 1 and x.shape[-1] == filters:
         return x
-    shortcut = conv(filters, 1, strides=strides, name=f"{name}_shortcut_conv")(x)
+    shortcut = _padded_conv(x, filters, 1, strides, f"{name}_shortcut_conv")
     return batch_norm(f"{name}_shortcut_bn", sync_batchnorm)(shortcut)

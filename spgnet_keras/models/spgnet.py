@@ -1,19 +1,26 @@
 """The SPGNet model (Cheng et al., "SPGNet: Semantic Prediction Guidance for Scene
 Parsing", ICCV 2019)."""
 
+import warnings
+
 import keras
 
-from spgnet_keras.constants import OUTPUT_STRIDE
+from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
 from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
 from spgnet_keras.layers.cross_stage import CrossStageAggregation
 from spgnet_keras.layers.excitation import GatherExciteTransition, SqueezeExciteTransition, StageTransition
-from spgnet_keras.layers.resize import ResizeLike
+from spgnet_keras.layers.resize import CropLike, PadToMultiple, ResizeLike
 from spgnet_keras.layers.spg import EXCITATIONS, SemanticPredictionGuidance
 from spgnet_keras.layers.upsample import UpsampleModule
+from spgnet_keras.models.presets import PRESET_DESCRIPTIONS, preset_arguments
 from spgnet_keras.models.resnet import STEM_CHANNELS, apply_stack, apply_stem, check_backbone_name
 
 GUIDANCES = ("spg", "se", "ge", "none")
 PREDICTION = "prediction"
+PREPROCESSING = "preprocessing"
+
+# Keyword arguments `SPGNet(...)` passes on to `keras.Model`; any other is a TypeError.
+_MODEL_KWARGS = ("name", "dtype", "trainable")
 
 
 def stage_output_name(stage):
@@ -37,8 +44,24 @@ class SPGNet(keras.Model):
     - `"stage1"`, ..., `"stage{N-1}"`: the per-class logits x_l of each earlier stage,
       for deep supervision; absent when `stage_supervision=False`.
 
-    Inputs are RGB images normalised with the ImageNet mean/std
-    (`spgnet_keras.constants`).
+    Inputs are RGB images in [0, 255] (uint8 or float), as `keras.applications` models
+    with `include_preprocessing=True` take them: the first layer ("preprocessing", a
+    `keras.layers.Rescaling` by the ImageNet mean/std) normalises them. Every
+    tool of the package (data pipeline, inference, evaluation, export) feeds 0-255 RGB.
+
+    `compile()` without arguments sets the paper's training objective (Sec 3.4, 4.2):
+    cross-entropy with ignore label 255 on every output, an mIoU metric on
+    `"prediction"`, and Adam; `fit` takes `(image, mask)` pairs, the one mask
+    supervising every output (see `compile` and `compute_loss`).
+
+    Example:
+
+    ```python
+    model = SPGNet(11, backbones=("resnet18", "resnet18"), decoder_channels=64)
+    model.compile()
+    model.fit(images_uint8, masks, epochs=10)   # masks: (B, H, W), 255 = ignore
+    classes = model.predict(images_uint8)["prediction"].argmax(-1)
+    ```
 
     Args:
         num_classes: number of semantic classes C.
@@ -47,8 +70,9 @@ class SPGNet(keras.Model):
             (Table 6: ("resnet18", "resnet50")).
         num_stages: number of stages when `backbones` is a single name.
         decoder_channels: decoder width D (Table 9).
-        input_shape: (height, width, channels); height and width may be None, and when
-            given must be divisible by 32.
+        input_shape: (height, width, channels); height and width may be None (any
+            size). Inputs are padded inside the model (bottom/right, with the mean colour)
+            to multiples of the output stride 32, and the logits cropped back.
         guidance: what connects the stages: "spg" (Semantic Prediction Guidance),
             "se" / "ge" (squeeze- / gather-and-excite, Table 4) or "none" (decoder
             features passed on, Table 3 baseline).
@@ -63,7 +87,12 @@ class SPGNet(keras.Model):
         sync_batchnorm: synchronized BatchNormalization. None (default) turns it on
             when the model is built under a `tf.distribute` strategy with more than one
             replica.
-        **kwargs: `name`, `dtype` and other `keras.Model` arguments.
+        include_preprocessing: normalise the 0-255 RGB input inside the model (True,
+            default). False builds a model that takes ImageNet-normalised input
+            ((x - mean) / std, `spgnet_keras.constants`); the package's tools then
+            refuse it (convert it with `spgnet_keras.models.with_preprocessing`).
+        **kwargs: `name`, `dtype` or `trainable` (`keras.Model` arguments); any other
+            keyword is a TypeError.
     """
 
     def __init__(
@@ -81,8 +110,10 @@ class SPGNet(keras.Model):
         bottleneck_ratio=0.25,
         head_conv=True,
         sync_batchnorm=None,
+        include_preprocessing=True,
         **kwargs,
     ):
+        check_model_kwargs(kwargs)
         stage_backbones = resolve_backbones(backbones, num_stages)
         check_positive_int(num_classes, "num_classes")
         check_positive_int(decoder_channels, "decoder_channels")
@@ -94,7 +125,11 @@ class SPGNet(keras.Model):
 
         # === Layers and functional model ===
         inputs = keras.Input(shape=tuple(input_shape), name="image")
-        x = apply_stem(inputs, "stage1", use_sync_bn)
+        x = inputs
+        if include_preprocessing:
+            x = imagenet_normalization()(x)
+        padded = PadToMultiple(OUTPUT_STRIDE, name="pad_to_stride")(x)
+        x = apply_stem(padded, "stage1", use_sync_bn)
         outputs = {}
         previous_encoder, previous_decoder = None, None
         for index, backbone in enumerate(stage_backbones):
@@ -111,14 +146,14 @@ class SPGNet(keras.Model):
             decoder_features, x_d = apply_decoder(encoder_features, decoder_channels, prefix, head_conv, block_args)
             if stage == len(stage_backbones):
                 logits = conv(num_classes, 1, use_bias=True, name=f"{prefix}_classifier", dtype="float32")(x_d)
-                outputs[PREDICTION] = ResizeLike(name=PREDICTION, dtype="float32")([logits, inputs])
+                outputs[PREDICTION] = full_resolution(logits, padded, inputs, PREDICTION)
                 break
             x, stage_logits = apply_stage_transition(
                 x_d, num_classes, guidance, spg_excitation, spg_identity, stage_supervision, prefix, use_sync_bn
             )
             if stage_logits is not None:
                 name = stage_output_name(stage)
-                outputs[name] = ResizeLike(name=name, dtype="float32")([stage_logits, inputs])
+                outputs[name] = full_resolution(stage_logits, padded, inputs, name)
             previous_encoder, previous_decoder = encoder_features, decoder_features
 
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -137,6 +172,7 @@ class SPGNet(keras.Model):
         self.bottleneck_ratio = bottleneck_ratio
         self.head_conv = head_conv
         self.sync_batchnorm = sync_batchnorm
+        self.include_preprocessing = bool(include_preprocessing)
         self.stage_backbones = stage_backbones
 
     def get_config(self):
@@ -156,24 +192,209 @@ class SPGNet(keras.Model):
             "bottleneck_ratio": self.bottleneck_ratio,
             "head_conv": self.head_conv,
             "sync_batchnorm": self.sync_batchnorm,
+            "include_preprocessing": self.include_preprocessing,
         }
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if "include_preprocessing" not in config:
+            # Saved by spgnet_keras 0.1, whose models took normalised input. The weights
+            # are the same; the model now normalises 0-255 input itself.
+            warnings.warn(
+                "This SPGNet was saved by spgnet_keras 0.1, whose models took ImageNet-normalised "
+                "input. It is loaded with the current convention: RGB in [0, 255], normalised by "
+                "the model's first layer (same weights, same predictions on 0-255 images). Re-save "
+                "it with model.save() to silence this warning.",
+                stacklevel=2,
+            )
+            config["include_preprocessing"] = True
         return cls(**config)
 
-    @classmethod
-    def from_preset(cls, preset, num_classes, **overrides):
-        """Builds an architecture of the paper's tables by name (see `presets.PRESETS`)."""
-        from spgnet_keras.models.presets import preset_arguments
+    # === Presets ===
 
-        return cls(num_classes=num_classes, **{**preset_arguments(preset), **overrides})
+    presets = PRESET_DESCRIPTIONS
+    """Preset name -> one-line description (architectures of the paper's tables)."""
+
+    @classmethod
+    def from_preset(cls, preset, num_classes=None, weights=None, **overrides):
+        """Builds a preset architecture and loads weights into it.
+
+        Args:
+            preset: a name from `SPGNet.presets` (e.g. "spgnet_r50x2_256", Table 1).
+            num_classes: number of classes. Required unless `weights` is a saved SPGNet,
+                whose class count is then kept.
+            weights: None (random initialisation: no SPGNet checkpoints are published),
+                "imagenet" (every encoder from keras-hub's ImageNet ResNet presets; needs
+                `pip install keras-hub` and a network to download them), or the path of
+                a saved SPGNet (`.keras`, or `.weights.h5` saved from the same preset).
+                When the saved model has another class count than `num_classes`, the
+                class-dependent layers (classifiers, SPG's logits and attention convs)
+                keep their fresh initialisation and everything else is loaded
+                (fine-tuning to new classes).
+            **overrides: other `SPGNet` arguments replacing the preset's (e.g.
+                `decoder_channels`, `input_shape`); an unknown keyword is a TypeError.
+
+        Returns:
+            An `SPGNet`.
+        """
+        from spgnet_keras.models.checkpoints import load_preset_weights
+
+        arguments = {**preset_arguments(preset), **overrides}
+        check_argument_names(arguments)
+        return load_preset_weights(cls, arguments, num_classes, weights)
+
+    # === Training defaults: compile(), compute_loss() ===
+
+    def compile(
+        self,
+        optimizer="auto",
+        loss="auto",
+        metrics="auto",
+        *,
+        loss_weights=None,
+        ohem_threshold=None,
+        ohem_min_kept=0,
+        **kwargs,
+    ):
+        """`keras.Model.compile` with SPGNet's defaults for `optimizer`, `loss`, `metrics`.
+
+        Explicit values replace the defaults and nothing is added to them.
+
+        Args:
+            optimizer: "auto" (`keras.optimizers.Adam(1e-3)`, which trains SPGNet from
+                scratch or from ImageNet encoders without tuning; the paper's recipe,
+                SGD with poly decay, is what `spgnet train` uses), or any Keras
+                optimizer.
+            loss: "auto": per-pixel softmax cross-entropy on logits with ignore label
+                255 on every output (`spgnet_keras.losses.SegmentationCrossEntropy` on
+                TensorFlow; `keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                ignore_class=255)` on other backends), the earlier stages weighted by
+                `DEFAULT_STAGE_WEIGHT` (the paper's plain sum). A single Keras loss
+                applies to every output alike; a dict keyed by output name applies per
+                output.
+            metrics: "auto": mean IoU (ignore label 255) on `"prediction"`, logged as
+                `prediction_miou` (`val_prediction_miou`). Or Keras metrics as usual.
+            loss_weights: per-output weights (dict keyed by output name). Default with
+                `loss="auto"`: 1 for `"prediction"`, `DEFAULT_STAGE_WEIGHT` for stages.
+            ohem_threshold: online hard example mining for `loss="auto"` (Table 8):
+                keep pixels whose true-class probability is below this (e.g. 0.7).
+                TensorFlow backend only.
+            ohem_min_kept: with `ohem_threshold`, at least this many hardest pixels
+                per image are kept.
+            **kwargs: other `keras.Model.compile` arguments (`jit_compile`, ...).
+        """
+        if (ohem_threshold is not None or ohem_min_kept) and loss != "auto":
+            raise ValueError(
+                "`ohem_threshold`/`ohem_min_kept` configure the default loss (loss='auto'); with your "
+                "own loss, configure OHEM in it (e.g. spgnet_keras.losses.SegmentationCrossEntropy("
+                "ohem_threshold=0.7))."
+            )
+        output_names = list(self.output)
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+        if loss == "auto":
+            loss = {name: default_loss(ohem_threshold, ohem_min_kept) for name in output_names}
+            if loss_weights is None:
+                loss_weights = stage_loss_weights(output_names)
+        if metrics == "auto":
+            metrics = {PREDICTION: [default_metric(self.num_classes)]}
+        super().compile(optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Re-compiles a loaded model with its saved compile arguments (`keras.saving`)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Keras' loss with one mask supervising every output (deep supervision).
+
+        `y` may be a mask `(B, H, W)` or `(B, H, W, 1)`, given to every output, or a
+        dict with one target per output name.
+        """
+        y = targets_per_output(y, y_pred)
+        return super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Keras' metrics with the mask given to every output (see `compute_loss`)."""
+        return super().compute_metrics(x, targets_per_output(y, y_pred), y_pred, sample_weight=sample_weight)
 
     def guidance_layer(self, stage=1):
         """The layer between stage `stage` and the next (an SPG layer for guidance="spg")."""
         if not 1 <= stage < len(self.stage_backbones):
             raise ValueError(f"`stage` must be in [1, {len(self.stage_backbones) - 1}], got {stage!r}.")
         return self.get_layer(f"stage{stage}_{self.guidance}")
+
+
+def full_resolution(logits, padded, inputs, name):
+    """Stride-4 logits -> bilinear x4 to the padded input -> cropped to the input (float32)."""
+    upsampled = ResizeLike(name=f"{name}_upsample", dtype="float32")([logits, padded])
+    return CropLike(name=name, dtype="float32")([upsampled, inputs])
+
+
+def imagenet_normalization():
+    """The first layer: RGB 0-255 -> (x - mean) / std with ImageNet statistics.
+
+    `keras.layers.Rescaling` with per-channel scale 1/std and offset -mean/std (plain
+    constants, so every exporter folds them). A float32 layer whatever the dtype policy,
+    so that 0-255 values are never rounded to bfloat16 before normalisation.
+    """
+    return keras.layers.Rescaling(
+        scale=[1.0 / std for std in IMAGENET_STD],
+        offset=[-mean / std for mean, std in zip(IMAGENET_MEAN, IMAGENET_STD)],
+        name=PREPROCESSING,
+        dtype="float32",
+    )
+
+
+def default_loss(ohem_threshold=None, ohem_min_kept=0):
+    """`compile()`'s default loss: cross-entropy on logits, ignore label 255 (+OHEM)."""
+    if keras.backend.backend() == "tensorflow":
+        from spgnet_keras.losses import SegmentationCrossEntropy
+
+        return SegmentationCrossEntropy(ohem_threshold=ohem_threshold, ohem_min_kept=ohem_min_kept)
+    if ohem_threshold is not None or ohem_min_kept:
+        raise ValueError(
+            f"OHEM (ohem_threshold/ohem_min_kept) needs the TensorFlow backend; this is {keras.backend.backend()!r}."
+        )
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_LABEL)
+
+
+def default_metric(num_classes):
+    """`compile()`'s default metric: mean IoU over the classes, ignore label 255."""
+    if keras.backend.backend() == "tensorflow":
+        from spgnet_keras.metrics import SegmentationMeanIoU
+
+        return SegmentationMeanIoU(num_classes, name="miou")
+    return keras.metrics.MeanIoU(num_classes, ignore_class=IGNORE_LABEL, sparse_y_pred=False, name="miou")
+
+
+def stage_loss_weights(output_names, stage_weight=DEFAULT_STAGE_WEIGHT):
+    """Loss weights: 1 for "prediction", `stage_weight` for every earlier stage."""
+    return {name: 1.0 if name == PREDICTION else float(stage_weight) for name in output_names}
+
+
+def targets_per_output(y, y_pred):
+    """One mask for every output of a dict-output model; a dict of targets as it is."""
+    if not isinstance(y_pred, dict) or isinstance(y, dict) or y is None:
+        return y
+    mask = drop_channel_axis(y)
+    return {name: mask for name in y_pred}
+
+
+def drop_channel_axis(mask):
+    """(B, H, W, 1) -> (B, H, W); (B, H, W) unchanged (also when the rank is unknown)."""
+    rank = mask.shape.rank if hasattr(mask.shape, "rank") else len(mask.shape)
+    if rank is None:  # a TensorFlow trace with relaxed shapes (a second `fit` call)
+        import tensorflow as tf
+
+        shape = tf.shape(mask)
+        return tf.reshape(mask, [shape[0], shape[1], shape[2]])
+    if rank == 4 and mask.shape[-1] == 1:
+        return keras.ops.squeeze(mask, axis=-1)
+    return mask
 
 
 def apply_decoder(encoder_features, channels, prefix, head_conv, block_args):
@@ -240,17 +461,37 @@ def resolve_backbones(backbones, num_stages):
 
 
 def check_input_shape(input_shape):
-    """Raises ValueError unless (H, W, C) with H, W None or divisible by 32."""
+    """Raises ValueError unless (H, W, C) with H, W None or positive integers."""
     if len(tuple(input_shape)) != 3:
         raise ValueError(f"`input_shape` must be (height, width, channels), got {input_shape!r}.")
     height, width, channels = input_shape
     for size, label in ((height, "height"), (width, "width")):
-        if size is not None and (not isinstance(size, int) or size <= 0 or size % OUTPUT_STRIDE):
-            raise ValueError(
-                f"Input {label} must be a positive multiple of {OUTPUT_STRIDE} (or None), got {size!r}; "
-                "pad or resize the images."
-            )
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+            raise ValueError(f"Input {label} must be a positive integer (or None), got {size!r}.")
     check_positive_int(channels, "input channels")
+
+
+def check_model_kwargs(kwargs):
+    """TypeError naming a keyword that is neither an SPGNet nor a keras.Model argument."""
+    unknown = sorted(set(kwargs) - set(_MODEL_KWARGS))
+    if unknown:
+        raise TypeError(
+            f"SPGNet() got an unexpected keyword argument {unknown[0]!r}; SPGNet takes "
+            f"{', '.join(spgnet_argument_names())} and the keras.Model arguments {', '.join(_MODEL_KWARGS)}."
+        )
+
+
+def spgnet_argument_names():
+    """Names of SPGNet's own constructor arguments."""
+    import inspect
+
+    parameters = inspect.signature(SPGNet.__init__).parameters
+    return [name for name, p in parameters.items() if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+def check_argument_names(arguments):
+    """TypeError for a key of `arguments` that SPGNet does not take."""
+    check_model_kwargs({k: v for k, v in arguments.items() if k not in spgnet_argument_names()})
 
 
 def check_choice(value, choices, name):
@@ -267,3 +508,27 @@ def resolve_sync_batchnorm(sync_batchnorm):
 
         return tf.distribute.has_strategy() and tf.distribute.get_strategy().num_replicas_in_sync > 1
     return bool(sync_batchnorm)
+
+
+def with_preprocessing(model):
+    """An SPGNet that takes RGB 0-255 with the weights of `model` (which may take normalised input).
+
+    For a model built with `include_preprocessing=False`: the package's tools (data
+    pipeline, inference, evaluation, export) all feed 0-255 RGB.
+    """
+    if not isinstance(model, SPGNet):
+        raise ValueError(f"Expected an SPGNet, got {type(model).__name__}.")
+    if model.include_preprocessing:
+        return model
+    converted = SPGNet.from_config({**model.get_config(), "include_preprocessing": True})
+    converted.set_weights(model.get_weights())
+    return converted
+
+
+def check_takes_raw_images(model):
+    """ValueError unless `model` takes RGB 0-255 (the package's one input convention)."""
+    if getattr(model, "include_preprocessing", True) is False:
+        raise ValueError(
+            "This SPGNet was built with include_preprocessing=False and takes normalised input, while "
+            "spgnet_keras feeds RGB in [0, 255]; convert it with spgnet_keras.models.with_preprocessing(model)."
+        )

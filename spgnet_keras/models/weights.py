@@ -9,15 +9,18 @@ import numpy as np
 
 from spgnet_keras.models.resnet import RESNET_SPECS
 
-# keras-hub presets (ResNet "v1.5", stride on the 3x3 conv, like SPGNet's stacks).
+# keras-hub presets (ResNet "v1.5", stride on the 3x3 conv, and explicit zero padding
+# before every stride-2 conv and the max pool, like SPGNet's stacks: the features match
+# exactly, see tests/models/test_keras_hub_parity.py).
 KERAS_HUB_PRESETS = {
     "resnet18": "resnet_18_imagenet",
     "resnet50": "resnet_50_imagenet",
     "resnet101": "resnet_101_imagenet",
     "resnet152": "resnet_152_imagenet",
 }
-# keras-cv's only ImageNet ResNet ("v1": stride on the first 1x1 conv; kernels have the
-# same shapes, so they load, but the network they were trained in differs slightly).
+# keras-cv's only ImageNet ResNet ("v1": stride on the first 1x1 conv, 'same' padding at
+# stride 2; kernels have the same shapes, so they load, but the network they were
+# trained in differs slightly).
 KERAS_CV_PRESETS = {"resnet50": "resnet50_imagenet"}
 
 # keras-cv: v2_stack_0_block1_1_conv; keras-hub: stack0_block1_1_conv. 0 = shortcut.

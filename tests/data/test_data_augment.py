@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
+from spgnet_keras.constants import IMAGENET_MEAN
 from spgnet_keras.data import (
     augment_pair,
     make_dataset,
@@ -17,6 +19,7 @@ from spgnet_keras.data import (
 HEIGHT, WIDTH = 60, 80
 CROP = (64, 96)  # larger than the image at scales < 1.25, so padding is exercised too
 RED_THRESHOLD = 128.0
+MEAN_COLOUR = np.float32(IMAGENET_MEAN)  # what 0-255 images are padded with
 
 
 def _image_with_sharp_red_boxes(seed: int) -> np.ndarray:
@@ -68,8 +71,8 @@ def test_flip_and_crop_keep_exact_alignment(seed):
     assert out_image.shape == (*crop, 3) and out_mask.shape == crop
     mismatch, valid = _misaligned_pixels(out_image, out_mask)
     assert valid.any() and not mismatch.any()
-    if crop == CROP:  # padding at the bottom/right: image 0, mask 255
-        assert (out_mask[HEIGHT:] == 255).all() and (out_image[HEIGHT:] == 0).all()
+    if crop == CROP:  # padding at the bottom/right: image the ImageNet mean colour, mask 255
+        assert (out_mask[HEIGHT:] == 255).all() and (out_image[HEIGHT:] == MEAN_COLOUR).all()
     else:
         assert valid.all()
 
@@ -133,7 +136,44 @@ def test_random_crop_and_pad_to_multiple_shapes():
     padded_image, padded_mask = pad_to_multiple(image + 1.0, mask, 32)
     assert padded_image.shape == (64, 96, 3) and padded_mask.shape == (64, 96)
     assert (padded_mask.numpy()[50:] == 255).all() and (padded_mask.numpy()[:50, :70] == 0).all()
-    assert (padded_image.numpy()[:, 70:] == 0).all() and (padded_image.numpy()[:50, :70] == 1).all()
+    assert (padded_image.numpy()[:, 70:] == MEAN_COLOUR).all() and (padded_image.numpy()[50:] == MEAN_COLOUR).all()
+    assert (padded_image.numpy()[:50, :70] == 1).all()
+
+
+def _write_pair(folder, name, image, mask):
+    Image.fromarray(image).save(folder / "images" / f"{name}.png")
+    Image.fromarray(mask, "L").save(folder / "masks" / f"{name}.png")
+    return str(folder / "images" / f"{name}.png"), str(folder / "masks" / f"{name}.png")
+
+
+def test_eval_padding_fills_images_with_the_mean_colour(tmp_path):
+    # Eval pipeline: pad_to_multiple pads each image with the ImageNet mean colour (which
+    # the model normalises to 0) and its mask with 255; padded_batch of differently sized
+    # images pads the smaller one the same way, whatever the image's own pixel values
+    # (black pixels stay black: only padding is filled).
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    small[:4, :4] = 0  # black pixels inside the image must not be mistaken for padding
+    large = rng.integers(0, 256, (40, 36, 3), dtype=np.uint8)
+    pairs = [_write_pair(tmp_path, "small", small, np.ones((20, 30), np.uint8)),
+             _write_pair(tmp_path, "large", large, np.full((40, 36), 2, np.uint8))]
+
+    images, masks = next(iter(make_dataset(pairs[:1], batch_size=1, pad_to_multiple=32)))
+    assert images.dtype == tf.float32 and images.shape == (1, 32, 32, 3) and masks.shape == (1, 32, 32)
+    images, masks = images.numpy()[0], masks.numpy()[0]
+    np.testing.assert_array_equal(images[:20, :30], small.astype(np.float32))
+    assert (images[20:] == MEAN_COLOUR).all() and (images[:, 30:] == MEAN_COLOUR).all()
+    assert (masks[:20, :30] == 1).all() and (masks[20:] == 255).all() and (masks[:, 30:] == 255).all()
+
+    images, masks = next(iter(make_dataset(pairs, batch_size=2)))
+    assert images.shape == (2, 40, 36, 3) and masks.shape == (2, 40, 36)
+    images, masks = images.numpy(), masks.numpy()
+    np.testing.assert_array_equal(images[0, :20, :30], small.astype(np.float32))
+    np.testing.assert_array_equal(images[1], large.astype(np.float32))
+    assert (images[0, 20:] == MEAN_COLOUR).all() and (images[0, :, 30:] == MEAN_COLOUR).all()
+    assert (masks[0, 20:] == 255).all() and (masks[0, :, 30:] == 255).all() and (masks[1] == 2).all()
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +198,10 @@ def test_pipelines_with_same_seed_yield_identical_batches(tiny_folder):
         for (image_a, mask_a), (image_b, mask_b) in zip(epoch_a, epoch_b):
             np.testing.assert_array_equal(image_a, image_b)
             np.testing.assert_array_equal(mask_a, mask_b)
+    # Training images are float32 RGB in [0, 255] (the model normalises them itself).
+    images = np.stack([image for image, _ in first[0]])
+    assert images.dtype == np.float32 and images.min() >= 0.0 and images.max() <= 255.0
+    assert images.max() > 1.5
     # Epochs differ from each other (reshuffled, re-augmented), and so do seeds.
     assert not np.array_equal(first[0][0][0], first[1][0][0])
     assert not np.array_equal(first[0][0][0], other[0][0][0])

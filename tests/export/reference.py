@@ -7,17 +7,22 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
+from spgnet_keras.constants import IMAGENET_MEAN, OUTPUT_STRIDE
 
 
 def keras_logits(model, images, output="prediction"):
-    """Logits of `model` on uint8/float RGB 0-255 `[B, H, W, 3]` images, normalised, padded at
-    the bottom/right with 0 (the mean colour) to a multiple of 32, and cropped back."""
+    """Logits of `model` on uint8/float RGB 0-255 `[B, H, W, 3]` images, padded at the
+    bottom/right with the ImageNet mean colour to a multiple of 32, and cropped back.
+
+    The model normalises its own 0-255 input (its "preprocessing" layer), so the images
+    are fed as they are; the mean colour is what the served graph pads with.
+    """
     images = np.asarray(images, dtype="float32")
-    normalised = (images - np.array(IMAGENET_MEAN, "float32")) / np.array(IMAGENET_STD, "float32")
-    height, width = normalised.shape[1:3]
+    height, width = images.shape[1:3]
     pad_h, pad_w = -height % OUTPUT_STRIDE, -width % OUTPUT_STRIDE
-    padded = np.pad(normalised, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)])
+    padded = np.pad(images, [(0, 0), (0, pad_h), (0, pad_w), (0, 0)])
+    padded[:, height:, :, :] = IMAGENET_MEAN
+    padded[:, :, width:, :] = IMAGENET_MEAN
     logits = model.predict(padded, verbose=0)
     if isinstance(logits, dict):
         logits = logits[output]

@@ -12,6 +12,7 @@ import tensorflow as tf
 from spgnet_keras import SPGNet
 from spgnet_keras.cli import export_command
 from spgnet_keras.export import Segmenter, export_saved_model
+from spgnet_keras.export import saved_model as saved_model_module
 from tests.export.reference import keras_logits, smooth_image, softmax
 
 NUM_CLASSES = 4
@@ -37,15 +38,13 @@ def test_multiscale_flip_averages_softmax(model):
     """scales (0.5, 1) x flip: the mean of 4 softmax maps, each computed on the padded, scaled,
     flipped image, cropped, flipped back and resized to the image."""
     image = smooth_image(45, 70, seed=5)[None].astype("float32")
-    mean, std = np.array([123.675, 116.28, 103.53], "float32"), np.array([58.395, 57.12, 57.375], "float32")
-    normalised = (image - mean) / std
     total = 0
     for scale in (0.5, 1.0):
         size = (round(45 * scale), round(70 * scale))
-        scaled = normalised if scale == 1.0 else _resize(normalised, size)
+        scaled = image if scale == 1.0 else _resize(image, size)  # the 0-255 image is resized
         for flip in (False, True):
             x = scaled[:, :, ::-1] if flip else scaled
-            logits = keras_logits(model, x * std + mean, output="stage1")  # keras_logits normalises again
+            logits = keras_logits(model, x, output="stage1")
             probabilities = softmax(logits)
             if flip:
                 probabilities = probabilities[:, :, ::-1]
@@ -178,6 +177,51 @@ def test_write_atomically_restores_previous_version_when_rename_fails(tmp_path, 
         saved_model_module.write_atomically(target, write, overwrite=True)
     assert _entries(tmp_path / "m") == ["1"]
     assert (target / "old.txt").read_text() == "old"
+
+
+def test_versions_1_and_01_are_one_version(tmp_path):
+    from pathlib import Path
+
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    with pytest.raises(ValueError, match="same version"):
+        saved_model_module.check_version_dir(tmp_path / "m" / "01")
+    with pytest.raises(ValueError, match="same version"):
+        saved_model_module.check_version_dir(tmp_path / "m" / "001")
+    saved_model_module.check_version_dir(tmp_path / "m" / "1")  # the folder itself: --overwrite decides
+    saved_model_module.check_version_dir(tmp_path / "m" / "10")
+    assert saved_model_module.same_version_folders(Path(tmp_path / "m" / "01")) == [tmp_path / "m" / "1"]
+
+
+def test_overwrite_leaves_no_hidden_folders_even_after_an_interrupted_export(tmp_path):
+    target = tmp_path / "m" / "3"
+    target.mkdir(parents=True)
+    (target / "old.txt").write_text("old")
+    # What a killed export leaves: a half-written version and a moved-aside copy.
+    (tmp_path / "m" / ".3.tmp-deadbeef").mkdir()
+    (tmp_path / "m" / ".3.old-deadbeef").mkdir()
+
+    def write(folder):
+        folder.mkdir()
+        (folder / "new.txt").write_text("new")
+
+    saved_model_module.write_atomically(target, write, overwrite=True)
+    assert _entries(tmp_path / "m") == ["3"]
+    assert (target / "new.txt").read_text() == "new"
+
+
+def test_interrupted_overwrite_puts_the_previous_version_back(tmp_path):
+    base = tmp_path / "m"
+    base.mkdir()
+    moved_aside = base / ".4.old-cafe0000"  # killed between the two renames: no "4" now
+    moved_aside.mkdir()
+    (moved_aside / "old.txt").write_text("old")
+
+    def write(folder):
+        raise RuntimeError("export failed")
+
+    with pytest.raises(RuntimeError):
+        saved_model_module.write_atomically(base / "4", write, overwrite=True)
+    assert _entries(base) == ["4"] and (base / "4" / "old.txt").read_text() == "old"
 
 
 def _cli(argv):

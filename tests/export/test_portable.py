@@ -30,11 +30,8 @@ def model():
 
 @pytest.fixture(scope="module")
 def images():
-    """Two natural-ish images, normalised like the training data."""
-    from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
-
-    raw = np.stack([smooth_image(64, 96, seed=s) for s in (1, 2)]).astype("float32")
-    return (raw - np.array(IMAGENET_MEAN, "float32")) / np.array(IMAGENET_STD, "float32")
+    """Two natural-ish images, float32 RGB 0-255 (what the exported network takes)."""
+    return np.stack([smooth_image(64, 96, seed=s) for s in (1, 2)]).astype("float32")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +68,7 @@ def test_parity_with_keras(model, images, exported_file, kind):
     assert report.format == kind and report.pixels == 2 * 64 * 96
     assert report.agreement >= DEFAULT_MIN_AGREEMENT, str(report)
     assert report.max_abs_diff <= 1e-3 * max(report.max_abs_logit, 1.0), str(report)
-    # Random normal inputs (the default) too.
+    # Uniform random 0-255 inputs (the default) too.
     assert check_parity(model, path).agreement >= DEFAULT_MIN_AGREEMENT
     # A wrong-shaped batch is refused with a readable message.
     with pytest.raises(ValueError, match="takes"):
@@ -105,3 +102,13 @@ def test_bad_arguments(model, tmp_path, function, name, shape, message):
 def test_unknown_output_rejected(model, tmp_path):
     with pytest.raises(ValueError, match="`output` must be one of"):
         export_onnx(model, tmp_path / "m.onnx", (64, 96), output="stage1")
+
+
+@pytest.mark.parametrize("function, name", [(export_onnx, "m.onnx"), (export_tflite, "m.tflite")])
+def test_model_taking_normalised_input_refused(tmp_path, function, name):
+    """The exported network takes RGB 0-255: a model built with include_preprocessing=False
+    (normalised input) is refused with the way to convert it, and nothing is written."""
+    raw = SPGNet(3, backbones=("resnet18",), decoder_channels=8, include_preprocessing=False)
+    with pytest.raises(ValueError, match="with_preprocessing"):
+        function(raw, tmp_path / name, (64, 96))
+    assert not (tmp_path / name).exists()

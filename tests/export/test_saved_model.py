@@ -408,3 +408,40 @@ def test_example_client_against_rest_stand_in(served, exported, tmp_path, capsys
         np.testing.assert_array_equal(saved, exported.expected[0])
     finally:
         server.shutdown()
+
+
+def test_camvid_png_classes_agree_across_keras_and_serving(camvid_root, tmp_path):
+    """One input convention end to end: on a real CamVid val PNG (240x180, not a multiple of
+    32), `model.predict` on the uint8 image, `model.predict` on the same image as float32
+    0-255, and the exported SavedModel's `serving_default` on the PNG bytes give the same
+    class map (the model normalises and pads its own input; the served graph decodes the
+    bytes and feeds the 0-255 pixels)."""
+    from PIL import Image
+
+    png_path = sorted((Path(camvid_root) / "val" / "images").glob("*.png"))[0]
+    image = np.array(Image.open(png_path).convert("RGB"))
+    assert image.dtype == np.uint8 and image.shape == (180, 240, 3)
+    keras.utils.set_random_seed(21)
+    model = SPGNet(11, backbones=("resnet18",), decoder_channels=8)
+    # Moving statistics away from their initial 0 / 1 so the class map is not trivial.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            size = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, size).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, size).astype("float32"))
+
+    from_uint8 = model.predict(image[None], verbose=0)["prediction"].argmax(-1)
+    from_float = model.predict(image[None].astype("float32"), verbose=0)["prediction"].argmax(-1)
+    export_dir = export_saved_model(model, tmp_path / "spgnet" / "1")
+    served = tf.saved_model.load(str(export_dir))
+    out = served.signatures["serving_default"](images=tf.constant([Path(png_path).read_bytes()]))
+    from_png = out["classes"].numpy()
+
+    assert from_uint8.shape == from_float.shape == from_png.shape == (1, 180, 240)
+    assert len(np.unique(from_uint8)) >= 3, np.bincount(from_uint8.ravel())  # a non-trivial map
+    np.testing.assert_array_equal(out["image_sizes"].numpy(), [[180, 240]])
+    for label, classes in (("float32 0-255", from_float), ("SavedModel serving_default on the PNG", from_png)):
+        agreement = float(np.mean(classes == from_uint8))
+        print(f"{png_path.name}: {label} vs model.predict(uint8): {100 * agreement:.4f}% of pixels agree")
+        assert agreement >= 0.9999, (label, agreement)

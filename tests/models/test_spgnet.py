@@ -4,6 +4,8 @@ import pytest
 import tensorflow as tf
 
 from spgnet_keras import PRESETS, SPGNet
+from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
+from spgnet_keras.layers import CropLike, PadToMultiple, ResizeLike
 from spgnet_keras.models import ablation_arguments
 from tests.helpers import run_model_serialization_test
 
@@ -11,7 +13,8 @@ SMALL = dict(decoder_channels=16, input_shape=(64, 128, 3))
 
 
 def images(batch=1, height=64, width=128, seed=0):
-    return np.random.default_rng(seed).normal(size=(batch, height, width, 3)).astype("float32")
+    """RGB in [0, 255] (float32), the model's input convention."""
+    return np.random.default_rng(seed).uniform(0, 255, size=(batch, height, width, 3)).astype("float32")
 
 
 @pytest.mark.parametrize(
@@ -48,9 +51,63 @@ def test_variable_input_size_and_traced_none_signature():
     model = SPGNet(4, backbones=("resnet18", "resnet18"), decoder_channels=8)
     fn = tf.function(lambda x: model(x, training=False),
                      input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
-    for height, width in ((64, 96), (96, 64)):
+    for height, width in ((64, 96), (96, 64), (45, 70), (33, 97)):
         out = fn(images(1, height, width))
         assert out["prediction"].shape == (1, height, width, 4)
+        assert out["stage1"].shape == (1, height, width, 4)
+
+
+def test_any_input_size_gives_outputs_of_that_size():
+    """Sides need not be multiples of 32: 45x70 in, 45x70 out (padded inside the model)."""
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, input_shape=(45, 70, 3))
+    assert {name: tuple(out.shape) for name, out in model.output.items()} == {
+        "prediction": (None, 45, 70, 3), "stage1": (None, 45, 70, 3)}
+    assert tuple(model.get_layer("pad_to_stride").output.shape) == (None, 64, 96, 3)
+    outputs = model(images(2, 45, 70), training=False)
+    assert {name: tuple(out.shape) for name, out in outputs.items()} == {
+        "prediction": (2, 45, 70, 3), "stage1": (2, 45, 70, 3)}
+    for value in outputs.values():
+        assert np.isfinite(keras.ops.convert_to_numpy(value)).all()
+
+
+def test_padding_is_the_mean_colour_and_outputs_are_cropped():
+    """The model pads its normalised input with zeros at the bottom/right, i.e. a 0-255
+    image with the ImageNet mean colour: a 45x70 image gives the top-left 45x70 of what
+    the image padded with the mean colour to 64x96 gives."""
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8)
+    x = images(1, 45, 70)
+    padded = np.broadcast_to(np.float32(IMAGENET_MEAN), (1, 64, 96, 3)).copy()
+    padded[:, :45, :70] = x
+    small, large = model(x, training=False), model(padded, training=False)
+    for name in small:
+        np.testing.assert_allclose(small[name], np.asarray(large[name])[:, :45, :70], rtol=1e-5, atol=1e-5)
+
+
+def test_model_normalises_pads_and_crops_with_weightless_layers():
+    """Input RGB 0-255 -> "preprocessing" ((x - mean) / std, ImageNet) -> "pad_to_stride";
+    each output: bilinear f"{name}_upsample" to the padded size, then cropped as `name`.
+    These layers add no weights: include_preprocessing=False has the same weights."""
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8)
+    names = [layer.name for layer in model.layers]
+    assert names[:3] == ["image", "preprocessing", "pad_to_stride"]
+    assert isinstance(model.get_layer("preprocessing"), keras.layers.Rescaling)
+    assert isinstance(model.get_layer("pad_to_stride"), PadToMultiple)
+    assert model.get_layer("pad_to_stride").multiple == 32
+    for name in ("prediction", "stage1"):
+        assert isinstance(model.get_layer(name), CropLike)
+        assert isinstance(model.get_layer(f"{name}_upsample"), ResizeLike)
+    x = images(1, 45, 70)
+    np.testing.assert_allclose(model.get_layer("preprocessing")(x),
+                               (x - np.float32(IMAGENET_MEAN)) / np.float32(IMAGENET_STD), rtol=1e-5, atol=1e-5)
+    for name in ("preprocessing", "pad_to_stride", "prediction", "stage1"):
+        assert not model.get_layer(name).trainable_weights, name
+
+    normalised_input = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8,
+                              include_preprocessing=False)
+    assert [layer.name for layer in normalised_input.layers][:2] == ["image", "pad_to_stride"]
+    assert [tuple(w.shape) for w in normalised_input.trainable_weights] == [
+        tuple(w.shape) for w in model.trainable_weights]
+    assert model.count_params() == normalised_input.count_params()
 
 
 def test_gradients_reach_both_encoders():
@@ -91,7 +148,7 @@ def test_ablation_variants_build(variant):
 def test_model_serialization(tmp_path):
     model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, input_shape=(None, None, 3),
                    guidance="spg", spg_excitation="softmax")
-    loaded = run_model_serialization_test(model, images(1, 64, 64), tmp_path)
+    loaded = run_model_serialization_test(model, images(1, 45, 70), tmp_path)  # padded and cropped inside
     assert loaded.get_config() == model.get_config()
 
 
@@ -117,8 +174,12 @@ def test_presets_cover_paper_tables():
         (dict(num_classes=-2), "num_classes"),
         (dict(num_classes=3, backbones=()), "at least one"),
         (dict(num_classes=3, backbones="resnet18", num_stages=0), "num_stages"),
-        (dict(num_classes=3, input_shape=(100, 128, 3)), "height must be a positive multiple of 32"),
-        (dict(num_classes=3, input_shape=(64, 130, 3)), "width must be a positive multiple of 32"),
+        (dict(num_classes=3, input_shape=(0, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, input_shape=(-32, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, input_shape=(64.0, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, input_shape=(True, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, input_shape=(64, 0, 3)), "width must be a positive integer"),
+        (dict(num_classes=3, input_shape=(64, "70", 3)), "width must be a positive integer"),
         (dict(num_classes=3, input_shape=(64, 64)), "input_shape"),
         (dict(num_classes=3, decoder_channels=0), "decoder_channels"),
         (dict(num_classes=3, guidance="attention"), "guidance"),

@@ -72,7 +72,7 @@ def test_matching_checkpoint_loads_exactly(tmp_path):
     source = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
     source.save(tmp_path / "m.keras")
     model = load_model_weights(SPGNet(3, backbones=("resnet18",), decoder_channels=8), tmp_path / "m.keras")
-    x = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype("float32")
+    x = np.random.default_rng(0).uniform(0, 255, size=(1, 64, 64, 3)).astype("float32")  # RGB 0-255
     np.testing.assert_allclose(model(x)["prediction"], source(x)["prediction"], atol=1e-6)
 
 

@@ -126,3 +126,31 @@ def test_no_checkpoint_after_a_non_finite_loss(tmp_path):
     assert not callback.latest_path.exists()
     save_atomically(model, tmp_path / "x.keras")
     assert (tmp_path / "x.keras").is_file()
+
+
+def test_rerunning_a_finished_run_keeps_it_and_more_epochs_continue_it(config_file, tmp_path):
+    out = tmp_path / "run"
+    run_to_end(config_file, out)
+    checkpoints = out / "checkpoints"
+    latest, best = (checkpoints / "latest.keras").read_bytes(), (checkpoints / "best.keras").read_bytes()
+    best_score = json.loads((checkpoints / "best.json").read_text())["value"]
+    assert json.loads((out / "finished.json").read_text())["epochs"] == EPOCHS
+
+    again = run_to_end(config_file, out)  # used to restart at epoch 0 and replace both files
+    assert f"already finished {EPOCHS} epochs" in again.stdout
+    assert "Epoch 1/" not in again.stdout + again.stderr
+    assert (checkpoints / "latest.keras").read_bytes() == latest
+    assert (checkpoints / "best.keras").read_bytes() == best
+
+    longer = subprocess.run(train_command(config_file, out) + ["--set", f"run.epochs={EPOCHS + 1}"],
+                            capture_output=True, text=True, timeout=400)
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    log = longer.stdout + longer.stderr
+    assert f"Epoch {EPOCHS + 1}/{EPOCHS + 1}" in log and "Epoch 1/" not in log
+    model = keras.saving.load_model(checkpoints / "latest.keras", safe_mode=True)
+    assert int(model.optimizer.iterations) == (EPOCHS + 1) * STEPS
+    record = json.loads((checkpoints / "best.json").read_text())
+    if record["value"] == best_score:  # the extra epoch was not better: best.keras untouched
+        assert (checkpoints / "best.keras").read_bytes() == best
+    else:
+        assert record["value"] > best_score and record["epoch"] == EPOCHS + 1

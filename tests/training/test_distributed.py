@@ -35,6 +35,7 @@ def test_mirrored_two_replicas_sync_bn_deep_supervision_ohem(camvid_root, tmp_pa
     first, reference = result["first_batch_logs"], result["reference_first_batch"]
     for name in ("prediction", "stage1"):
         assert math.isclose(first[f"{name}_loss"], reference[name], rel_tol=1e-3), (name, first, reference)
+    assert result["stage_weight"] == 0.4  # LossConfig(stage_weight=0.4): not the default 1.0
     assert math.isclose(first["loss"], reference["prediction"] + 0.4 * reference["stage1"], rel_tol=1e-3)
 
     history = result["history"]

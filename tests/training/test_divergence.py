@@ -50,7 +50,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(synthetic_root, tmp_path,
     assert "at step 3" in message and "nan" in message.lower()
     assert str(out_dir / "checkpoints" / "latest.keras") in message
 
-    assert poison.saved is not None and set(poison.saved) == {"latest.keras", "best.keras"}
+    assert poison.saved is not None and set(poison.saved) == {"latest.keras", "best.keras", "best.json"}
     after = {p.name: p.read_bytes() for p in sorted((out_dir / "checkpoints").iterdir())}
     assert after == poison.saved  # byte-identical, and no temporary files left behind
     model = keras.saving.load_model(out_dir / "checkpoints" / "latest.keras", safe_mode=True)

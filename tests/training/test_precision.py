@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from spgnet_keras.config import LossConfig, OptimizerConfig
-from spgnet_keras.data import SYNTHETIC_SPEC, make_synthetic_dataset, normalize_image
+from spgnet_keras.data import SYNTHETIC_SPEC, make_synthetic_dataset
 from spgnet_keras.models.spgnet import SPGNet
-from spgnet_keras.training import compile_model, set_precision
+from spgnet_keras.training import recipe_compile_arguments, set_precision
 
 
 def test_mixed_bfloat16_outputs_float32_and_finite_loss(float32_policy):
@@ -19,19 +19,20 @@ def test_mixed_bfloat16_outputs_float32_and_finite_loss(float32_policy):
     model = SPGNet.from_preset("spgnet_r18x2_128", num_classes=num_classes, decoder_channels=8)
     stem = model.get_layer("stage1_stem_conv")
     assert stem.compute_dtype == "bfloat16" and stem.kernel.dtype == "float32"
+    assert model.get_layer("preprocessing").compute_dtype == "float32"  # 0-255 never rounded to bfloat16
     assert all(v.dtype == "float32" for v in model.weights)
 
     images, labels = make_synthetic_dataset(2, 64, 96, seed=0)
-    x = normalize_image(images).numpy()
+    x = images  # uint8 RGB: the model normalises its own input
     outputs = model(x, training=False)
     assert sorted(outputs) == ["prediction", "stage1"]
     for name, value in outputs.items():
         assert value.dtype == "float32" and tuple(value.shape) == (2, 64, 96, num_classes), name
 
-    compile_model(model, num_classes, OptimizerConfig(learning_rate=0.01), LossConfig(ohem_top_k=0.5), max_steps=10)
+    model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=0.01), LossConfig(ohem_top_k=0.5), 10))
     model.run_eagerly = True  # one step: eager is much cheaper than tracing the train function
     before = model.get_layer("stage2_classifier").kernel.numpy()
-    logs = model.train_on_batch(x, {name: labels.astype(np.int32) for name in outputs}, return_dict=True)
+    logs = model.train_on_batch(x, labels, return_dict=True)
     for key in ("loss", "prediction_loss", "stage1_loss"):
         assert math.isfinite(logs[key]) and logs[key] > 0, logs
     after = model.get_layer("stage2_classifier").kernel.numpy()

@@ -8,16 +8,36 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from spgnet_keras import training
 from spgnet_keras.cli import main
 from spgnet_keras.cli.train_command import parse_assignments
-from spgnet_keras.config import ExperimentConfig, apply_overrides, experiment_config, load_config
+from spgnet_keras.config import (ExperimentConfig, LossConfig, OptimizerConfig, apply_overrides, experiment_config,
+                                 load_config)
+from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT
 from spgnet_keras.models.spgnet import SPGNet
-from spgnet_keras.training import make_datasets, train
+from spgnet_keras.training import make_datasets, recipe_compile_arguments, train
 from tests.training.conftest import tiny_synthetic_sections, write_config
 
 
-def test_train_command_end_to_end(synthetic_root, tmp_path, capsys):
+def test_train_command_end_to_end(synthetic_root, tmp_path, capsys, monkeypatch):
+    """`spgnet train`: the recipe compiled with `recipe_compile_arguments`, fit on the
+    pipeline's (0-255 image, mask) pairs, the best checkpoint chosen on `val_prediction_miou`."""
+    seen = {}
+    real_fit, real_make_callbacks = SPGNet.fit, training.make_callbacks
+
+    def recording_fit(model, x=None, *args, **kwargs):
+        seen["train_spec"], seen["val_spec"] = x.element_spec, kwargs["validation_data"].element_spec
+        seen["loss_weights"] = dict(model._compile_config.config["loss_weights"])
+        return real_fit(model, x, *args, **kwargs)
+
+    def recording_make_callbacks(*args, **kwargs):
+        seen["monitor"] = kwargs["monitor"]
+        return real_make_callbacks(*args, **kwargs)
+
+    monkeypatch.setattr(SPGNet, "fit", recording_fit)
+    monkeypatch.setattr(training, "make_callbacks", recording_make_callbacks)
     config = write_config(tmp_path / "tiny.yaml", tiny_synthetic_sections(synthetic_root, epochs=3))
     out_dir = tmp_path / "run"
     code = main(["train", "--config", str(config), "--set", "run.epochs=1", "--set", f"run.out_dir={out_dir}",
@@ -30,6 +50,19 @@ def test_train_command_end_to_end(synthetic_root, tmp_path, capsys):
     for key in ("loss", "prediction_loss", "stage1_loss", "prediction_miou",
                 "val_loss", "val_prediction_loss", "val_stage1_loss", "val_prediction_miou"):
         assert math.isfinite(final[key]), (key, final)
+
+    # fit got (image, mask) pairs, not one target per output: float32 RGB 0-255 and (B, H, W) masks.
+    for spec in (seen["train_spec"], seen["val_spec"]):
+        image, mask = spec
+        assert image.dtype == tf.float32 and image.shape.rank == 4 and image.shape[-1] == 3
+        assert isinstance(mask, tf.TensorSpec) and mask.shape.rank == 3
+    assert tuple(seen["train_spec"][0].shape[1:3]) == (64, 96)
+    # The paper's plain sum of the stage losses (DEFAULT_STAGE_WEIGHT), and the monitored
+    # metric is one that fit logs (best.keras below exists only if it was found).
+    assert seen["loss_weights"] == {"prediction": 1.0, "stage1": DEFAULT_STAGE_WEIGHT}
+    assert seen["monitor"] == "val_prediction_miou" and "val_prediction_miou" in final
+    assert math.isclose(final["loss"], final["prediction_loss"] + DEFAULT_STAGE_WEIGHT * final["stage1_loss"],
+                        rel_tol=1e-4)
 
     # config.json: the YAML file with the --set overrides on top of the named experiment.
     written = json.loads((out_dir / "config.json").read_text())
@@ -47,15 +80,64 @@ def test_train_command_end_to_end(synthetic_root, tmp_path, capsys):
     assert math.isclose(float(rows[0]["val_prediction_miou"]), final["val_prediction_miou"], rel_tol=1e-6)
 
     checkpoints = out_dir / "checkpoints"
-    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.keras", "latest.keras"]  # no temporaries
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.json", "best.keras", "latest.keras"]  # no temporaries
     model = keras.saving.load_model(checkpoints / "latest.keras", safe_mode=True)
     assert isinstance(model, SPGNet)
     assert model.decoder_channels == 8 and model.num_classes == 8
+    assert model.include_preprocessing and model.get_layer("preprocessing") is not None
     outputs = model(np.zeros((1, 64, 96, 3), np.float32), training=False)
     assert {k: tuple(v.shape) for k, v in outputs.items()} == {"prediction": (1, 64, 96, 8), "stage1": (1, 64, 96, 8)}
+    # The trained model takes uint8 RGB of any size.
+    image = np.random.default_rng(0).integers(0, 256, size=(1, 45, 70, 3), dtype=np.uint8)
+    prediction = model.predict(image, verbose=0)["prediction"]
+    assert prediction.shape == (1, 45, 70, 8) and np.isfinite(prediction).all()
+    # The checkpoint keeps the recipe's compile arguments: it can be trained further on pairs.
+    from spgnet_keras.losses import SegmentationCrossEntropy
+    from spgnet_keras.optimizers import KernelDecaySGD
+
+    assert isinstance(model.optimizer, KernelDecaySGD)
+    assert all(isinstance(loss, SegmentationCrossEntropy) for loss in model.loss.values())
     # BackupAndRestore deletes its folder once training ends without a crash.
     assert not (out_dir / "backup").exists()
     assert (out_dir / "tensorboard" / "train").is_dir()
+
+
+def test_recipe_compile_arguments_compile_a_model_that_fits_image_mask_pairs():
+    """`model.compile(**recipe_compile_arguments(...))`: poly-decay SGD, the cross-entropy
+    (+OHEM) on every output weighted by `stage_weight`, mIoU on "prediction"; the model
+    then takes (uint8 image, mask) pairs of any size."""
+    from spgnet_keras.losses import SegmentationCrossEntropy
+    from spgnet_keras.optimizers import KernelDecaySGD
+    from spgnet_keras.schedules import PolyDecay
+
+    model = SPGNet(5, backbones=("resnet18", "resnet18"), decoder_channels=8)
+    arguments = recipe_compile_arguments(model, OptimizerConfig(learning_rate=0.02, warmup_steps=3),
+                                         LossConfig(ohem_threshold=0.7, ohem_min_kept=10), max_steps=100)
+    assert set(arguments) == {"optimizer", "loss", "loss_weights", "metrics"}
+    optimizer = arguments["optimizer"]
+    assert isinstance(optimizer, KernelDecaySGD)
+    schedule = keras.saving.deserialize_keras_object(optimizer.get_config()["learning_rate"])
+    assert schedule.get_config() == PolyDecay(0.02, 100, warmup_steps=3).get_config()
+    assert set(arguments["loss"]) == {"prediction", "stage1"}
+    assert all(isinstance(loss, SegmentationCrossEntropy) and loss.ohem_threshold == 0.7 and loss.ohem_min_kept == 10
+               for loss in arguments["loss"].values())
+    assert arguments["loss_weights"] == {"prediction": 1.0, "stage1": DEFAULT_STAGE_WEIGHT}
+    [metric] = arguments["metrics"]["prediction"]
+    assert metric.name == "miou"
+    weighted = recipe_compile_arguments(model, OptimizerConfig(), LossConfig(stage_weight=0.4), max_steps=10)
+    assert weighted["loss_weights"] == {"prediction": 1.0, "stage1": 0.4}
+
+    model.compile(**weighted)
+    model.run_eagerly = True  # a few eager steps cost less than tracing
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(2, 45, 70, 3), dtype=np.uint8)
+    masks = rng.integers(0, 5, size=(2, 45, 70)).astype(np.int32)
+    masks[:, :5] = 255
+    scores = model.evaluate(images, masks, batch_size=2, verbose=0, return_dict=True)
+    assert set(scores) == {"loss", "prediction_loss", "stage1_loss", "prediction_miou"}
+    assert scores["loss"] == pytest.approx(scores["prediction_loss"] + 0.4 * scores["stage1_loss"], rel=1e-5)
+    logs = model.train_on_batch(images, masks, return_dict=True)
+    assert all(math.isfinite(value) for value in logs.values()), logs
 
 
 # --------------------------------------------------------------------------- config errors

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 from spgnet_keras.config import LossConfig, OptimizerConfig  # noqa: E402
 from spgnet_keras.data import make_dataset  # noqa: E402
 from spgnet_keras.models.spgnet import SPGNet  # noqa: E402
-from spgnet_keras.training import compile_model, make_strategy, with_targets_per_output  # noqa: E402
+from spgnet_keras.training import make_strategy, recipe_compile_arguments  # noqa: E402
 
 EPOCHS, STEPS, BATCH, CROP = 4, 2, 4, (64, 96)
 LEARNING_RATE = 0.05
@@ -46,7 +46,7 @@ def main(root, result_path):
 
     with strategy.scope():
         model = SPGNet.from_preset("spgnet_r18x2_128", num_classes=11, decoder_channels=8)
-        compile_model(model, 11, OptimizerConfig(learning_rate=LEARNING_RATE), LOSS, max_steps=100)
+        model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=LEARNING_RATE), LOSS, 100))
     output_names = sorted(model.output.keys())
     bn_layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
@@ -65,7 +65,6 @@ def main(root, result_path):
                 first_batch_logs.update({k: float(v) for k, v in logs.items()})
 
     dataset = tf.data.Dataset.from_tensor_slices((images, masks)).batch(BATCH).repeat()
-    dataset = with_targets_per_output(dataset, output_names)
     history = model.fit(dataset, epochs=EPOCHS, steps_per_epoch=STEPS, verbose=0, callbacks=[FirstBatch()])
     weights_finite = all(bool(np.all(np.isfinite(w))) for w in model.get_weights())
     result = dict(
@@ -79,6 +78,7 @@ def main(root, result_path):
         history={k: [float(v) for v in values] for k, values in history.history.items()},
         first_batch_logs=first_batch_logs,
         reference_first_batch=reference,
+        stage_weight=LOSS.stage_weight,
         weights_finite=weights_finite,
         seconds=time.time() - start,
     )

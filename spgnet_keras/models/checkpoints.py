@@ -1,0 +1,113 @@
+"""Loading saved SPGNet weights into a preset architecture (`SPGNet.from_preset(weights=...)`)."""
+
+from pathlib import Path
+
+import keras
+
+
+def load_preset_weights(cls, arguments, num_classes, weights):
+    """Builds `cls(num_classes, **arguments)` and fills it from `weights`.
+
+    Args:
+        cls: `SPGNet` (or a subclass).
+        arguments: the SPGNet arguments of the preset, with the user's overrides.
+        num_classes: class count, or None to take it from a saved model in `weights`.
+        weights: None, "imagenet" or the path of a `.keras` / `.weights.h5` SPGNet.
+
+    Returns:
+        The built model.
+    """
+    if weights is None or weights == "imagenet":
+        model = cls(num_classes=_required_classes(num_classes, weights), **arguments)
+        if weights == "imagenet":
+            from spgnet_keras.models.weights import load_backbone_weights
+
+            load_backbone_weights(model, "imagenet")
+        return model
+    path = Path(weights)
+    if not path.is_file():
+        raise ValueError(
+            f"`weights` must be None, 'imagenet' or the path of a saved SPGNet (.keras or .weights.h5); "
+            f"{str(weights)!r} is not a file."
+        )
+    source = _saved_spgnet(cls, path, arguments)
+    model = cls(num_classes=num_classes or source.num_classes, **arguments)
+    copy_weights_for_new_classes(source, model, path)
+    return model
+
+
+def _required_classes(num_classes, weights):
+    if num_classes is None:
+        raise ValueError(f"`num_classes` is required with weights={weights!r}.")
+    return num_classes
+
+
+def _saved_spgnet(cls, path, arguments):
+    """The SPGNet stored at `path` (a `.keras` model, or a `.weights.h5` of this preset)."""
+    name = path.name.lower()
+    if name.endswith(".weights.h5"):
+        source = cls(num_classes=classes_in_weights_file(path, cls, arguments), **arguments)
+        try:
+            source.load_weights(path)
+        except (ValueError, KeyError, OSError) as error:
+            raise ValueError(f"{path} does not hold weights of this preset's architecture: {error}") from None
+        return source
+    if not name.endswith(".keras"):
+        raise ValueError(f"`weights` must be a .keras or .weights.h5 file, got {path}.")
+    from spgnet_keras.models.spgnet import SPGNet
+
+    try:
+        source = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # a truncated or foreign file: say which
+        raise ValueError(f"Cannot read the model {path}: {error}") from None
+    if not isinstance(source, SPGNet):
+        raise ValueError(f"{path} holds a {type(source).__name__}, not an SPGNet.")
+    return source
+
+
+def classes_in_weights_file(path, cls, arguments):
+    """The class count of the SPGNet of architecture `arguments` saved in `.weights.h5` `path`.
+
+    Keras keys a functional model's layers in a `.weights.h5` file by class name and
+    position (`layers/conv2d_43/vars/0`), so the last classifier's key is found by
+    building the architecture once; a wrong guess cannot pass the strict load that
+    follows.
+    """
+    import h5py
+
+    probe = cls(num_classes=2, **arguments)
+    classifier = probe.get_layer(f"stage{len(probe.stage_backbones)}_classifier")
+    position = [layer for layer in probe.layers if type(layer) is type(classifier)].index(classifier)
+    key = f"layers/conv2d{'_' + str(position) if position else ''}/vars/0"
+    try:
+        with h5py.File(path, "r") as file:
+            if key not in file or len(file[key].shape) != 4:
+                raise ValueError(f"{path} does not hold weights of this preset's architecture (no {key}).")
+            return int(file[key].shape[-1])
+    except OSError as error:
+        raise ValueError(f"Cannot read the weights file {path}: {error}") from None
+
+
+def copy_weights_for_new_classes(source, target, where):
+    """Copies every variable of `source` into `target`; with another class count, every
+    variable whose shape involves the classes keeps its fresh initialisation.
+
+    Raises:
+        ValueError: a variable that does not depend on the class count differs or is
+            missing (another architecture).
+    """
+    from spgnet_keras.models.weights import transfer_matching_weights
+
+    report = transfer_matching_weights(source, target)
+    shapes = {v.path: tuple(v.shape) for v in target.weights}
+    classes = {source.num_classes, target.num_classes}
+    foreign = [path for path in report.new if not classes & set(shapes[path])] + list(report.unused)
+    if source.num_classes == target.num_classes:
+        foreign = report.new + report.unused
+    if foreign:
+        raise ValueError(
+            f"{where} is another architecture than the model asked for: e.g. variable {foreign[0]!r} "
+            "does not match. Build the model with the saved model's arguments (or load it with "
+            "keras.saving.load_model)."
+        )
+    return report

@@ -54,10 +54,10 @@ import keras
 import tensorflow as tf
 
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL
+from spgnet_keras.labels import check_label_range
 
 __all__ = [
     "DEFAULT_STAGE_WEIGHT",
-    "check_label_range",
     "PREDICTION_OUTPUT",
     "SegmentationCrossEntropy",
     "deep_supervision_losses",
@@ -91,58 +91,6 @@ def _squeeze_channel(labels: tf.Tensor, logits_rank: int) -> tf.Tensor:
     if labels.shape.rank is not None and labels.shape.rank == logits_rank:
         labels = tf.squeeze(labels, axis=-1)
     return labels
-
-
-def check_label_range(
-    labels: tf.Tensor, num_classes, ignore_index: int | None, who: str
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Asserts that labels lie in ``[0, num_classes)`` or equal ``ignore_index``.
-
-    Args:
-        labels: int32 label tensor of any shape.
-        num_classes: Python int or scalar int32 tensor.
-        ignore_index: Label value that marks pixels to skip, or None to
-            require every value to be in range.
-        who: Name used in the error message.
-
-    Returns:
-        ``(in_range, bad_count)``: a boolean mask of non-ignored, in-range
-        labels, and the number of offending labels (int32 scalar). The
-        assertion raises ``tf.errors.InvalidArgumentError`` (naming the
-        allowed range and the offending minimum/maximum) in eager mode and in
-        ``tf.function``; under XLA, where asserts are compiled away, callers
-        should turn ``bad_count > 0`` into a NaN result.
-    """
-    if ignore_index is None:
-        not_ignored = tf.ones_like(labels, dtype=tf.bool)
-        allowed = "."
-    else:
-        not_ignored = tf.not_equal(labels, ignore_index)
-        allowed = f" or equal ignore_index={ignore_index}."
-    in_bounds = tf.logical_and(labels >= 0, labels < num_classes)
-    bad = tf.logical_and(not_ignored, tf.logical_not(in_bounds))
-    bad_count = tf.reduce_sum(tf.cast(bad, tf.int32))
-    bad_min = tf.reduce_min(tf.where(bad, labels, labels.dtype.max))
-    bad_max = tf.reduce_max(tf.where(bad, labels, labels.dtype.min))
-    assert_op = tf.debugging.Assert(
-        tf.equal(bad_count, 0),
-        [
-            f"{who}: label values must lie in [0, num_classes) = [0,",
-            num_classes,
-            f"){allowed} Found",
-            bad_count,
-            "offending labels with values in [",
-            bad_min,
-            ",",
-            bad_max,
-            "]. Check the dataset's label mapping and num_classes.",
-        ],
-        summarize=16,
-    )
-    with tf.control_dependencies([assert_op] if assert_op is not None else []):
-        in_range = tf.logical_and(not_ignored, in_bounds)
-        bad_count = tf.identity(bad_count)
-    return in_range, bad_count
 
 
 def _nan_if(bad_count: tf.Tensor, value: tf.Tensor) -> tf.Tensor:

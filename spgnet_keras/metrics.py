@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from spgnet_keras.constants import IGNORE_LABEL
-from spgnet_keras.losses import check_label_range
+from spgnet_keras.labels import check_label_range
 
 __all__ = [
     "SegmentationMeanIoU",

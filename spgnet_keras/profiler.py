@@ -42,32 +42,24 @@ class PaperRow:
     flops_b: float
 
 
-def _preset(name):
-    return preset_arguments(name)
-
-
-def _ablation(variant):
-    return ablation_arguments(variant)
-
-
 PAPER_ROWS = (
-    PaperRow("3,5,7", "R18 x1, D=128", _preset("spgnet_r18x1_128"), 11.7, 107.6),
-    PaperRow("7", "R50 x1, D=128", _preset("spgnet_r50x1_128"), 24.7, 212.9),
-    PaperRow("7", "R101 x1, D=128", _preset("spgnet_r101x1_128"), 43.7, 371.7),
-    PaperRow("7", "R152 x1, D=128", _preset("spgnet_r152x1_128"), 59.4, 530.1),
-    PaperRow("3", "R18 x2, no SPG (baseline)", _ablation("no_spg"), 23.9, 215.5),
-    PaperRow("3", "R18 x2, SPG sum", _ablation("spg_sum"), 23.9, 218.0),
-    PaperRow("3", "R18 x2, SPG softmax", _ablation("spg_softmax"), 23.9, 218.0),
-    PaperRow("3,5,6,7", "R18 x2, SPG sigmoid", _ablation("spg_sigmoid"), 23.9, 218.0),
-    PaperRow("3", "R18 x2, SPG sigmoid, no identity", _ablation("spg_sigmoid_no_identity"), 23.9, 218.0),
-    PaperRow("3", "R18 x2, SPG sigmoid, no supervision", _ablation("spg_sigmoid_no_supervision"), 23.9, 218.0),
-    PaperRow("5", "R18 x3, D=128", _preset("spgnet_r18x3_128"), 36.2, 328.5),
-    PaperRow("6", "R18 + R50, D=128", _preset("spgnet_r18_r50_128"), 38.4, 336.0),
-    PaperRow("6", "R50 + R18, D=128", _preset("spgnet_r50_r18_128"), 38.0, 329.9),
-    PaperRow("6,7,9", "R50 x2, D=128", _preset("spgnet_r50x2_128"), 55.6, 467.6),
-    PaperRow("7,9", "R101 x2, D=128", _preset("spgnet_r101x2_128"), 93.5, 785.3),
-    PaperRow("1,9", "R50 x2, D=256", _preset("spgnet_r50x2_256"), 59.8, 654.8),
-    PaperRow("9", "R101 x2, D=256", _preset("spgnet_r101x2_256"), 97.8, 972.4),
+    PaperRow("3,5,7", "R18 x1, D=128", preset_arguments("spgnet_r18x1_128"), 11.7, 107.6),
+    PaperRow("7", "R50 x1, D=128", preset_arguments("spgnet_r50x1_128"), 24.7, 212.9),
+    PaperRow("7", "R101 x1, D=128", preset_arguments("spgnet_r101x1_128"), 43.7, 371.7),
+    PaperRow("7", "R152 x1, D=128", preset_arguments("spgnet_r152x1_128"), 59.4, 530.1),
+    PaperRow("3", "R18 x2, no SPG (baseline)", ablation_arguments("no_spg"), 23.9, 215.5),
+    PaperRow("3", "R18 x2, SPG sum", ablation_arguments("spg_sum"), 23.9, 218.0),
+    PaperRow("3", "R18 x2, SPG softmax", ablation_arguments("spg_softmax"), 23.9, 218.0),
+    PaperRow("3,5,6,7", "R18 x2, SPG sigmoid", ablation_arguments("spg_sigmoid"), 23.9, 218.0),
+    PaperRow("3", "R18 x2, SPG sigmoid, no identity", ablation_arguments("spg_sigmoid_no_identity"), 23.9, 218.0),
+    PaperRow("3", "R18 x2, SPG sigmoid, no supervision", ablation_arguments("spg_sigmoid_no_supervision"), 23.9, 218.0),
+    PaperRow("5", "R18 x3, D=128", preset_arguments("spgnet_r18x3_128"), 36.2, 328.5),
+    PaperRow("6", "R18 + R50, D=128", preset_arguments("spgnet_r18_r50_128"), 38.4, 336.0),
+    PaperRow("6", "R50 + R18, D=128", preset_arguments("spgnet_r50_r18_128"), 38.0, 329.9),
+    PaperRow("6,7,9", "R50 x2, D=128", preset_arguments("spgnet_r50x2_128"), 55.6, 467.6),
+    PaperRow("7,9", "R101 x2, D=128", preset_arguments("spgnet_r101x2_128"), 93.5, 785.3),
+    PaperRow("1,9", "R50 x2, D=256", preset_arguments("spgnet_r50x2_256"), 59.8, 654.8),
+    PaperRow("9", "R101 x2, D=256", preset_arguments("spgnet_r101x2_256"), 97.8, 972.4),
 )
 
 _MATMUL_OPS = ("Conv2D", "DepthwiseConv2dNative", "MatMul", "BatchMatMulV2", "BatchMatMulV3")

@@ -85,7 +85,9 @@ def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
         power=optimizer_config.power,
         warmup_steps=optimizer_config.warmup_steps,
     )
-    optimizer = build_sgd(schedule, momentum=optimizer_config.momentum, weight_decay=optimizer_config.weight_decay)
+    optimizer = build_sgd(schedule, momentum=optimizer_config.momentum, weight_decay=optimizer_config.weight_decay,
+                          weight_decay_mode=optimizer_config.weight_decay_mode,
+                          decay_variables=optimizer_config.decay_variables)
     metrics = {PREDICTION: [default_metric(model.output[PREDICTION].shape[-1])]}
     return dict(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
@@ -130,6 +132,24 @@ def is_multi_worker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
 
 
+# Keras minor versions on which the multi-worker patch below passed
+# tests/training/test_distributed.py::test_multiworker_train_command_two_workers (3.13.2,
+# 3.14.1, 3.15.1); it replaces private Trainer methods, so other versions are refused.
+MULTI_WORKER_VERIFIED_KERAS = ("3.13", "3.14", "3.15")
+
+
+def check_keras_verified_for_multi_worker(version):
+    """Raises RuntimeError unless Keras `version` is one the multi-worker patch was verified on."""
+    minor = ".".join(version.split(".")[:2])
+    if minor not in MULTI_WORKER_VERIFIED_KERAS:
+        raise RuntimeError(
+            f"Multi-worker training patches private Keras internals (keras-team/keras#20585) and was "
+            f"verified on Keras {', '.join(MULTI_WORKER_VERIFIED_KERAS)}; this is Keras {version}. "
+            "Install a verified version (pip install 'keras>=3.13,<3.16') or train on one worker "
+            "(MirroredStrategy needs no patch)."
+        )
+
+
 def patch_fit_for_multi_worker(model, strategy, element_spec):
     """Lets `model.fit`/`evaluate` run under a multi-worker `MultiWorkerMirroredStrategy`.
 
@@ -145,6 +165,7 @@ def patch_fit_for_multi_worker(model, strategy, element_spec):
     """
     if not is_multi_worker(strategy):
         return model
+    check_keras_verified_for_multi_worker(keras.__version__)
     symbolic_build = model._maybe_symbolic_build
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: symbolic_build(
         data_batch=element_spec if data_batch is None else data_batch

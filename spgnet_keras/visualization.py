@@ -21,11 +21,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "PALETTE_NAMES",
@@ -51,6 +52,17 @@ TOP_K = 15
 # --------------------------------------------------------------------------------------
 # Palettes, colour maps and overlays
 # --------------------------------------------------------------------------------------
+
+
+def new_figure(figsize):
+    """A matplotlib Figure on the non-interactive Agg canvas (matplotlib is imported only
+    by the figure functions: colours, palettes and overlays need only NumPy)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=figsize)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def default_palette(num_classes: int) -> np.ndarray:
@@ -361,8 +373,7 @@ def attention_figure(
     extra = 1 if predictions is not None else 0
     columns = 1 + extra + num_maps
     height, width = np.asarray(images[0]).shape[:2]
-    figure = Figure(figsize=(panel_width * columns, panel_width * height / width * len(images) + 0.6))
-    FigureCanvasAgg(figure)
+    figure = new_figure((panel_width * columns, panel_width * height / width * len(images) + 0.6))
     axes = figure.subplots(len(images), columns, squeeze=False)
     mappable = None
     for row, (image, row_maps) in enumerate(zip(images, maps)):
@@ -415,8 +426,7 @@ def plot_confusion_matrix(
         values = np.divide(confusion, totals, out=np.zeros_like(confusion), where=totals > 0)
     annotate = size <= 20 if annotate is None else annotate
     side = max(4.0, 0.45 * size + 2.0)
-    figure = Figure(figsize=(side + 1.0, side))
-    FigureCanvasAgg(figure)
+    figure = new_figure((side + 1.0, side))
     axis = figure.subplots()
     image = axis.imshow(values, cmap="Blues", vmin=0.0, vmax=1.0 if normalize else None)
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
@@ -484,8 +494,7 @@ def plot_training_curves(path_or_log, metrics: Sequence[str] | None = None) -> F
         raise ValueError("The log has no metric columns.")
     columns = min(3, len(bases))
     rows = -(-len(bases) // columns)
-    figure = Figure(figsize=(4.5 * columns, 3.2 * rows))
-    FigureCanvasAgg(figure)
+    figure = new_figure((4.5 * columns, 3.2 * rows))
     axes = figure.subplots(rows, columns, squeeze=False)
     for axis, base in zip(axes.flat, bases):
         for name, style in ((base, "-"), (f"val_{base}", "--")):

@@ -6,6 +6,16 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 
+SHARED_DATA_FIXTURES = {"camvid_root", "cityscapes_root"}
+
+
+def pytest_collection_modifyitems(items):
+    """Marks the tests that read ../shared/data (select them with `-m shared_data`)."""
+    for item in items:
+        if SHARED_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.shared_data)
+
+
 @pytest.fixture(autouse=True)
 def seeded():
     keras.utils.set_random_seed(1234)

@@ -1,4 +1,5 @@
-"""Shared checks run for every layer and model: config round-trip and .keras save/load."""
+"""Shared checks run for every layer and model: config round-trip, .keras save/load,
+`compute_output_shape` against the real output, and weight counts."""
 
 import os
 
@@ -21,13 +22,39 @@ def assert_outputs_equal(actual, expected, atol=1e-6):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(e), atol=atol)
 
 
+def assert_weight_counts_equal(actual, expected):
+    """Same number of variables, trainable and not, and the same parameter count."""
+    assert len(actual.trainable_weights) == len(expected.trainable_weights)
+    assert len(actual.non_trainable_weights) == len(expected.non_trainable_weights)
+    assert actual.count_params() == expected.count_params()
+
+
+def _shapes(structure):
+    """Shapes of a tensor, or a list / dict of tensors or shapes, as tuples."""
+    if isinstance(structure, dict):
+        return {key: _shapes(value) for key, value in structure.items()}
+    if isinstance(structure, (list, tuple)) and structure and not isinstance(structure[0], (int, type(None))):
+        return [_shapes(value) for value in structure]
+    return tuple(getattr(structure, "shape", structure))
+
+
+def assert_output_shape_matches(layer, inputs, outputs):
+    """`layer.compute_output_shape` (what functional models use) equals the real shapes."""
+    declared = _shapes(layer.compute_output_shape(_shapes(inputs)))
+    actual = _shapes(outputs)
+    assert declared == actual, f"{type(layer).__name__}.compute_output_shape gives {declared}, output is {actual}"
+
+
 def run_layer_serialization_test(layer, inputs, tmp_path):
-    """`layer` rebuilt from its config gives the same outputs with the same weights, and a
-    model holding it round-trips through `.keras` with `safe_mode=True`."""
+    """`layer` rebuilt from its config gives the same outputs with the same weights, its
+    `compute_output_shape` is right, and a model holding it round-trips through `.keras`
+    with `safe_mode=True`."""
     expected = layer(inputs, training=False)
+    assert_output_shape_matches(layer, inputs, expected)
     config = layer.get_config()
     clone = layer.__class__.from_config(config)
     clone(inputs, training=False)
+    assert_weight_counts_equal(clone, layer)
     clone.set_weights(layer.get_weights())
     assert clone.get_config() == config
     assert_outputs_equal(clone(inputs, training=False), expected)
@@ -47,6 +74,7 @@ def run_model_serialization_test(model, inputs, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded) is type(model)
+    assert_weight_counts_equal(loaded, model)
     assert_outputs_equal(loaded(inputs, training=False), expected)
     rebuilt = model.__class__.from_config(model.get_config())
     rebuilt.set_weights(model.get_weights())

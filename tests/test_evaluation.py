@@ -280,7 +280,7 @@ def test_evaluation_errors(tmp_path):
     (tmp_path / "empty" / "val" / "labels").mkdir(parents=True)
     with pytest.raises(ValueError, match="No images"):
         evaluate_dataset(model, "folder", tmp_path / "empty", "val")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="Dataset root not found: .*missing"):
         evaluate_dataset(model, "camvid", tmp_path / "missing", "val")
     with pytest.raises(ValueError, match="Unknown dataset"):
         evaluate_dataset(model, "pascal", tmp_path, "val")

@@ -338,7 +338,7 @@ def test_load_image_errors(tmp_path):
     (tmp_path / "notes.png").write_text("this is not an image")
     with pytest.raises(ValueError, match="Not a readable image"):
         load_image(tmp_path / "notes.png")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="Image not found: .*missing.png"):
         load_image(tmp_path / "missing.png")
 
 
@@ -346,9 +346,9 @@ def test_list_images(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No image files"):
         list_images([tmp_path / "empty"])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="Input not found: .*nope.png"):
         list_images([tmp_path / "nope.png"])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="No input images given"):
         list_images([])
     folder = tmp_path / "pictures"
     folder.mkdir()

@@ -4,7 +4,8 @@ import sys
 import numpy as np
 
 from spgnet_keras import SPGNet
-from spgnet_keras.models import ablation_arguments
+from spgnet_keras.models import ablation_arguments, preset_arguments
+from spgnet_keras.models.presets import ABLATIONS, PRESETS
 from spgnet_keras.profiler import PAPER_ROWS, count_macs, count_params
 
 
@@ -43,9 +44,22 @@ def test_count_macs_with_and_without_the_stride_padding():
     assert tuple(model(np.zeros((1, 65, 97, 3), "float32"))["prediction"].shape) == (1, 65, 97, 5)
 
 
-def test_paper_rows_cover_tables():
-    tables = {t for row in PAPER_ROWS for t in row.tables.split(",")}
-    assert tables == {"1", "3", "5", "6", "7", "9"}
+def test_every_preset_and_table3_variant_has_a_paper_row():
+    """The profile table and the presets describe the same networks: each preset and each
+    Table 3 variant is one paper row (SE/GE, Table 4, have no cost row in the paper)."""
+    rows = [row.arguments for row in PAPER_ROWS]
+    for name in PRESETS:
+        assert preset_arguments(name) in rows, name
+    for variant in sorted(set(ABLATIONS) - {"se", "ge"}):
+        assert {**preset_arguments("spgnet_r18x2_128"), **ablation_arguments(variant)} in rows, variant
+    assert {t for row in PAPER_ROWS for t in row.tables.split(",")} == {"1", "3", "5", "6", "7", "9"}
+
+
+def test_small_paper_rows_parameters_within_one_percent():
+    for label in ("R18 x1, D=128", "R18 x2, SPG sigmoid"):
+        row = next(row for row in PAPER_ROWS if row.label == label)
+        params = count_params(SPGNet(19, **row.arguments)) / 1e6
+        assert abs(params / row.params_m - 1) < 0.01, (label, params, row.params_m)
 
 
 def test_profile_command_prints_the_r18_row():

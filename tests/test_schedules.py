@@ -67,10 +67,11 @@ def test_config_round_trip():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [{"max_steps": 0}, {"max_steps": 10, "power": 0.0},
-     {"max_steps": 10, "warmup_steps": 11}, {"max_steps": 10, "warmup_steps": -1}],
+    "kwargs, message",
+    [({"max_steps": 0}, "max_steps must be > 0"), ({"max_steps": 10, "power": 0.0}, "power must be > 0"),
+     ({"max_steps": 10, "warmup_steps": 11}, r"warmup_steps must be in \[0, max_steps=10\], got 11"),
+     ({"max_steps": 10, "warmup_steps": -1}, r"warmup_steps must be in \[0, max_steps=10\], got -1")],
 )
-def test_invalid_arguments(kwargs):
-    with pytest.raises(ValueError):
+def test_invalid_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         PolyDecay(0.01, **kwargs)

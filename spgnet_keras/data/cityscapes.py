@@ -68,9 +68,6 @@ CITYSCAPES_LABELS: tuple[CityscapesLabel, ...] = (
 )
 # fmt: on
 
-NUM_LABEL_IDS = 34
-"""Number of Cityscapes label ids (0..33) that appear in ``*_labelIds.png``."""
-
 _EVALUATED = sorted((lab for lab in CITYSCAPES_LABELS if lab.train_id != IGNORE_LABEL),
                     key=lambda lab: lab.train_id)
 
@@ -98,7 +95,6 @@ Indexable by any uint8 value, so unexpected ids (34..255) also map to 255.
 TRAIN_ID_TO_LABEL_ID: np.ndarray = np.array([lab.id for lab in _EVALUATED], dtype=np.uint8)
 """``uint8[19]``: label id of each train id, for writing benchmark-server PNGs."""
 
-assert len(CITYSCAPES_CLASSES) == CITYSCAPES_NUM_CLASSES
 
 CITYSCAPES_SPEC = DatasetSpec(
     num_classes=CITYSCAPES_NUM_CLASSES,

@@ -46,9 +46,6 @@ ABLATIONS = {
 }
 
 
-assert set(PRESET_DESCRIPTIONS) == set(PRESETS)
-
-
 def preset_arguments(name):
     """SPGNet arguments of preset `name`; ValueError listing the presets otherwise."""
     if name not in PRESETS:

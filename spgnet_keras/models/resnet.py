@@ -19,7 +19,7 @@ features. Stride-1 convs keep 'same': it pads (k - 1) // 2 on each side, as kera
 
 import keras
 
-from spgnet_keras.layers.common import batch_norm, conv
+from spgnet_keras.layers.common import batch_norm, batchnorm_is_folded, conv
 
 # depth name -> (block type, blocks per stack)
 RESNET_SPECS = {
@@ -38,13 +38,6 @@ def check_backbone_name(name):
     if name not in RESNET_SPECS:
         raise ValueError(f"Unknown backbone {name!r}; expected one of {sorted(RESNET_SPECS)}.")
     return name
-
-
-def stack_output_channels(name):
-    """Channels of the four stack outputs (strides 4, 8, 16, 32)."""
-    block_type, _ = RESNET_SPECS[check_backbone_name(name)]
-    expansion = 4 if block_type == "bottleneck" else 1
-    return tuple(width * expansion for width in STACK_WIDTHS)
 
 
 def apply_stem(x, prefix, sync_batchnorm=False):
@@ -87,7 +80,7 @@ def _padded_conv(x, filters, kernel_size, strides, name, pad_name=None):
         kernel_size,
         strides=strides,
         padding="valid",
-        use_bias=False,
+        use_bias=batchnorm_is_folded(),
         kernel_initializer="he_normal",
         name=name,
     )(x)

@@ -26,7 +26,6 @@ KERAS_CV_PRESETS = {"resnet50": "resnet50_imagenet"}
 # keras-cv: v2_stack_0_block1_1_conv; keras-hub: stack0_block1_1_conv. 0 = shortcut.
 _BLOCK_LAYER = re.compile(r"^(?:v2_)?stack_?(\d+)_block(\d+)_(\d)_(conv|bn)$")
 _STEM_LAYER = re.compile(r"^conv1_(conv|bn)$")
-_ROLE = {"0": "shortcut_", "1": "", "2": "", "3": ""}
 
 
 @dataclasses.dataclass
@@ -200,9 +199,6 @@ def finetune_from(checkpoint, num_classes, **overrides):
     config = {**source.get_config(), **overrides, "num_classes": num_classes}
     model = SPGNet.from_config(config)
     return model, transfer_matching_weights(source, model)
-
-
-assert set(KERAS_HUB_PRESETS) <= set(RESNET_SPECS)
 
 
 def load_model_weights(model, checkpoint):

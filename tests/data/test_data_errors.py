@@ -120,7 +120,7 @@ def test_empty_folder_and_missing_path(folders, tmp_path):
         folder_files(tmp_path / "does_not_exist", masks)
     with pytest.raises(FileNotFoundError, match="does_not_exist"):
         make_dataset("camvid", "train", root=tmp_path / "does_not_exist")
-    with pytest.raises(DatasetNotFoundError):
+    with pytest.raises(DatasetNotFoundError, match="empty list of pairs"):
         make_dataset([], batch_size=1)
 
 

@@ -219,7 +219,7 @@ def test_interrupted_overwrite_puts_the_previous_version_back(tmp_path):
     def write(folder):
         raise RuntimeError("export failed")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="export failed"):
         saved_model_module.write_atomically(base / "4", write, overwrite=True)
     assert _entries(base) == ["4"] and (base / "4" / "old.txt").read_text() == "old"
 

@@ -30,8 +30,16 @@ def test_bottleneck_projects_only_when_width_changes():
 
 def test_bottleneck_output_is_relu_of_residual_sum():
     block = BottleneckBlock(8, bottleneck_ratio=0.5)
-    out = np.asarray(block(rand(2, 4, 4, 8), training=False))
-    assert out.min() >= 0
+    x = rand(2, 4, 4, 8)
+    out = np.asarray(block(x, training=False))
+    residual = np.asarray(block.bn3(block.conv3(np.maximum(np.asarray(block.bn2(block.conv2(
+        np.maximum(np.asarray(block.bn1(block.conv1(x), training=False)), 0)), training=False)), 0)),
+        training=False))
+    assert np.abs(residual).max() > 0.1  # the branch contributes
+    np.testing.assert_allclose(out, np.maximum(residual + x, 0), atol=1e-5)
+    # With the last conv zeroed the block is relu(identity).
+    block.conv3.kernel.assign(np.zeros(block.conv3.kernel.shape, "float32"))
+    np.testing.assert_allclose(np.asarray(block(x, training=False)), np.maximum(x, 0), atol=1e-6)
 
 
 def test_upsample_module_adds_bilinear_upsampled_previous_output():
@@ -78,9 +86,27 @@ def test_resize_like_matches_tf_image_resize_and_broadcasts_1x1():
     np.testing.assert_allclose(ResizeLike()([one, rand(2, 4, 5, 1)]), np.broadcast_to(one, (2, 4, 5, 3)))
 
 
+def output_path(layer, merged):
+    """relu(BN(conv1x1_out(merged))) in NumPy with the layer's inference statistics."""
+    bn = layer.output_bn
+    projected = merged @ np.asarray(layer.output_conv.kernel)[0, 0]
+    scale = np.asarray(bn.gamma) / np.sqrt(np.asarray(bn.moving_variance) + bn.epsilon)
+    return np.maximum((projected - np.asarray(bn.moving_mean)) * scale + np.asarray(bn.beta), 0)
+
+
 @pytest.mark.parametrize("cls", [StageTransition, SqueezeExciteTransition, GatherExciteTransition])
-def test_transitions_shape(cls):
-    assert cls(output_channels=5)(rand(2, 8, 8, 16)).shape == (2, 8, 8, 5)
+def test_transitions_compute_the_documented_merge_and_output_path(cls):
+    layer = cls(output_channels=5)
+    x = rand(2, 8, 8, 16)
+    out = np.asarray(layer(x, training=False))
+    assert out.shape == (2, 8, 8, 5)
+    if cls is StageTransition:  # no attention: out = conv1x1_out(x_d)
+        merged = x
+    else:  # x_d + m * conv1x1_transform(x_d)
+        attention = np.asarray(layer.attention(x, training=False))
+        merged = x + attention * np.asarray(layer.transform_conv(x))
+        assert not np.allclose(merged, x)
+    np.testing.assert_allclose(out, output_path(layer, merged), rtol=1e-4, atol=1e-4)
 
 
 def test_squeeze_excite_attention_is_per_channel():

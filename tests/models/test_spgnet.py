@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from spgnet_keras import PRESETS, SPGNet
 from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
 from spgnet_keras.layers import CropLike, PadToMultiple, ResizeLike
 from spgnet_keras.models import ablation_arguments
+from spgnet_keras.models.presets import PRESET_DESCRIPTIONS
 from tests.helpers import run_model_serialization_test
 
 SMALL = dict(decoder_channels=16, input_shape=(64, 128, 3))
@@ -159,9 +162,15 @@ def test_se_ge_model_serialization(tmp_path):
         run_model_serialization_test(model, images(1, 64, 64), tmp_path)
 
 
-def test_presets_cover_paper_tables():
-    for name, args in PRESETS.items():
-        assert name.startswith("spgnet_r")
+def test_every_preset_has_a_description_citing_its_table():
+    assert set(PRESET_DESCRIPTIONS) == set(PRESETS) == set(SPGNet.presets)
+    for name, text in PRESET_DESCRIPTIONS.items():
+        assert re.search(r"Tables? \d", text), (name, text)
+        stages = len(PRESETS[name]["backbones"])
+        assert text.startswith(f"{stages} stage"), (name, text)
+
+
+def test_from_preset_builds_the_preset_with_overrides():
     model = SPGNet.from_preset("spgnet_r18x2_128", num_classes=5, decoder_channels=8)
     assert model.stage_backbones == ("resnet18", "resnet18") and model.decoder_channels == 8
 

@@ -90,3 +90,11 @@ def test_transfer_reports_unused_weights():
     report = transfer_matching_weights(big, small)
     assert any(path.startswith("stage2_") for path in report.unused)
     assert not report.new or all("classifier" in p for p in report.new)
+
+
+def test_every_keras_hub_preset_names_a_known_resnet():
+    from spgnet_keras.models.resnet import RESNET_SPECS
+    from spgnet_keras.models.weights import KERAS_HUB_PRESETS
+
+    assert set(KERAS_HUB_PRESETS) <= set(RESNET_SPECS)
+    assert all(name.startswith("resnet_") for name in KERAS_HUB_PRESETS.values())

@@ -84,3 +84,15 @@ def test_multiworker_needs_tf_config(monkeypatch):
         make_strategy("multiworker")
     with pytest.raises(ValueError, match="strategy"):
         make_strategy("tpu")
+
+
+def test_multi_worker_patch_refuses_unverified_keras_versions():
+    from spgnet_keras.training import MULTI_WORKER_VERIFIED_KERAS, check_keras_verified_for_multi_worker
+
+    assert keras.__version__.rsplit(".", 1)[0] in MULTI_WORKER_VERIFIED_KERAS  # the installed one ran above
+    for version in MULTI_WORKER_VERIFIED_KERAS:
+        check_keras_verified_for_multi_worker(f"{version}.0")
+    with pytest.raises(RuntimeError, match=r"verified on Keras 3\.13, 3\.14, 3\.15; this is Keras 3\.99\.0"):
+        check_keras_verified_for_multi_worker("3.99.0")
+    with pytest.raises(RuntimeError, match="this is Keras 3.8.1"):
+        check_keras_verified_for_multi_worker("3.8.1")

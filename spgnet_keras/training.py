@@ -60,7 +60,7 @@ def build_model(config, num_classes):
     arguments = {**preset_arguments(config.preset), **config.arguments}
     model = SPGNet(num_classes=num_classes, **arguments)
     if config.backbone_weights:
-        from spgnet_keras.models.weights import load_backbone_weights
+        from spgnet_keras.models.imagenet import load_backbone_weights
 
         load_backbone_weights(model, config.backbone_weights)
     return model
@@ -289,7 +289,7 @@ def train(config):
 def continue_finished_run(model, strategy, latest_path, finished, config):
     """Loads a finished run's last weights into `model`, sets the optimizer's step count,
     and returns the epoch to continue at."""
-    from spgnet_keras.models.weights import load_model_weights
+    from spgnet_keras.models.checkpoints import load_model_weights
 
     if not Path(latest_path).is_file():
         raise RunFinished(f"The finished run's checkpoint {latest_path} is missing: cannot continue it.")

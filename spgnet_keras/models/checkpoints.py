@@ -1,8 +1,10 @@
-"""Loading saved SPGNet weights into a preset architecture (`SPGNet.from_preset(weights=...)`)."""
+"""Saved SPGNets: reading a `.keras` file, strict loading into a model of the same
+architecture, and loading into a preset (`SPGNet.from_preset(weights=...)`)."""
 
 from pathlib import Path
 
 import keras
+import numpy as np
 
 
 def load_preset_weights(cls, arguments, num_classes, weights):
@@ -20,7 +22,7 @@ def load_preset_weights(cls, arguments, num_classes, weights):
     if weights is None or weights == "imagenet":
         model = cls(num_classes=_required_classes(num_classes, weights), **arguments)
         if weights == "imagenet":
-            from spgnet_keras.models.weights import load_backbone_weights
+            from spgnet_keras.models.imagenet import load_backbone_weights
 
             load_backbone_weights(model, "imagenet")
         return model
@@ -54,15 +56,7 @@ def _saved_spgnet(cls, path, arguments):
         return source
     if not name.endswith(".keras"):
         raise ValueError(f"`weights` must be a .keras or .weights.h5 file, got {path}.")
-    from spgnet_keras.models.spgnet import SPGNet
-
-    try:
-        source = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # a truncated or foreign file: say which
-        raise ValueError(f"Cannot read the model {path}: {error}") from None
-    if not isinstance(source, SPGNet):
-        raise ValueError(f"{path} holds a {type(source).__name__}, not an SPGNet.")
-    return source
+    return read_spgnet(path)
 
 
 def classes_in_weights_file(path, cls, arguments):
@@ -96,7 +90,7 @@ def copy_weights_for_new_classes(source, target, where):
         ValueError: a variable that does not depend on the class count differs or is
             missing (another architecture).
     """
-    from spgnet_keras.models.weights import transfer_matching_weights
+    from spgnet_keras.models.finetune import transfer_matching_weights
 
     report = transfer_matching_weights(source, target)
     shapes = {v.path: tuple(v.shape) for v in target.weights}
@@ -111,3 +105,57 @@ def copy_weights_for_new_classes(source, target, where):
             "keras.saving.load_model)."
         )
     return report
+
+
+def read_saved_model(path, what="model"):
+    """The Keras model saved at `path` (`.keras`), not compiled, loaded with `safe_mode=True`.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: not a `.keras` file, or Keras cannot read it (truncated, foreign).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what[0].upper() + what[1:]} {path} does not exist.")
+    if path.suffix.lower() != ".keras":
+        raise ValueError(f"The {what} must be a .keras file saved with model.save(), got {path}.")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # a truncated or foreign file: say which
+        raise ValueError(f"Cannot read the {what} {path}: {error}") from None
+
+
+def read_spgnet(path, what="model"):
+    """`read_saved_model`, refusing a file that holds another kind of model."""
+    from spgnet_keras.models.spgnet import SPGNet
+
+    model = read_saved_model(path, what)
+    if not isinstance(model, SPGNet):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not an SPGNet.")
+    return model
+
+
+def load_model_weights(model, checkpoint):
+    """Loads every weight of a `.keras` checkpoint into `model`, which must match it exactly.
+
+    Unlike `model.load_weights`, a checkpoint of another architecture is reported by the
+    first variable that differs (path and both shapes) or is missing.
+    """
+    path = Path(checkpoint)
+    source = read_saved_model(path, "checkpoint")
+    by_path = {v.path: v for v in source.weights}
+    for variable in model.weights:
+        match = by_path.pop(variable.path, None)
+        if match is None:
+            raise ValueError(f"Checkpoint {path} has no variable {variable.path!r}: it is another architecture.")
+        if tuple(match.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Checkpoint {path} does not fit this model: {variable.path!r} has shape "
+                f"{tuple(match.shape)} in the checkpoint and {tuple(variable.shape)} in the model."
+            )
+    if by_path:
+        raise ValueError(f"Checkpoint {path} has {len(by_path)} variables this model lacks, e.g. {sorted(by_path)[0]!r}.")
+    sources = {v.path: v for v in source.weights}
+    for variable in model.weights:
+        variable.assign(np.asarray(sources[variable.path]))
+    return model

@@ -7,7 +7,7 @@ puts the stride on the first 1x1 conv of a bottleneck (ResNet "v1"), while the p
 #FLOPs match the torchvision layout with the stride on the 3x3 conv ("v1.5", as
 keras-hub's ResNet): see docs/architecture.md. So the stacks are built here with plain
 Keras layers, one function per block, with the kernel shapes of keras-cv/keras-hub
-ResNets so their ImageNet weights can be copied in (`spgnet_keras.models.weights`).
+ResNets so their ImageNet weights can be copied in (`spgnet_keras.models.imagenet`).
 
 Every stride-2 layer pads like keras-hub's `ResNetBackbone` (the source of those
 weights, which pads like PyTorch): an explicit `ZeroPadding2D` of (k - 1) // 2 pixels

@@ -14,7 +14,7 @@ import pytest
 
 from spgnet_keras import SPGNet
 from spgnet_keras.models.resnet import RESNET_SPECS
-from spgnet_keras.models.weights import load_backbone_weights
+from spgnet_keras.models.imagenet import load_backbone_weights
 
 # (SPGNet backbone, keras-hub block_type, input height, width)
 CONFIGS = {

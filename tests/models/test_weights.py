@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from spgnet_keras import SPGNet
-from spgnet_keras.models.weights import (finetune_from, load_backbone_weights, spgnet_layer_name,
-                                         transfer_matching_weights)
+from spgnet_keras.models.finetune import finetune_from, transfer_matching_weights
+from spgnet_keras.models.imagenet import load_backbone_weights, spgnet_layer_name
 
 
 def keras_cv_resnet18():
@@ -94,7 +94,7 @@ def test_transfer_reports_unused_weights():
 
 def test_every_keras_hub_preset_names_a_known_resnet():
     from spgnet_keras.models.resnet import RESNET_SPECS
-    from spgnet_keras.models.weights import KERAS_HUB_PRESETS
+    from spgnet_keras.models.imagenet import KERAS_HUB_PRESETS
 
     assert set(KERAS_HUB_PRESETS) <= set(RESNET_SPECS)
     assert all(name.startswith("resnet_") for name in KERAS_HUB_PRESETS.values())

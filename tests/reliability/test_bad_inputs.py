@@ -11,7 +11,7 @@ from PIL import Image
 
 from spgnet_keras import SPGNet
 from spgnet_keras.inference import load_image, load_model
-from spgnet_keras.models.weights import load_model_weights
+from spgnet_keras.models.checkpoints import load_model_weights
 
 
 def huge_png_header(path, width=50000, height=50000):

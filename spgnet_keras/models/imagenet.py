@@ -1,13 +1,11 @@
-"""Loading ImageNet ResNet weights into SPGNet encoders, and fine-tuning to new classes."""
+"""ImageNet ResNet weights (keras-hub / keras-cv presets or saved backbones) into SPGNet encoders."""
 
-import dataclasses
 import re
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from spgnet_keras.models.resnet import RESNET_SPECS
+from spgnet_keras.models.finetune import TransferReport
 
 # keras-hub presets (ResNet "v1.5", stride on the 3x3 conv, and explicit zero padding
 # before every stride-2 conv and the max pool, like SPGNet's stacks: the features match
@@ -26,18 +24,6 @@ KERAS_CV_PRESETS = {"resnet50": "resnet50_imagenet"}
 # keras-cv: v2_stack_0_block1_1_conv; keras-hub: stack0_block1_1_conv. 0 = shortcut.
 _BLOCK_LAYER = re.compile(r"^(?:v2_)?stack_?(\d+)_block(\d+)_(\d)_(conv|bn)$")
 _STEM_LAYER = re.compile(r"^conv1_(conv|bn)$")
-
-
-@dataclasses.dataclass
-class TransferReport:
-    """What a weight transfer did: layer/variable names copied, left new, or unused."""
-
-    copied: list
-    new: list
-    unused: list
-
-    def summary(self):
-        return f"{len(self.copied)} copied, {len(self.new)} left as initialised, {len(self.unused)} unused"
 
 
 def spgnet_layer_name(source_name, stage, block_offset=0):
@@ -156,77 +142,3 @@ def _imagenet_backbone(backbone):
         "backbone_weights='resnet.keras' (keras-hub presets need `pip install keras-hub`). Tried: "
         + "; ".join(attempts)
     )
-
-
-def transfer_matching_weights(source, target):
-    """Copies every variable of `source` whose path and shape match one of `target`.
-
-    Used to fine-tune a trained SPGNet on a dataset with another number of classes:
-    everything that does not depend on the class count transfers; the classifiers and
-    SPG's logits/attention convs (shapes with C) keep their fresh initialisation.
-    """
-    by_path = {v.path: v for v in source.weights}
-    report = TransferReport([], [], [])
-    for variable in target.weights:
-        match = by_path.pop(variable.path, None)
-        if match is not None and tuple(match.shape) == tuple(variable.shape):
-            variable.assign(np.asarray(match))
-            report.copied.append(variable.path)
-        else:
-            report.new.append(variable.path)
-    report.unused = sorted(by_path)
-    return report
-
-
-def finetune_from(checkpoint, num_classes, **overrides):
-    """A new SPGNet with `num_classes` classes initialised from a trained one.
-
-    Args:
-        checkpoint: path of a `.keras` SPGNet or the model itself.
-        num_classes: classes of the new dataset.
-        **overrides: other SPGNet arguments to change (e.g. `input_shape`).
-
-    Returns:
-        (model, TransferReport).
-    """
-    from spgnet_keras.models.spgnet import SPGNet
-
-    source = checkpoint
-    if not isinstance(checkpoint, keras.Model):
-        source = keras.saving.load_model(checkpoint, safe_mode=True, compile=False)
-    if not isinstance(source, SPGNet):
-        raise ValueError(f"{checkpoint!r} is not an SPGNet model (got {type(source).__name__}).")
-    config = {**source.get_config(), **overrides, "num_classes": num_classes}
-    model = SPGNet.from_config(config)
-    return model, transfer_matching_weights(source, model)
-
-
-def load_model_weights(model, checkpoint):
-    """Loads every weight of a `.keras` checkpoint into `model`, which must match it exactly.
-
-    Unlike `model.load_weights`, a checkpoint of another architecture is reported by the
-    first variable that differs (path and both shapes) or is missing.
-    """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise ValueError(f"Checkpoint {path} does not exist.")
-    try:
-        source = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:
-        raise ValueError(f"Cannot read checkpoint {path}: {error}") from None
-    by_path = {v.path: v for v in source.weights}
-    for variable in model.weights:
-        match = by_path.pop(variable.path, None)
-        if match is None:
-            raise ValueError(f"Checkpoint {path} has no variable {variable.path!r}: it is another architecture.")
-        if tuple(match.shape) != tuple(variable.shape):
-            raise ValueError(
-                f"Checkpoint {path} does not fit this model: {variable.path!r} has shape "
-                f"{tuple(match.shape)} in the checkpoint and {tuple(variable.shape)} in the model."
-            )
-    if by_path:
-        raise ValueError(f"Checkpoint {path} has {len(by_path)} variables this model lacks, e.g. {sorted(by_path)[0]!r}.")
-    sources = {v.path: v for v in source.weights}
-    for variable in model.weights:
-        variable.assign(np.asarray(sources[variable.path]))
-    return model

@@ -5,10 +5,18 @@ the budget): ``one_stage``, ``no_spg`` (2 stages, decoder features passed on), `
 ``spg_softmax``, ``spg_sigmoid`` (the paper's SPG), ``spg_sigmoid_no_identity``,
 ``spg_sigmoid_no_supervision``, ``se``, ``ge``. Every (variant, seed) run uses the same
 seed for the weights and the same training batches (the pipeline is seeded), the same
-optimiser (SGD, poly decay), deep-supervision weight 0.4 where a variant has a stage
-output, and is scored with ``spgnet_keras.evaluation.evaluate`` (full val images, single
-scale) on the ``prediction`` output. Encoders start from random weights (no ImageNet
-weights offline), unlike the paper.
+optimiser (the recipe's ``OptimizerConfig``: SGD, poly decay, coupled weight decay), the
+recipe's deep-supervision weight (``LossConfig``, 1.0) on every stage-1 output, and is scored
+with ``spgnet_keras.evaluation.evaluate`` (full val images, single scale) on the
+``prediction`` output. Encoders start from random weights (no ImageNet weights offline),
+unlike the paper.
+
+Stage-1 loss (recorded per run as ``outputs``): every two-stage row has one except
+``spg_sigmoid_no_supervision`` (Table 3, "Sup." x: its x_l is not supervised, so the model
+has no stage-1 output) and, having one stage, ``one_stage``. In ``no_spg``, ``se`` and ``ge``
+a 1x1 classifier on the stage-1 decoder output is supervised as in the SPG rows but feeds
+nothing: the rows differ only in what passes to stage 2, and "Supervise x" in Table 4 means
+the attention is not computed from supervised predictions.
 
 Budgets (``--budget``):
 
@@ -117,7 +125,7 @@ def run_one(variant, seed, budget, root, spec, pairs, log):
     loss = float(history.history["loss"][-1])
     record = dict(variant=variant, seed=seed, budget=budget, settings={k: list(v) if isinstance(v, tuple) else v
                                                                         for k, v in settings.items()},
-                  params=count_params(model), outputs=outputs, miou=result.miou, pixel_accuracy=result.pixel_accuracy,
+                  params=count_params(model), outputs=sorted(model.output), miou=result.miou, pixel_accuracy=result.pixel_accuracy,
                   iou=[None if math.isnan(v) else v for v in result.iou], final_train_loss=loss,
                   train_seconds=train_seconds, eval_seconds=eval_seconds, val_images=result.num_images,
                   load=_common.load_average()[0])
@@ -178,7 +186,8 @@ def table_markdown(budget, runs, seeds_requested):
     lines += separation_lines(by_variant)
     lines.append(
         "- Context: the paper's differences (0.1-1.4 points between the two-stage variants, 3.2 points for one vs "
-        "two stages) come from 80k iterations at 768x768 with ImageNet-pretrained encoders on Cityscapes; these "
+        "two stages) come from 80k iterations (crop size not stated) with ImageNet-pretrained encoders on "
+        "Cityscapes; these "
         "runs are minutes of CPU training from random weights, so they check that every variant trains and is "
         "scored identically and show how the variants behave early in training, not the paper's final ranking.")
     return "\n".join(lines)

@@ -19,13 +19,14 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from spgnet_keras.constants import IGNORE_LABEL
-from spgnet_keras.inference import load_image, predict_logits
+from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
+from spgnet_keras.data.decoding import check_mask_file
+from spgnet_keras.inference import check_batch_size, check_scales, check_window, load_image, predict_logits
 from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
 from spgnet_keras.models.spgnet import check_takes_raw_images
 
@@ -185,7 +186,7 @@ def format_table(result: EvaluationResult) -> str:
 
 
 def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> np.ndarray:
-    """Reads a class-index label PNG (mode ``L``, ``P`` = palette indices, or 16-bit) as int64.
+    """Reads a class-index label PNG (8-bit grey ``L`` or palette ``P`` indices) as int64.
 
     Args:
         path: Label file.
@@ -194,18 +195,17 @@ def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> 
 
     Raises:
         FileNotFoundError: Missing file.
-        ValueError: Not an image, or an RGB (colour-coded) mask.
+        ValueError: Not a PNG the training pipeline reads as a class-index mask (an RGB
+            colour-coded mask, 1/2/4/16-bit grey, ...), naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Label file not found: {path}")
+    # The training pipeline's rule decides what is a class-index mask (8-bit grey or
+    # palette PNG); Pillow then reads the indices, as the dataset check does.
+    check_mask_file(path, index=True)
     try:
         with Image.open(path) as image:
-            if image.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
-                raise ValueError(
-                    f"Label {path} has PNG mode {image.mode!r}; expected a single-channel class-index mask "
-                    "(colour-coded masks: use spgnet_keras.data.make_dataset(mask_format='color'))."
-                )
             label = np.asarray(image).astype(np.int64)
     except (OSError, SyntaxError) as error:
         raise ValueError(f"Not a readable label image: {path} ({error})") from None
@@ -376,7 +376,7 @@ def evaluate(
     flip: bool = False,
     window=None,
     stride=None,
-    output: str = "prediction",
+    output: str = PREDICTION,
     batch_size: int = 4,
     ignore_index: int = IGNORE_LABEL,
     label_map: np.ndarray | None = None,
@@ -413,6 +413,9 @@ def evaluate(
             no images, a label outside ``[0, C)``, or bad test-time settings.
     """
     check_takes_raw_images(model)  # before reading any data
+    scales = check_scales(scales)  # test-time settings too: a bad one must not fail after the first image
+    check_window(window, stride)
+    batch_size = check_batch_size(batch_size)
     num_classes, class_names = _resolve_classes(model, num_classes, class_names, output)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     unassigned = np.zeros(num_classes, np.int64)

@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -52,8 +51,20 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from spgnet_keras import preprocessing
-from spgnet_keras.constants import MAX_IMAGE_PIXELS, OUTPUT_STRIDE
+from spgnet_keras.constants import (
+    MAX_IMAGE_PIXELS,
+    MAX_IMAGE_SIDE,
+    MAX_INFERENCE_BATCH,
+    MAX_SCALE,
+    MAX_WINDOWS_PER_IMAGE,
+    MAX_WINDOW_SIDE,
+    OUTPUT_STRIDE,
+    PREDICTION,
+)
+from spgnet_keras.data.augment import scaled_size as augment_scaled_size
+from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, check_image_header, read_image
 from spgnet_keras.models.spgnet import check_takes_raw_images
+from spgnet_keras.test_time import multi_scale_probabilities
 
 __all__ = [
     "PAPER_SCALES",
@@ -67,6 +78,8 @@ __all__ = [
     "predict",
     "check_scales",
     "check_window",
+    "check_batch_size",
+    "check_workload",
     "load_model",
     "scaled_size",
     "sliding_windows",
@@ -75,7 +88,6 @@ __all__ = [
 PAPER_SCALES: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 """Test scales of the paper's multi-scale inference (Sec 4.3 / Table 9 text)."""
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 """File suffixes :func:`list_images` picks up from a folder (any case)."""
 
 
@@ -85,37 +97,35 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file into a ``uint8`` RGB array ``[H, W, 3]``.
+    """Reads an image file into a ``uint8`` RGB array ``[H, W, 3]``, exactly as training reads it.
 
-    Conversions (PIL): grayscale (``L``, ``1``, ``I;16``, ``I``, ``F``) is replicated to
-    three channels; 16-bit ``I;16`` is scaled by 255/65535, and 32-bit ``I``/``F`` the same
-    way if a value exceeds 255 (else they are taken as 0-255); palette images are expanded to their
-    colours; an alpha channel (``RGBA``, ``LA``, palette transparency) is **dropped**, not
-    composited, i.e. transparent pixels keep their stored colour; CMYK/YCbCr are converted
-    to RGB. EXIF orientation is not applied (the pixels are used as stored, like the
-    training pipeline's decoder).
+    The one decoding rule of :mod:`spgnet_keras.data.decoding` (TensorFlow's decoders, also
+    used by ``make_dataset``, ``validate_dataset`` and the served SavedModel): PNG, JPEG, BMP,
+    GIF and WebP are read; grey (any PNG bit depth) is replicated to three channels; 16-bit
+    PNGs keep the high byte; palettes (PNG, GIF, 8-bit BMP) are expanded to their colours;
+    an alpha channel is **dropped**, not composited (GIF transparent pixels are black);
+    CMYK/YCbCr JPEGs are converted to RGB. TIFF, 1/4/16-bit and compressed BMPs and
+    anything else are refused. EXIF orientation is not applied.
 
     Args:
-        path: Image file (any format PIL reads: PNG, JPEG, BMP, GIF, TIFF, WebP, ...).
+        path: Image file.
 
     Returns:
         ``np.uint8`` array ``[H, W, 3]``.
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: The file is not a readable image (the message names it).
+        ValueError: The file is refused or unreadable, or declares more than
+            ``MAX_IMAGE_PIXELS`` pixels (the message names it and the reason).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Image not found: {path}")
-    with _opened_image(path) as image:
-        image.load()
-        return _pil_to_rgb_array(image)
+    check_image_file(path)
+    return read_image(path)
 
 
 @contextlib.contextmanager
 def _opened_image(path):
-    """PIL image of `path`, its declared size checked before decoding; clear errors."""
+    """PIL image of `path` (header only), its declared size checked before decoding; clear errors."""
     try:
         with Image.open(path) as image:
             check_pixel_count(image.size, path)
@@ -136,31 +146,13 @@ def check_pixel_count(size, path, max_pixels=MAX_IMAGE_PIXELS):
         )
 
 
-def _pil_to_rgb_array(image: Image.Image) -> np.ndarray:
-    """PIL image -> uint8 RGB array with the conversions documented in :func:`load_image`."""
-    mode = image.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        gray = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=-1)
-    if mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if mode in ("LA", "La", "PA"):
-        image = image.convert("L") if mode != "PA" else image.convert("RGB")
-    array = np.asarray(image.convert("RGB") if image.mode not in ("RGB", "RGBA", "L", "1") else image)
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=-1)
-    return np.ascontiguousarray(array[..., :3]).astype(np.uint8)
-
-
 def check_image_file(path: str | os.PathLike) -> None:
-    """Raises the errors of :func:`load_image` from the file header alone (cheap)."""
+    """Raises the errors of :func:`load_image` that the file header shows (cheap): a missing
+    file, a format or layout the decoding rule refuses, too many declared pixels."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Image not found: {path}")
+    check_image_header(path)
     with _opened_image(path):
         pass
 
@@ -192,25 +184,15 @@ def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def load_model(path: str | os.PathLike):
-    """Loads a saved ``.keras`` model (SPGNet layers registered, not compiled).
+    """Loads a saved ``.keras`` model (not compiled, ``safe_mode=True``).
 
     Raises:
         FileNotFoundError: Missing file.
-        ValueError: Not a ``.keras`` / ``.h5`` file, or Keras cannot read it.
+        ValueError: Not a ``.keras`` file, or Keras cannot read it.
     """
-    import keras
+    from spgnet_keras.models.checkpoints import read_saved_model
 
-    import spgnet_keras  # noqa: F401  (registers the custom layers for deserialisation)
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Model file not found: {path}")
-    if path.suffix.lower() not in (".keras", ".h5"):
-        raise ValueError(f"Model must be a .keras (or legacy .h5) file saved with model.save(), got {path}.")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise ValueError(f"Could not load model {path}: {error}") from None
+    return read_saved_model(path, "model")
 
 
 # --------------------------------------------------------------------------------------
@@ -244,7 +226,7 @@ def image_batch(image) -> np.ndarray:
 
 
 def check_scales(scales) -> tuple[float, ...]:
-    """Returns ``scales`` as a tuple of floats; ValueError unless all are finite and > 0."""
+    """Returns ``scales`` as a tuple of floats; ValueError unless all are in (0, MAX_SCALE]."""
     if isinstance(scales, (int, float)):
         scales = (scales,)
     scales = tuple(scales)
@@ -255,7 +237,53 @@ def check_scales(scales) -> tuple[float, ...]:
             raise ValueError(f"`scales` must be positive numbers, got {scale!r}.")
         if not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"`scales` must be positive numbers, got {scale!r}.")
+        if scale > MAX_SCALE:
+            raise ValueError(
+                f"`scales` must be at most {MAX_SCALE} (spgnet_keras.constants.MAX_SCALE; the paper's "
+                f"largest is 2.0), got {scale!r}."
+            )
     return tuple(float(s) for s in scales)
+
+
+def check_batch_size(batch_size) -> int:
+    """ValueError unless ``batch_size`` is an integer in [1, MAX_INFERENCE_BATCH]."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    if batch_size > MAX_INFERENCE_BATCH:
+        raise ValueError(
+            f"`batch_size` must be at most {MAX_INFERENCE_BATCH} (spgnet_keras.constants.MAX_INFERENCE_BATCH), "
+            f"got {batch_size}."
+        )
+    return int(batch_size)
+
+
+def check_image_size(height: int, width: int, what: str = "The image") -> None:
+    """ValueError when an image side exceeds MAX_IMAGE_SIDE or its area MAX_IMAGE_PIXELS."""
+    if max(height, width) > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"{what} is {height}x{width} = {height * width} pixels; the limits are {MAX_IMAGE_SIDE} pixels a "
+            f"side and {MAX_IMAGE_PIXELS} in all (spgnet_keras.constants.MAX_IMAGE_SIDE / MAX_IMAGE_PIXELS)."
+        )
+
+
+def check_workload(height: int, width: int, scales, window, stride) -> None:
+    """ValueError, before anything is allocated, when an image of ``height x width`` or one of
+    its scaled copies is beyond the image limits, or would need more than
+    MAX_WINDOWS_PER_IMAGE sliding windows (``scales``/``window``/``stride`` already checked)."""
+    check_image_size(height, width)
+    for scale in scales:
+        scaled_h, scaled_w = scaled_size(height, width, scale)
+        check_image_size(scaled_h, scaled_w, f"At scale {scale:g} the {height}x{width} image")
+        if window is None or (scaled_h <= window[0] and scaled_w <= window[1]):
+            continue
+        win_h, win_w = min(window[0], _round_up(scaled_h)), min(window[1], _round_up(scaled_w))
+        count = len(sliding_windows(scaled_h, win_h, stride[0])) * len(sliding_windows(scaled_w, win_w, stride[1]))
+        if count > MAX_WINDOWS_PER_IMAGE:
+            raise ValueError(
+                f"At scale {scale:g} the {height}x{width} image needs {count} windows of {window[0]}x{window[1]} "
+                f"with stride {stride[0]}x{stride[1]}, more than the limit of {MAX_WINDOWS_PER_IMAGE} "
+                "(spgnet_keras.constants.MAX_WINDOWS_PER_IMAGE); use a larger stride or window."
+            )
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -280,6 +308,11 @@ def check_window(window, stride) -> tuple[tuple[int, int] | None, tuple[int, int
     window = _pair(window, "window")
     if any(size % OUTPUT_STRIDE for size in window):
         raise ValueError(f"`window` sizes must be multiples of {OUTPUT_STRIDE}, got {window}.")
+    if max(window) > MAX_WINDOW_SIDE:
+        raise ValueError(
+            f"`window` sizes must be at most {MAX_WINDOW_SIDE} (spgnet_keras.constants.MAX_WINDOW_SIDE), "
+            f"got {window}."
+        )
     if stride is None:
         stride = tuple(max(1, (2 * size) // 3) for size in window)
     stride = _pair(stride, "stride")
@@ -293,10 +326,11 @@ def _round_up(size: int, multiple: int = OUTPUT_STRIDE) -> int:
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """``(round(H*s), round(W*s))``, at least 1 pixel (same rounding as training)."""
+    """``(round(H*s), round(W*s))``, at least 1 pixel: `spgnet_keras.data.augment.scaled_size`
+    (training's and the test-time augmentation's rounding) on Python ints."""
     if scale == 1.0:
         return height, width
-    return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
+    return tuple(int(side) for side in augment_scaled_size([height, width], scale).numpy())
 
 
 def sliding_windows(size: int, window: int, stride: int) -> list[int]:
@@ -356,51 +390,41 @@ def _pad(batch: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(preprocessing.pad_bottom_right(batch, height, width))
 
 
-def _scaled_log_probs(model, image, flip, window, stride, output, batch_size) -> list[np.ndarray]:
-    """Log-probabilities ``[N, h, w, C]`` of one scaled batch, one array per flip.
+def _pass_log_probs(model, image, window, stride, output, batch_size) -> np.ndarray:
+    """Log-probabilities ``[N, h, w, C]`` of one (scaled, maybe mirrored) batch.
 
-    The mirrored image (``flip=True``) goes through exactly the same procedure as the
-    image (padding at *its* bottom/right, its own window grid) and the result is mirrored
-    back. Without a window (or an image no larger than it) each is a padded full-image
-    pass; otherwise the overlap-averaged probabilities of sliding windows, in log space.
+    Without a window (or an image no larger than it) a padded full-image pass;
+    otherwise the overlap-averaged probabilities of sliding windows, in log space.
     """
     count, height, width = image.shape[:3]
-    variants = [image, image[:, :, ::-1]] if flip else [image]
     padded_h, padded_w = _round_up(height), _round_up(width)
     if window is None or (height <= window[0] and width <= window[1]):
-        batch = np.concatenate([_pad(variant, padded_h, padded_w) for variant in variants], axis=0)
-        logits = _run_model(model, batch, output, batch_size)[:, :height, :width]
-        parts = [logits[i * count : (i + 1) * count] for i in range(len(variants))]
-        return [_log_softmax(part[:, :, ::-1] if mirrored else part) for mirrored, part in enumerate(parts)]
+        return _log_softmax(_run_model(model, _pad(image, padded_h, padded_w), output, batch_size)[:, :height, :width])
 
     win_h, win_w = min(window[0], padded_h), min(window[1], padded_w)
-    padded = [_pad(variant, max(height, win_h), max(width, win_w)) for variant in variants]
+    padded = _pad(image, max(height, win_h), max(width, win_w))
     boxes = [
         (top, left)
         for top in sliding_windows(height, win_h, stride[0])
         for left in sliding_windows(width, win_w, stride[1])
     ]
-    counts = np.zeros((padded[0].shape[1], padded[0].shape[2], 1), np.float32)
+    counts = np.zeros((padded.shape[1], padded.shape[2], 1), np.float32)
     for top, left in boxes:
         counts[top : top + win_h, left : left + win_w] += 1
-    totals = [None] * len(variants)
-    # One item = one window of all N images of one variant (plain or mirrored); items are
-    # batched together (batch_size images per model call) and accumulated as they return.
-    items = [(box, variant) for box in boxes for variant in range(len(variants))]
+    total = None
+    # Windows of all N images are batched together (batch_size images per model call).
     per_call = max(1, batch_size // count)
-    for start in range(0, len(items), per_call):
-        chunk = items[start : start + per_call]
-        crops = [padded[v][:, top : top + win_h, left : left + win_w] for (top, left), v in chunk]
+    for start in range(0, len(boxes), per_call):
+        chunk = boxes[start : start + per_call]
+        crops = [padded[:, top : top + win_h, left : left + win_w] for top, left in chunk]
         log_probs = _log_softmax(_run_model(model, np.concatenate(crops, axis=0), output, batch_size))
-        for index, ((top, left), v) in enumerate(chunk):
+        for index, (top, left) in enumerate(chunk):
             part = log_probs[index * count : (index + 1) * count]
-            if totals[v] is None:
-                totals[v] = np.full(padded[v].shape[:3] + (part.shape[-1],), -np.inf, np.float32)
-            view = totals[v][:, top : top + win_h, left : left + win_w]
+            if total is None:
+                total = np.full(padded.shape[:3] + (part.shape[-1],), -np.inf, np.float32)
+            view = total[:, top : top + win_h, left : left + win_w]
             np.logaddexp(view, part, out=view)
-    log_counts = np.log(counts)
-    results = [(total - log_counts)[:, :height, :width] for total in totals]
-    return [result[:, :, ::-1] if mirrored else result for mirrored, result in enumerate(results)]
+    return (total - np.log(counts))[:, :height, :width]
 
 
 def predict_logits(
@@ -408,7 +432,7 @@ def predict_logits(
     image,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
-    output: str = "prediction",
+    output: str = PREDICTION,
     window: int | tuple[int, int] | None = None,
     stride: int | tuple[int, int] | None = None,
     batch_size: int = 4,
@@ -432,35 +456,34 @@ def predict_logits(
 
     Returns:
         float32 ``[H, W, C]`` (or ``[N, H, W, C]`` for a batch input): log of the averaged
-        softmax probabilities.
+        softmax probabilities (`spgnet_keras.test_time.multi_scale_probabilities`, which
+        the exported SavedModel runs too; floored at the smallest positive float32), or
+        for one plain pass its log-softmax.
 
     Raises:
         ValueError: Non-positive/empty scales, a bad window or stride, a wrongly shaped
-            or non-finite image, a model output that is not per-pixel logits, or an
-            SPGNet built to take normalised input.
+            or non-finite image, a model output that is not per-pixel logits, an
+            SPGNet built to take normalised input, or a size beyond the limits of
+            :mod:`spgnet_keras.constants` (scale, window, batch size, image side and
+            pixels, also after scaling, windows per image), checked before any work.
     """
     scales = check_scales(scales)
     window, stride = check_window(window, stride)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    batch_size = check_batch_size(batch_size)
     check_takes_raw_images(model)
     single = np.ndim(image) == 3
     batch = image_batch(image)
     height, width = batch.shape[1:3]
+    check_workload(height, width, scales, window, stride)
 
-    total = None
-    passes = 0
-    for scale in scales:
-        target = scaled_size(height, width, scale)
-        scaled = batch if target == (height, width) else np.asarray(
-            tf.image.resize(batch, target, method="bilinear"), np.float32
-        )
-        for log_probs in _scaled_log_probs(model, scaled, flip, window, stride, output, batch_size):
-            if log_probs.shape[1:3] != (height, width):
-                log_probs = _log_softmax(np.asarray(tf.image.resize(log_probs, (height, width), method="bilinear")))
-            total = log_probs if total is None else np.logaddexp(total, log_probs)
-            passes += 1
-    result = (total - np.float32(math.log(passes))).astype(np.float32) if passes > 1 else total.astype(np.float32)
+    def one_pass(images):
+        return _pass_log_probs(model, images.numpy(), window, stride, output, batch_size)
+
+    if scales == (1.0,) and not flip:  # one pass: its exact log-softmax
+        result = one_pass(tf.constant(batch))
+    else:
+        probabilities = multi_scale_probabilities(one_pass, batch, scales, flip).numpy()
+        result = np.log(np.maximum(probabilities, np.finfo(np.float32).tiny))
     return result[0] if single else result
 
 

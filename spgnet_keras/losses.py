@@ -53,18 +53,14 @@ from collections.abc import Mapping, Sequence
 import keras
 import tensorflow as tf
 
-from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL
+from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, PREDICTION
 from spgnet_keras.labels import check_label_range
 
 __all__ = [
     "DEFAULT_STAGE_WEIGHT",
-    "PREDICTION_OUTPUT",
     "SegmentationCrossEntropy",
     "deep_supervision_losses",
 ]
-
-#: Name of the final (last-stage) output of the SPGNet model.
-PREDICTION_OUTPUT = "prediction"
 
 _PACKAGE = "spgnet_keras"
 
@@ -407,7 +403,7 @@ def _validate_ohem(threshold, min_kept, top_k) -> None:
 def deep_supervision_losses(
     output_names: Sequence[str],
     stage_weight: float | Mapping[str, float] = DEFAULT_STAGE_WEIGHT,
-    prediction_name: str = PREDICTION_OUTPUT,
+    prediction_name: str = PREDICTION,
     **loss_kwargs,
 ) -> tuple[dict, dict]:
     """Builds ``loss`` and ``loss_weights`` dicts for a deeply supervised model.

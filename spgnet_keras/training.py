@@ -9,20 +9,18 @@ import tensorflow as tf
 
 from spgnet_keras.callbacks import (AtomicCheckpoint, GuardedBackupAndRestore, StopOnNonFiniteLoss,
                                     TrainingDivergedError)
-from spgnet_keras.config import config_to_dict
+from spgnet_keras.config import PRECISIONS, STRATEGIES, config_to_dict
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
 from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metric
 from spgnet_keras.optimizers import build_sgd
 from spgnet_keras.schedules import PolyDecay
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 FINISHED_FILE = "finished.json"
 
 
 class RunFinished(Exception):
     """`train` was asked for no more epochs than its output folder's run already finished."""
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
 def make_strategy(kind="auto"):
@@ -92,13 +90,14 @@ def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
     return dict(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
 
-def make_datasets(data_config, seed, global_batch_size, val_batch_size=1):
+def make_datasets(data_config, seed, global_batch_size, val_batch_size=1, skip_batches=0):
     """(train, val, DatasetSpec, num_classes) tf.data pipelines for a `DataConfig`.
 
     `val_batch_size` should be the number of replicas in sync, so that every replica
     gets an image of each validation batch (with a global batch of 1, all replicas but
     one get an empty batch, which oneDNN's CPU Conv2D mis-shapes: evaluation crashes).
-    `data.val_max_images` is then rounded up to whole batches.
+    `data.val_max_images` is then rounded up to whole batches. `skip_batches`: the
+    training stream starts after that many batches (a resumed run; see `make_dataset`).
     """
     from spgnet_keras.data import dataset_spec, make_dataset
 
@@ -118,7 +117,7 @@ def make_datasets(data_config, seed, global_batch_size, val_batch_size=1):
     train = make_dataset(
         data_config.dataset, data_config.train_split, batch_size=global_batch_size,
         crop_size=tuple(data_config.crop_size), training=True, seed=seed,
-        scales=data_config.scales, flip=data_config.flip, repeat=True, **common,
+        scales=data_config.scales, flip=data_config.flip, repeat=True, skip_batches=skip_batches, **common,
     )
     val = make_dataset(data_config.dataset, data_config.val_split, batch_size=val_batch_size, training=False,
                        pad_to_multiple=32, **common)
@@ -246,8 +245,16 @@ def train(config):
     (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     strategy = make_strategy(config.run.strategy)
     global_batch = config.data.batch_size
+    start_epoch = resumed_epoch(out_dir / "backup")
+    continuing = finished is not None and start_epoch < finished["epochs"]
+    if continuing:
+        start_epoch = finished["epochs"]
+    # The training stream is a deterministic function of the seed; a resumed run starts it
+    # after the batches the completed epochs consumed (skipped before decoding), so it sees
+    # the same batches as an uninterrupted one.
     train_data, val_data, spec, num_classes = make_datasets(
-        config.data, config.run.seed, global_batch, val_batch_size=strategy.num_replicas_in_sync
+        config.data, config.run.seed, global_batch, val_batch_size=strategy.num_replicas_in_sync,
+        skip_batches=start_epoch * config.run.steps_per_epoch,
     )
     with strategy.scope():
         model = build_model(config.model, num_classes)
@@ -256,13 +263,8 @@ def train(config):
     # Keras prefixes metric names with the output name only when there are several outputs.
     monitor = f"val_{PREDICTION}_miou" if len(model.output) > 1 else "val_miou"
     callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
-    start_epoch = resumed_epoch(out_dir / "backup")
-    if finished is not None and start_epoch < finished["epochs"]:
-        start_epoch = continue_finished_run(model, strategy, checkpoint.latest_path, finished, config)
-    # The training stream is a deterministic function of the seed; after a crash, skip
-    # what the completed epochs consumed so the resumed run sees the same batches as an
-    # uninterrupted one.
-    train_data = train_data.skip(start_epoch * config.run.steps_per_epoch)
+    if continuing:
+        continue_finished_run(model, strategy, checkpoint.latest_path, finished, config)
     patch_fit_for_multi_worker(model, strategy, train_data.element_spec)
     history = model.fit(
         train_data,

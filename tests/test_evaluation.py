@@ -289,7 +289,7 @@ def test_evaluation_errors(tmp_path):
     Image.fromarray(np.zeros((10, 11), np.uint8)).save(tmp_path / "a_label.png")
     with pytest.raises(ValueError, match="12x10 but label"):
         evaluate(model, [(tmp_path / "a.png", tmp_path / "a_label.png")], num_classes=3)
-    with pytest.raises(ValueError, match="single-channel class-index"):
+    with pytest.raises(ValueError, match="a.png: a PNG whose layout is not a class-index mask"):
         load_label(tmp_path / "a.png")
     Image.fromarray(np.full((10, 12), 7, np.uint8)).save(tmp_path / "b_label.png")
     with pytest.raises(ValueError, match=r"\[0, 3\)"):

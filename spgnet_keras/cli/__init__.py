@@ -2,12 +2,16 @@
 
 Each subcommand lives in its own module exposing `add_parser(subparsers)`, which
 registers the parser and sets `func` to the function that runs it.
+
+The console script starts in `spgnet_launcher.main`, which silences TensorFlow's start-up
+logging (set TF_CPP_MIN_LOG_LEVEL yourself, e.g. to 0, to see it).
 """
 
 import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 SUBCOMMANDS = ("train", "evaluate", "predict", "export", "profile", "demo")
 
@@ -25,12 +29,38 @@ def build_parser():
     return parser
 
 
+def printable_path(path):
+    """`path` with bytes that are not UTF-8 shown as \\xNN escapes (safe to print)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_utf8_path(path, what):
+    """CommandError for a file name whose bytes are not UTF-8 (on Linux, Python keeps them as
+    surrogates: they cannot be printed, written to JSON or logged reliably)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise CommandError(
+            f"{what} {printable_path(path)}: the name is not valid UTF-8 (undecodable bytes shown as \\xNN); "
+            "rename it and try again."
+        ) from None
+
+
+def check_utf8_arguments(args):
+    """`check_utf8_path` for every path-like or text argument of the command line."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, (str, Path)):
+                option = "input" if name == "images" else f"--{name.replace('_', '-')}"
+                check_utf8_path(item, option)
+
+
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     from spgnet_keras.callbacks import TrainingDivergedError
 
     try:
+        check_utf8_arguments(args)
         return args.func(args) or 0
     except (CommandError, ValueError, OSError, TrainingDivergedError) as error:  # one line, exit 2
         print(f"spgnet {args.command}: error: {error}", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from spgnet_keras.cli.predict_command import add_inference_arguments, inference_settings
+from spgnet_keras.cli import check_utf8_path
+from spgnet_keras.cli.inference_options import add_inference_arguments, inference_settings, load_spgnet
 
 
 def add_parser(subparsers):
@@ -36,13 +37,14 @@ def run(args):
     import sys
 
     from spgnet_keras.evaluation import dataset_pairs, evaluate_dataset, format_table, to_json
-    from spgnet_keras.inference import load_model
 
     settings = inference_settings(args)
     if args.max_images is not None and args.max_images < 1:
         raise ValueError(f"--max-images must be positive, got {args.max_images}.")
-    dataset_pairs(args.dataset, args.data, args.split)  # dataset errors before loading the model
-    model = load_model(args.model)
+    for pair in dataset_pairs(args.dataset, args.data, args.split):  # dataset errors before loading the model
+        for path in pair:
+            check_utf8_path(path, "dataset file")
+    model = load_spgnet(args.model)
 
     def progress(done, path):
         if not args.quiet:

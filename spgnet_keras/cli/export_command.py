@@ -3,11 +3,20 @@
     spgnet export runs/best.keras --out models/spgnet/1
     spgnet export runs/best.keras --out models/spgnet/2 --scales 0.75,1,1.25 --flip --probabilities
     spgnet export runs/best.keras --format onnx --out spgnet.onnx --input-size 512x1024
+    spgnet export runs/best.keras --out models/spgnet/3 --precision bfloat16
+    spgnet export runs/best.keras --format tflite --out spgnet_int8.tflite --input-size 384x480 \
+        --quantize int8 --calibration data/camvid/train/images --validation data/camvid/val
+
+Every format serves the inference graph with BatchNorm folded into the convolutions.
 """
 
 from pathlib import Path
 
+from spgnet_keras.constants import PREDICTION
+
 FORMATS = ("saved_model", "onnx", "tflite")
+PRECISIONS = ("float32", "bfloat16")
+QUANTIZATIONS = ("int8",)
 
 
 def add_parser(subparsers):
@@ -25,7 +34,7 @@ def add_parser(subparsers):
         "expects); onnx / tflite: the .onnx / .tflite file",
     )
     parser.add_argument("--format", choices=FORMATS, default="saved_model", help="what to write (default saved_model)")
-    parser.add_argument("--output", default="prediction", help="model output to serve: prediction (last stage), stage1, ...")
+    parser.add_argument("--output", default=PREDICTION, help="model output to serve: prediction (last stage), stage1, ...")
     parser.add_argument("--scales", default="1", help="saved_model: comma-separated test-time scales, e.g. 0.75,1,1.25")
     parser.add_argument("--flip", action="store_true", help="saved_model: also average over horizontal flips")
     parser.add_argument(
@@ -38,6 +47,36 @@ def add_parser(subparsers):
     parser.add_argument("--batch-size", type=int, default=1, help="onnx / tflite: fixed batch size (default 1)")
     parser.add_argument(
         "--skip-parity-check", action="store_true", help="onnx / tflite: do not compare the file with Keras"
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="saved_model: compute in float32 (default) or bfloat16 (for CPUs with AVX512-BF16/AMX and GPUs; "
+        "the input normalisation and the logits stay float32)",
+    )
+    parser.add_argument(
+        "--quantize", choices=QUANTIZATIONS, default=None,
+        help="tflite: int8 weights (per channel) and activations, calibrated on --calibration images",
+    )
+    parser.add_argument(
+        "--calibration", type=Path, default=None,
+        help="--quantize int8: folder of images from your data (a few hundred) to calibrate the activations on",
+    )
+    parser.add_argument(
+        "--calibration-images", type=int, default=None,
+        help="--quantize int8: how many --calibration images to use, spread over the folder "
+        "(default 200, at most 1000)",
+    )
+    parser.add_argument(
+        "--validation", type=Path, default=None,
+        help="--quantize int8: folder with images/ and labels/ (e.g. a CamVid split): report the mIoU of the float "
+        "and int8 models on it",
+    )
+    parser.add_argument(
+        "--min-agreement", type=float, default=None,
+        help="onnx / tflite: smallest fraction of pixels whose class must equal Keras' (default 0.999; 0.9 for int8, "
+        "measured on the calibration images)",
     )
     parser.set_defaults(func=run)
 
@@ -65,25 +104,61 @@ def parse_scales(text):
 
 
 def load_checkpoint(path):
-    if not path.exists():
-        raise FileNotFoundError(f"Checkpoint {path} does not exist.")
-    if path.suffix != ".keras":
-        raise ValueError(f"The checkpoint must be a .keras file, got {str(path)!r}.")
-    import keras
+    from spgnet_keras.models.checkpoints import read_saved_model
 
-    import spgnet_keras  # noqa: F401  (registers the custom layers)
+    return read_saved_model(path, "checkpoint")
 
-    return keras.saving.load_model(path, compile=False)
+
+def check_quantization_options(args):
+    """ValueError for a quantization option that does not apply, before anything is loaded."""
+    if args.quantize is None:
+        given = [name for name, value in (("--calibration", args.calibration), ("--validation", args.validation),
+                                          ("--calibration-images", args.calibration_images)) if value is not None]
+        if given:
+            verb = "applies" if len(given) == 1 else "apply"
+            raise ValueError(f"{' / '.join(given)} {verb} only to --quantize int8.")
+        return
+    if args.format != "tflite":
+        raise ValueError(f"--quantize int8 is for --format tflite, got --format {args.format}.")
+    if args.calibration is None:
+        raise ValueError("--quantize int8 needs --calibration DIR (a folder of a few hundred images from your data).")
+    from spgnet_keras.export.quantize import DEFAULT_CALIBRATION_IMAGES, MAX_CALIBRATION_IMAGES, validation_pairs
+    from spgnet_keras.inference import list_images
+
+    count = DEFAULT_CALIBRATION_IMAGES if args.calibration_images is None else args.calibration_images
+    if not 1 <= count <= MAX_CALIBRATION_IMAGES:
+        raise ValueError(f"--calibration-images must be in [1, {MAX_CALIBRATION_IMAGES}], got {count}.")
+    args.calibration_images = count
+    list_images([args.calibration])  # a missing or empty folder is an error now, not after the load
+    if args.validation is not None:
+        validation_pairs(args.validation)
+
+
+def check_min_agreement(value):
+    if value is not None and not 0 <= value <= 1:
+        raise ValueError(f"--min-agreement must be a fraction in [0, 1], got {value}.")
 
 
 def run(args):
+    check_min_agreement(args.min_agreement)
+    check_quantization_options(args)
+    if args.precision != "float32" and args.format != "saved_model":
+        raise ValueError(f"--precision {args.precision} is for --format saved_model; use --quantize int8 for tflite.")
     if args.format == "saved_model":
         scales = parse_scales(args.scales)
         output_size = "original" if args.output_size == "original" else parse_size(args.output_size, "--output-size")
         if args.input_size is not None:
             raise ValueError("--input-size is for --format onnx / tflite; a SavedModel takes any size.")
+        if args.min_agreement is not None:
+            raise ValueError("--min-agreement is for --format onnx / tflite.")
         from spgnet_keras.export import DEFAULT_MAX_PIXELS, export_saved_model
-        from spgnet_keras.export.saved_model import check_version_dir
+        from spgnet_keras.export.saved_model import check_output_size, check_version_dir
+
+        if output_size != "original":
+            try:
+                check_output_size(output_size)
+            except ValueError as error:
+                raise ValueError(str(error).replace("`output_size`", "--output-size")) from None
 
         check_version_dir(args.out)  # fail before the (slow) checkpoint load
         if args.out.exists() and not args.overwrite:
@@ -99,9 +174,13 @@ def run(args):
             output_size=output_size,
             include_probabilities=args.probabilities,
             max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+            precision=args.precision,
             overwrite=args.overwrite,
         )
-        print(f"SavedModel written to {path} (signatures serving_default, predict_images, predict_images_float)")
+        print(
+            f"SavedModel written to {path} ({args.precision}, BatchNorm folded; signatures serving_default, "
+            "predict_images, predict_images_float)"
+        )
         return 0
 
     if args.input_size is None:
@@ -116,13 +195,44 @@ def run(args):
     model = load_checkpoint(args.checkpoint)
     from spgnet_keras.export.portable import ParityError, check_parity, export_onnx, export_tflite
 
-    export = export_onnx if args.format == "onnx" else export_tflite
     shape = (args.batch_size, height, width, 3)
     try:
+        if args.quantize == "int8":
+            return export_int8(model, args, shape)
+        export = export_onnx if args.format == "onnx" else export_tflite
         path = export(model, args.out, shape, output=args.output)
         print(f"{args.format} model written to {path} (input float32 {list(shape)}, RGB 0-255; output logits)")
         if not args.skip_parity_check:
-            print(check_parity(model, path, output=args.output))
+            kwargs = {} if args.min_agreement is None else {"min_agreement": args.min_agreement}
+            print(check_parity(model, path, output=args.output, **kwargs))
     except (ImportError, ParityError) as error:
         raise ValueError(str(error)) from error
+    return 0
+
+
+def export_int8(model, args, shape):
+    """Writes the int8 TFLite file and reports how it compares with the float model."""
+    from spgnet_keras.export.portable import ParityError
+    from spgnet_keras.export.quantize import (
+        DEFAULT_MIN_INT8_AGREEMENT,
+        calibration_images,
+        export_int8_tflite,
+        quantization_report,
+        validation_pairs,
+    )
+
+    calibration = calibration_images(args.calibration, shape[1], shape[2], limit=args.calibration_images)
+    path = export_int8_tflite(model, args.out, shape, calibration, output=args.output)
+    print(
+        f"int8 tflite model written to {path} (input float32 {list(shape)}, RGB 0-255; output float32 logits; "
+        f"calibrated on {len(calibration)} images of {args.calibration})"
+    )
+    if args.skip_parity_check and args.validation is None:
+        return 0
+    validation = validation_pairs(args.validation) if args.validation is not None else None
+    report = quantization_report(model, path, calibration, validation, output=args.output)
+    print(report)
+    minimum = DEFAULT_MIN_INT8_AGREEMENT if args.min_agreement is None else args.min_agreement
+    if not args.skip_parity_check and report.agreement < minimum:
+        raise ParityError(f"{report}; below the required {100 * minimum:.2f}% (--min-agreement).")
     return 0

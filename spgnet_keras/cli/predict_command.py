@@ -17,6 +17,8 @@ used as ``--out``: its ``labels/`` are ground-truth masks.
 
 from pathlib import Path
 
+from spgnet_keras.cli.inference_options import add_inference_arguments, inference_settings, load_spgnet
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser("predict", help="segment images with a saved model")
@@ -44,39 +46,42 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
-def add_inference_arguments(parser):
-    """Test-time options shared by `predict` and `evaluate`."""
-    parser.add_argument("--scales", type=float, nargs="+", default=None, help="test scales (default 1.0)")
-    parser.add_argument(
-        "--paper-scales", action="store_true", help="the paper's scales 0.75 1.0 1.25 1.5 1.75 2.0"
-    )
-    parser.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    parser.add_argument("--window", type=int, nargs="+", default=None, help="sliding window: SIZE or H W")
-    parser.add_argument("--stride", type=int, nargs="+", default=None, help="sliding-window step: SIZE or H W")
-    parser.add_argument("--batch-size", type=int, default=4, help="images/windows per model call")
-    parser.add_argument("--output", default="prediction", help="model output to use (prediction, stage1, ...)")
+def check_attention_model(model, path, classes, class_names):
+    """ValueError, before any image is processed, unless `model` has an SPG module for
+    --attention (two or more stages, guidance="spg"; paper Sec 4.5) and knows `classes`."""
+    from spgnet_keras.visualization import TOP_K, _class_indices
+
+    stages = len(model.stage_backbones)
+    if stages < 2:
+        raise ValueError(
+            f"--attention needs a model of two or more stages (guided attention is the SPG module between "
+            f"stages, paper Sec 4.5); --model {path} has {stages} stage."
+        )
+    if model.guidance != "spg":
+        raise ValueError(f"--attention needs guidance='spg'; --model {path} uses guidance={model.guidance!r}.")
+    if model.decoder_channels < TOP_K:
+        raise ValueError(f"--attention shows the {TOP_K} strongest attention channels of a class (paper Sec 4.5); "
+                         f"--model {path} has {model.decoder_channels} decoder channels.")
+    try:
+        _class_indices(classes, class_names, model.num_classes)
+    except ValueError as error:
+        raise ValueError(f"--attention: {error}") from None
 
 
-def inference_settings(args):
-    """Validated keyword arguments for `predict_logits` from the shared options."""
-    from spgnet_keras.inference import PAPER_SCALES, check_scales, check_window
+def check_image_sizes(files, settings):
+    """ValueError naming the file when an input, or one of its scaled copies, is beyond the
+    size limits of `spgnet_keras.constants` (read from the headers, before the model loads)."""
+    from PIL import Image
 
-    if args.paper_scales and args.scales:
-        raise ValueError("Give either --scales or --paper-scales, not both.")
-    scales = PAPER_SCALES if args.paper_scales else check_scales(args.scales or (1.0,))
+    from spgnet_keras.inference import check_workload
 
-    def pair(values, name):
-        if values is None:
-            return None
-        if len(values) not in (1, 2):
-            raise ValueError(f"--{name} takes one size or two (height width), got {len(values)} values.")
-        return values[0] if len(values) == 1 else tuple(values)
-
-    window, stride = check_window(pair(args.window, "window"), pair(args.stride, "stride"))
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}.")
-    return dict(scales=scales, flip=args.flip, window=window, stride=stride, output=args.output,
-                batch_size=args.batch_size)
+    for path in files:
+        with Image.open(path) as image:
+            width, height = image.size
+        try:
+            check_workload(height, width, settings["scales"], settings["window"], settings["stride"])
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def output_classes(model, output):
@@ -140,7 +145,8 @@ def run(args):
     import numpy as np
     from PIL import Image
 
-    from spgnet_keras.inference import check_image_file, list_images, load_image, load_model, predict
+    from spgnet_keras.cli import check_utf8_path
+    from spgnet_keras.inference import check_image_file, list_images, load_image, predict
     from spgnet_keras.visualization import (
         attention_figure,
         colorize,
@@ -154,6 +160,8 @@ def run(args):
     if not 0.0 <= args.alpha <= 1.0:
         raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}.")
     files = list_images(args.images)
+    for path in files:  # names found in folders: the command line's were checked by main()
+        check_utf8_path(path, "input")
     stems = {}
     for path in files:
         if path.stem in stems:
@@ -168,9 +176,10 @@ def run(args):
                         args.overwrite)
     for path in files:  # unreadable inputs fail before the model is loaded
         check_image_file(path)
+    check_image_sizes(files, settings)
     if args.palette is not None:
         resolve_palette(args.palette)
-    model = load_model(args.model)
+    model = load_spgnet(args.model)
     num_classes = output_classes(model, args.output)
     palette = resolve_palette(args.palette, num_classes)
     class_names = palette_class_names(args.palette)
@@ -181,6 +190,7 @@ def run(args):
     attention_classes = None
     if args.attention:
         attention_classes = [int(c) if c.lstrip("-").isdigit() else c for c in args.attention]
+        check_attention_model(model, args.model, attention_classes, class_names)
     if args.cityscapes_results:
         from spgnet_keras.evaluation import CityscapesResultWriter
 

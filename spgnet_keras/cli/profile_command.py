@@ -13,6 +13,7 @@ def add_parser(subparsers):
 
 
 def run(args):
+    from spgnet_keras.inference import check_image_size
     from spgnet_keras.profiler import PAPER_ROWS, format_table, paper_table
 
     rows = [r for r in PAPER_ROWS if args.rows is None or args.rows in r.label]
@@ -20,6 +21,7 @@ def run(args):
         raise ValueError(f"No paper row matches --rows {args.rows!r}.")
     if args.height < 1 or args.width < 1:
         raise ValueError(f"--height and --width must be positive, got {args.height}x{args.width}.")
+    check_image_size(args.height, args.width, "--height x --width")
     size = (args.height, args.width)
     table = format_table(paper_table(size=size, rows=rows), size)
     print(table)

@@ -15,6 +15,8 @@ def parse_assignments(assignments):
     """["run.epochs=2", ...] -> {"run": {"epochs": 2}} with YAML-typed values."""
     import yaml
 
+    from spgnet_keras.config import DuplicateKeyError, load_yaml
+
     overrides = {}
     for item in assignments:
         key, sep, value = item.partition("=")
@@ -22,8 +24,8 @@ def parse_assignments(assignments):
         if not sep or not dot or not section or not field:
             raise ValueError(f"--set expects SECTION.KEY=VALUE, got {item!r}.")
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as error:
+            parsed = load_yaml(value)
+        except (yaml.YAMLError, DuplicateKeyError) as error:
             raise ValueError(f"--set {item!r}: the value is not valid YAML ({error}).") from None
         overrides.setdefault(section, {})[field] = parsed
     return overrides

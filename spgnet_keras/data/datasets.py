@@ -6,21 +6,26 @@ it (or a dataset name plus root folder) into a ``tf.data.Dataset`` of
 normalises its own input). Everything after file listing runs in the TF graph (decode, colour/label-id
 lookup, augmentation), in a parallel ``map`` followed by ``prefetch``.
 
+Images and masks are read by the one rule of :mod:`spgnet_keras.data.decoding` (also used
+by inference, evaluation and the dataset check): which formats and modes are accepted, and
+the pixels each gives.
+
 Mask formats:
 
-* ``"index"``: single-channel PNG whose values are class indices (PIL mode ``L``), or an
-  8-bit palette PNG (mode ``P``) whose *indices* are the classes. TF's PNG decoder expands
+* ``"index"``: 8-bit grey PNG whose values are class indices (PIL mode ``L``), or a
+  palette PNG (mode ``P``) whose *indices* are the classes. TF's PNG decoder expands
   palette PNGs to RGB, so for ``P`` masks the file's own palette is read once (header only)
   and the RGB colours are mapped back to indices in the graph. All ``P`` masks must then
-  share one palette.
+  share one palette; :func:`validate_dataset` refuses a mask whose indices would come back
+  as other indices (a colour repeated in the palette).
 * ``"color"``: RGB(A) PNG whose colours are looked up in a given palette (colour of class
   ``i`` = ``palette[i]``; optional ``ignore_colors`` map to 255). An unknown colour raises
   an error naming the file and the colour, or becomes 255 with ``unknown_color="ignore"``.
 
 Errors in the graph (unreadable file, image/mask size mismatch, unknown colour, label out
 of range) surface as ``tf.errors.InvalidArgumentError`` while iterating, with the file
-path in the message; :func:`validate_dataset` performs the same checks eagerly and raises
-:class:`DatasetError`.
+path in the message; :func:`validate_dataset` performs the same checks eagerly, with the
+same decoder, and raises :class:`DatasetError`.
 """
 
 from __future__ import annotations
@@ -36,15 +41,15 @@ from PIL import Image
 
 from spgnet_keras import preprocessing
 from spgnet_keras.constants import IGNORE_LABEL, OUTPUT_STRIDE
-from spgnet_keras.data import augment
+from spgnet_keras.data import augment, decoding
 from spgnet_keras.data.cityscapes import (
     CITYSCAPES_SPEC,
     LABEL_ID_TO_TRAIN_ID,
     cityscapes_files,
 )
+from spgnet_keras.data.decoding import IMAGE_EXTENSIONS
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError, DatasetSpec
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_EXTENSIONS: tuple[str, ...] = (".png",)
 MASK_FORMATS = ("index", "color")
 DATASET_NAMES = ("camvid", "cityscapes", "folder", "synthetic")
@@ -101,7 +106,7 @@ def folder_files(
 ) -> list[Pair]:
     """Pairs images with masks of the same file stem.
 
-    Images may be ``.png``, ``.jpg``, ``.jpeg`` or ``.bmp`` (any case); masks must be
+    Images may be any of ``IMAGE_EXTENSIONS`` (png, jpg, jpeg, bmp, gif, webp; any case); masks must be
     ``.png``. Masks without an image are ignored with a warning.
 
     Args:
@@ -231,7 +236,7 @@ def dataset_files(name: str, root: str | Path, split: str) -> list[Pair]:
 
 
 # --------------------------------------------------------------------------------------
-# Eager validation (PIL)
+# Eager validation (the pipeline's decoder, run eagerly)
 # --------------------------------------------------------------------------------------
 
 
@@ -286,25 +291,42 @@ def _read_mask_numpy(
     unknown_color: str,
     label_map: np.ndarray | None,
 ) -> np.ndarray:
-    """Reads one mask with PIL into int64 labels (the same result as the TF pipeline).
+    """Reads one mask into int64 labels with the pipeline's decoder (:mod:`.decoding`) and lookups.
+
+    ``colour_lookup`` is the palette lookup of colour masks, or of palette (``P``) index
+    masks, whose expanded colours are mapped back to indices as in the pipeline.
 
     Raises:
-        DatasetError: Unsupported PNG mode, or unknown colour with ``unknown_color="error"``.
+        DatasetError: A refused mask, an unknown colour with ``unknown_color="error"``, or a
+            palette mask whose indices the pipeline would read as other indices.
     """
-    with Image.open(path) as mask_image:
-        mode = mask_image.mode
+    try:
+        pixels = decoding.read_mask(path, index=mask_format == "index")
+    except ValueError as error:
+        raise DatasetError(str(error)) from None
+    if colour_lookup is None:
+        labels = pixels[..., 0].astype(np.int64)
+    else:
+        rgb = decoding.to_rgb(pixels).numpy()
+        labels = _colour_mask_to_labels(rgb, path, colour_lookup, unknown_color)
         if mask_format == "index":
-            if mode not in ("L", "P"):
-                raise DatasetError(
-                    f"Mask {path}: PNG mode {mode!r}; class-index masks must be 8-bit "
-                    "single-channel ('L') or palette ('P'); use mask_format='color' for RGB")
-            labels = np.asarray(mask_image).astype(np.int64)
-        else:
-            labels = _colour_mask_to_labels(
-                np.asarray(mask_image.convert("RGB")), path, colour_lookup, unknown_color)
+            _check_palette_indices(path, labels)
     if label_map is not None:
         labels = np.asarray(label_map)[labels]
     return labels
+
+
+def _check_palette_indices(path: str, labels: np.ndarray) -> None:
+    """DatasetError when a palette mask's stored indices differ from the indices the pipeline
+    recovers from their colours (a colour repeated in the palette, or an index past its end)."""
+    with Image.open(path) as mask_image:
+        stored = np.asarray(mask_image).astype(np.int64)
+    differ = stored != labels
+    if differ.any():
+        index, read_as = int(stored[differ][0]), int(labels[differ][0])
+        raise DatasetError(
+            f"Mask {path}: palette index {index} is read as {read_as} (its colour is repeated in the palette "
+            "or missing from it); give every class its own colour or save the mask as an 8-bit grey ('L') PNG")
 
 
 def _colour_mask_to_labels(
@@ -332,11 +354,11 @@ def _check_pair(
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Checks one pair; returns ``(labels, (height, width))`` or raises DatasetError."""
     try:
-        with Image.open(image_path) as image:
-            image.load()
-            width, height = image.size
-    except Exception as error:  # PIL raises many types for broken files
-        raise DatasetError(f"Unreadable image {image_path}: {error}") from error
+        height, width = decoding.read_image(image_path).shape[:2]
+    except ValueError as error:  # names the file and the reason
+        raise DatasetError(str(error)) from None
+    except OSError as error:
+        raise DatasetError(f"Unreadable image {image_path}: {error}") from None
     try:
         labels = read_mask(mask_path)
     except DatasetError:
@@ -368,8 +390,10 @@ def validate_dataset(
     label_map: np.ndarray | None = None,
     max_errors: int = 10,
 ) -> ValidationReport:
-    """Eagerly checks every pair with PIL before training.
+    """Eagerly checks every pair before training, reading the files as the pipeline does.
 
+    Images and masks are decoded by the pipeline's own rule (:mod:`spgnet_keras.data.decoding`,
+    run eagerly), so a pair that passes reads the same in training and cannot fail there.
     Checks that each image decodes, each mask decodes in the expected format and has the
     image's size, and every label (after ``label_map``) is in ``[0, num_classes)`` or
     ``ignore_index``. All pairs are checked; up to ``max_errors`` problems are reported.
@@ -396,10 +420,14 @@ def validate_dataset(
     _check_mask_options(mask_format, palette, unknown_color)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    colour_lookup = _colour_lookup(palette, ignore_colors) if mask_format == "color" else None
     pairs = list(pairs)
     if not pairs:
         raise DatasetNotFoundError("validate_dataset: no pairs given")
+    if mask_format == "color":
+        colour_lookup = _colour_lookup(palette, ignore_colors)
+    else:
+        index_palette = _shared_palette_of_index_masks([str(mask) for _, mask in pairs])
+        colour_lookup = None if index_palette is None else _colour_lookup(index_palette, ignore_colors)
 
     def read_mask(path: str) -> np.ndarray:
         return _read_mask_numpy(path, mask_format, colour_lookup, unknown_color, label_map)
@@ -482,51 +510,20 @@ def _shared_palette_of_index_masks(mask_paths: Sequence[str]) -> np.ndarray | No
 # In-graph decoding
 # --------------------------------------------------------------------------------------
 
-# Magic numbers of the formats tf.io.decode_image understands.
-_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"BM", b"GIF8")
-
-
-def _looks_like_image(contents: tf.Tensor) -> tf.Tensor:
-    """True if the file starts with a PNG, JPEG, BMP or GIF signature."""
-    matches = [tf.equal(tf.strings.substr(contents, 0, len(sig)), sig)
-               for sig in _IMAGE_SIGNATURES]
-    return tf.reduce_any(tf.stack(matches))
-
-
-def _read_image_file(path: tf.Tensor, what: str) -> tf.Tensor:
-    """Reads file bytes, asserting (with the path in the message) it is an image file."""
-    contents = tf.io.read_file(path)
-    check = tf.debugging.Assert(
-        _looks_like_image(contents),
-        [f"Unreadable {what} (not a PNG/JPEG/BMP/GIF file):", path])
-    with tf.control_dependencies([check]):
-        return tf.identity(contents)
-
-
-def _to_rgb(image: tf.Tensor) -> tf.Tensor:
-    """Converts a decoded 1/2/3/4-channel image to 3-channel RGB.
-
-    Grayscale (and grayscale+alpha) is replicated to three channels; an alpha channel is
-    dropped (not composited: transparent pixels keep their stored colour).
-    """
-    channel_sources = tf.constant([[0, 0, 0], [0, 0, 0], [0, 1, 2], [0, 1, 2]], tf.int32)
-    image = tf.gather(image, channel_sources[tf.shape(image)[-1] - 1], axis=-1)
-    image.set_shape([None, None, 3])
-    return image
-
-
 def decode_image(path: tf.Tensor) -> tf.Tensor:
     """Reads and decodes an image file into uint8 RGB ``[H, W, 3]`` (in-graph).
+
+    The rule of :mod:`spgnet_keras.data.decoding` (the one inference and the dataset check
+    use): grey is replicated, palettes are expanded, alpha is dropped, 16-bit keeps the high
+    byte; a refused file fails with "Unreadable image <path> is <reason>".
 
     Args:
         path: Scalar string tensor.
 
     Returns:
-        uint8 ``[H, W, 3]``; grayscale becomes RGB, alpha is dropped.
+        uint8 ``[H, W, 3]``.
     """
-    contents = _read_image_file(path, "image")
-    image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8, expand_animations=False)
-    return _to_rgb(image)
+    return decoding.decode_image_in_graph(path)
 
 
 def _first_flagged(values: tf.Tensor, flags: tf.Tensor) -> tf.Tensor:
@@ -558,6 +555,7 @@ class _MaskDecoder:
         label_map: np.ndarray | None,
         num_classes: int | None,
     ):
+        self.index = mask_format == "index"
         self.unknown_color = unknown_color
         self.num_classes = num_classes
         self.colour_table = None
@@ -577,12 +575,10 @@ class _MaskDecoder:
 
     def __call__(self, path: tf.Tensor) -> tf.Tensor:
         """Returns int32 labels ``[H, W]`` for the mask file at ``path``."""
-        contents = _read_image_file(path, "mask")
+        decoded = decoding.decode_mask_in_graph(path, index=self.index)
         if self.uses_colour:
-            rgb = _to_rgb(tf.io.decode_png(contents, channels=0, dtype=tf.uint8))
-            labels = self._colours_to_labels(rgb, path)
+            labels = self._colours_to_labels(decoding.to_rgb(decoded), path)
         else:
-            decoded = tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
             check = tf.debugging.Assert(
                 tf.equal(tf.shape(decoded)[-1], 1),
                 ["Class-index mask must be single-channel (use mask_format='color'):", path,
@@ -694,6 +690,7 @@ def make_dataset(
     drop_remainder: bool | None = None,
     validate: bool = False,
     num_parallel_calls: int = tf.data.AUTOTUNE,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """Builds a batched ``tf.data`` pipeline of float32 RGB 0-255 images and int32 masks.
 
@@ -740,8 +737,13 @@ def make_dataset(
         cache: Keep decoded uint8 images/masks in memory after the first epoch.
         repeat: Repeat forever.
         drop_remainder: Drop the last partial batch; defaults to ``training``.
-        validate: Run :func:`validate_dataset` (PIL, eager) first for early, named errors.
+        validate: Run :func:`validate_dataset` (eager, the same decoder) first for early,
+            named errors: a pair that passes cannot fail or read differently in the pipeline.
         num_parallel_calls: Parallelism of the decode/augment maps.
+        skip_batches: Training streams (``training=True``, ``repeat=True``, whole
+            batches): start after this many batches without decoding or augmenting
+            them, yielding exactly what the full stream yields from there (resuming a
+            run at a late step costs the shuffling of file names, not a replay).
 
     Returns:
         ``tf.data.Dataset`` of ``(images float32 [B, H, W, 3] in 0-255, masks int32 [B, H, W])``.
@@ -756,6 +758,11 @@ def make_dataset(
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(skip_batches, bool) or not isinstance(skip_batches, int) or skip_batches < 0:
+        raise ValueError(f"skip_batches must be an integer >= 0, got {skip_batches!r}")
+    if skip_batches and not (training and repeat and drop_remainder is not False):
+        raise ValueError("skip_batches is for repeated training streams (training=True, repeat=True, "
+                         "drop_remainder=True)")
     if scales is not None and (len(scales) == 0 or any(not s > 0 for s in scales)):
         raise ValueError(f"Augmentation scales must be positive, got {list(scales)!r}")
     if pad_to_multiple is True:
@@ -798,8 +805,6 @@ def make_dataset(
         dataset = dataset.map(load_pair, num_parallel_calls=num_parallel_calls).cache()
     if shuffle:
         dataset = dataset.shuffle(num_pairs, seed=seed, reshuffle_each_iteration=True)
-    if not cache:
-        dataset = dataset.map(load_pair, num_parallel_calls=num_parallel_calls)
     if repeat:
         dataset = dataset.repeat()
 
@@ -808,13 +813,18 @@ def make_dataset(
 
         @tf.autograph.experimental.do_not_convert
         def augment_example(example, example_seed):
-            image, mask = example
+            image, mask = example if cache else load_pair(*example)
             return augment.augment_pair(as_float_image(image), mask, example_seed,
                                         crop_size, scales, flip)
 
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+        # Files (or cached pairs) and their augmentation seeds are drawn first; a resumed
+        # run skips the examples of the batches already trained on here, before any is
+        # decoded or augmented, and then sees exactly the batches an uninterrupted run sees.
+        dataset = tf.data.Dataset.zip((dataset, seeds)).skip(skip_batches * batch_size).map(
             augment_example, num_parallel_calls=num_parallel_calls)
     else:
+        if not cache:
+            dataset = dataset.map(load_pair, num_parallel_calls=num_parallel_calls)
         @tf.autograph.experimental.do_not_convert
         def prepare_eval_example(image, mask):
             image = as_float_image(image)

@@ -33,12 +33,18 @@ class DatasetSpec:
         """Checks that names and palette agree with ``num_classes``.
 
         Raises:
-            ValueError: If the lengths disagree or a colour is not three values in 0..255.
+            ValueError: If there are fewer than 2 classes, the lengths disagree or a colour
+                is not three values in 0..255.
         """
         object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
         object.__setattr__(
             self, "palette", tuple(tuple(int(c) for c in colour) for colour in self.palette)
         )
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
+            raise ValueError(
+                f"DatasetSpec {self.name!r}: num_classes must be an integer >= 2, got {self.num_classes!r} "
+                "(with one class the loss is 0 for every pixel: nothing trains)"
+            )
         if len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"DatasetSpec {self.name!r}: {len(self.class_names)} class names for "

@@ -8,7 +8,9 @@ caller.
 
 Runtimes: `onnxruntime` for ONNX, `ai_edge_litert` (or TensorFlow's `tf.lite`) for
 TFLite. The converters are the ones behind `keras.Model.export`: tf2onnx for
-`format="onnx"`, `tf.lite.TFLiteConverter` for `format="litert"`.
+`format="onnx"`, `tf.lite.TFLiteConverter` for `format="litert"`. An `SPGNet` is exported
+with its BatchNorms folded into the convolutions (`spgnet_keras.export.fold_batchnorm`).
+TFLite can be int8-quantized (`quantize="int8"`, see `spgnet_keras.export.quantize`).
 """
 
 import dataclasses
@@ -18,12 +20,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from spgnet_keras.constants import OUTPUT_STRIDE
+from spgnet_keras.constants import OUTPUT_STRIDE, PREDICTION
 from spgnet_keras.models.spgnet import check_takes_raw_images
 
 ONNX_REQUIREMENTS = ("tf2onnx", "onnxruntime")
 TFLITE_REQUIREMENTS = ("ai_edge_litert",)
 DEFAULT_MIN_AGREEMENT = 0.999
+QUANTIZATIONS = (None, "int8")
 
 
 class ParityError(AssertionError):
@@ -59,7 +62,7 @@ def missing_requirements(kind):
     return missing
 
 
-def export_onnx(model, path, input_shape, *, output="prediction", opset=None):
+def export_onnx(model, path, input_shape, *, output=PREDICTION, opset=None):
     """Writes the network for a fixed `input_shape` as ONNX (via tf2onnx).
 
     Args:
@@ -83,23 +86,59 @@ def export_onnx(model, path, input_shape, *, output="prediction", opset=None):
     return path
 
 
-def export_tflite(model, path, input_shape, *, output="prediction"):
+def export_tflite(model, path, input_shape, *, output=PREDICTION, quantize=None, calibration_images=None):
     """Writes the network for a fixed `input_shape` as a TFLite (LiteRT) flatbuffer.
 
-    Float32, no quantisation (`model.export(format="litert")`, i.e.
-    `tf.lite.TFLiteConverter` on a SavedModel of the network). Arguments as in
-    `export_onnx`; `path` must end in `.tflite`.
+    `model.export(format="litert")`, i.e. `tf.lite.TFLiteConverter` on a SavedModel of
+    the network. Arguments as in `export_onnx`; `path` must end in `.tflite`.
+
+    Args:
+        quantize: None (float32) or "int8": post-training integer quantization with
+            per-channel int8 weights and int8 activations calibrated on
+            `calibration_images`; the input stays float32 RGB 0-255 and the output float32
+            logits (quantize / dequantize ops inside), so callers do not change.
+        calibration_images: float32 RGB 0-255 `[N, H, W, 3]` images of the exported
+            height and width (the representative dataset), required for "int8".
     """
     path = Path(path)
     if path.suffix != ".tflite":
         raise ValueError(f"The TFLite file name must end in .tflite, got {str(path)!r}.")
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}, got {quantize!r}.")
     network, spec = _single_output_network(model, input_shape, output)
+    converter_options = {}
+    if quantize == "int8":
+        converter_options = int8_converter_options(calibration_images, spec.shape)
     path.parent.mkdir(parents=True, exist_ok=True)
-    network.export(str(path), format="litert", input_signature=[spec], verbose=False)
+    network.export(str(path), format="litert", input_signature=[spec], verbose=False, **converter_options)
     return path
 
 
-def check_parity(model, path, images=None, *, output="prediction", min_agreement=DEFAULT_MIN_AGREEMENT, seed=0):
+def int8_converter_options(calibration_images, shape):
+    """TFLiteConverter settings for int8 post-training quantization (per-channel weights,
+    the TFLite default) with `calibration_images` as the representative dataset."""
+    import tensorflow as tf
+
+    if calibration_images is None or len(calibration_images) == 0:
+        raise ValueError("int8 quantization needs calibration images (--calibration DIR).")
+    images = np.asarray(calibration_images, dtype="float32")
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape[1:]):
+        raise ValueError(
+            f"Calibration images have shape {images.shape}; the export takes (N, {', '.join(map(str, shape[1:]))})."
+        )
+    batch = int(shape[0])
+
+    def representative_dataset():
+        for start in range(0, len(images), batch):
+            chunk = images[start : start + batch]
+            if len(chunk) < batch:  # the fixed batch size: repeat the first images
+                chunk = np.concatenate([chunk, images[: batch - len(chunk)]])
+            yield [chunk]
+
+    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative_dataset}
+
+
+def check_parity(model, path, images=None, *, output=PREDICTION, min_agreement=DEFAULT_MIN_AGREEMENT, seed=0):
     """Compares an exported `.onnx` / `.tflite` file with the Keras model.
 
     Args:
@@ -119,7 +158,7 @@ def check_parity(model, path, images=None, *, output="prediction", min_agreement
     kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
     if kind is None:
         raise ValueError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
-    runner = _OnnxRunner(path) if kind == "onnx" else _TFLiteRunner(path)
+    runner = open_runner(path)
     if images is None:
         images = np.random.default_rng(seed).uniform(0, 255, runner.input_shape).astype("float32")
     images = np.asarray(images, dtype="float32")
@@ -140,6 +179,16 @@ def check_parity(model, path, images=None, *, output="prediction", min_agreement
     if agreement < min_agreement:
         raise ParityError(f"{report}; below the required {100 * min_agreement:.2f}%.")
     return report
+
+
+def open_runner(path, num_threads=None):
+    """A callable running an exported `.onnx` / `.tflite` file on a float32 batch of its input
+    shape (`runner.input_shape`) and returning the logits; `num_threads` None: the runtime's default."""
+    path = Path(path)
+    kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
+    if kind is None:
+        raise ValueError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
+    return _OnnxRunner(path, num_threads) if kind == "onnx" else _TFLiteRunner(path, num_threads)
 
 
 # === Internals ===
@@ -173,25 +222,33 @@ def _single_output_network(model, input_shape, output):
     """A functional model with the single output `output`, and its input spec."""
     import tensorflow as tf
 
+    from spgnet_keras.export.folding import fold_batchnorm
+    from spgnet_keras.models.spgnet import SPGNet
+
     check_takes_raw_images(model)
     shape = _fixed_shape(input_shape)
+    if isinstance(model, SPGNet):
+        model = fold_batchnorm(model)
     outputs = model.output
     if isinstance(outputs, dict):
         if output not in outputs:
             raise ValueError(f"`output` must be one of the model's outputs {sorted(outputs)}, got {output!r}.")
         outputs = outputs[output]
-    elif output != "prediction":
+    elif output != PREDICTION:
         raise ValueError(f"The model has a single output; `output` must be 'prediction', got {output!r}.")
     network = keras.Model(model.input, outputs, name=f"{model.name}_{output}")
     return network, tf.TensorSpec(shape, tf.float32, name="image")
 
 
 class _OnnxRunner:
-    def __init__(self, path):
+    def __init__(self, path, num_threads=None):
         _require("onnx", ("onnxruntime",))
         import onnxruntime
 
-        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
         self.input_shape = tuple(self.input.shape)
 
@@ -200,12 +257,31 @@ class _OnnxRunner:
 
 
 class _TFLiteRunner:
-    def __init__(self, path):
-        _require("tflite", TFLITE_REQUIREMENTS)
-        from ai_edge_litert.interpreter import Interpreter
+    """LiteRT's interpreter with its default XNNPACK delegate (float and int8 kernels).
 
-        self.interpreter = Interpreter(model_path=str(path))
-        self.interpreter.allocate_tensors()
+    XNNPACK refuses some int8 graphs (e.g. a tensor that was all zeros on every calibration
+    image gets a degenerate scale); the file is then run on LiteRT's built-in kernels and
+    `delegate` says so.
+    """
+
+    def __init__(self, path, num_threads=None):
+        _require("tflite", TFLITE_REQUIREMENTS)
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        self.delegate = "XNNPACK"
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except RuntimeError as error:
+            if "XNNPACK" not in str(error):
+                raise
+            self.delegate = f"none (XNNPACK refused the graph: {error})"
+            self.interpreter = Interpreter(
+                model_path=str(path),
+                num_threads=num_threads,
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
+            self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_shape = tuple(int(v) for v in self.input["shape"])

@@ -9,7 +9,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from spgnet_keras.models.spgnet import check_takes_raw_images
+from spgnet_keras.constants import MAX_IMAGE_PIXELS, PREDICTION
+from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
+from spgnet_keras.models.spgnet import SPGNet, check_takes_raw_images
 from spgnet_keras.export.serving import (
     DEFAULT_MAX_PIXELS,
     INPUT_NAME,
@@ -24,18 +26,21 @@ from spgnet_keras.export.serving import (
 )
 
 METADATA_FILE = "spgnet_export.json"
+# Largest fixed output size (height * width) of a served class map: the largest image too.
+MAX_OUTPUT_PIXELS = MAX_IMAGE_PIXELS
 
 
 def export_saved_model(
     model,
     export_dir,
     *,
-    output="prediction",
+    output=PREDICTION,
     scales=(1.0,),
     flip=False,
     output_size="original",
     include_probabilities=False,
     max_pixels=DEFAULT_MAX_PIXELS,
+    precision="float32",
     overwrite=False,
 ):
     """Writes `model` as a SavedModel that TF Serving loads, with preprocessing inside.
@@ -56,10 +61,14 @@ def export_saved_model(
     and alpha is dropped. Inside the graph: padding to a multiple of 32 (bottom/right,
     ImageNet mean colour), the model (which normalises its own 0-255 input), crop back,
     optional multi-scale / flip averaging of softmax probabilities, optional resize to
-    `output_size`, argmax. Bad input (not
+    `output_size`, argmax. Bad input (a tensor of the wrong rank, not
     JPEG/PNG, empty batch, zero-sized image, more than `max_pixels` pixels - checked
     from the header before decoding, NaN/inf floats, 5+ channels) raises
     InvalidArgument.
+
+    The served network is the inference graph: an `SPGNet`'s BatchNorms are folded into
+    its convolutions (`fold_batchnorm`), and with `precision="bfloat16"` it computes in
+    bfloat16 (`with_precision`; the input normalisation and the logits stay float32).
 
     Args:
         model: a Keras model taking RGB 0-255 images and returning a dict of logits,
@@ -70,9 +79,11 @@ def export_saved_model(
         output: which output to serve ("prediction" = last stage, "stage1", ...).
         scales: image scales to average over (e.g. (0.75, 1.0, 1.25)).
         flip: also average over horizontal flips.
-        output_size: "original" (each image's own size) or a fixed (height, width).
+        output_size: "original" (each image's own size) or a fixed (height, width) of
+            at most `MAX_OUTPUT_PIXELS` pixels.
         include_probabilities: add the `probabilities` output.
         max_pixels: largest height * width accepted.
+        precision: "float32" or "bfloat16" (an `SPGNet` only).
         overwrite: replace an existing version folder (otherwise ValueError).
 
     Returns:
@@ -84,10 +95,11 @@ def export_saved_model(
     check_takes_raw_images(model)
     export_dir = Path(export_dir)
     options = check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels)
+    check_precision(model, precision)
     check_version_dir(export_dir)
     if export_dir.exists() and not overwrite:
         raise ValueError(f"Export folder {export_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
-    serving_model = servable_model(model)
+    serving_model = inference_graph(servable_model(model), precision)
     segmenter = Segmenter(
         serving_model,
         output=options["output"],
@@ -102,6 +114,8 @@ def export_saved_model(
         "num_classes": int(segmenter_classes(serving_model, options["output"])),
         "signatures": signature_summary(options["include_probabilities"]),
         "pad_class": PAD_CLASS,
+        "precision": precision,
+        "batchnorm_folded": isinstance(serving_model, SPGNet),
         **options,
     }
     write_atomically(export_dir, lambda tmp: _write(archive, tmp, metadata), overwrite=overwrite)
@@ -111,7 +125,7 @@ def export_saved_model(
 def check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels):
     """Validated export options (ValueError with a readable message otherwise)."""
     outputs = model.output
-    names = sorted(outputs) if isinstance(outputs, dict) else ["prediction"]
+    names = sorted(outputs) if isinstance(outputs, dict) else [PREDICTION]
     if output not in names:
         raise ValueError(f"`output` must be one of the model's outputs {names}, got {output!r}.")
     try:
@@ -121,13 +135,7 @@ def check_options(model, output, scales, flip, output_size, include_probabilitie
     if not scales or any(not s > 0 for s in scales):
         raise ValueError(f"`scales` must be a non-empty sequence of positive numbers, got {scales!r}.")
     if output_size != "original":
-        try:
-            height, width = (int(v) for v in output_size)
-        except (TypeError, ValueError):
-            raise ValueError(f'`output_size` must be "original" or (height, width), got {output_size!r}.') from None
-        if height <= 0 or width <= 0 or (height, width) != tuple(output_size):
-            raise ValueError(f"`output_size` must be two positive integers, got {output_size!r}.")
-        output_size = [height, width]
+        output_size = list(check_output_size(output_size))
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
         raise ValueError(f"`max_pixels` must be a positive integer, got {max_pixels!r}.")
     shape = model.input_shape
@@ -141,6 +149,38 @@ def check_options(model, output, scales, flip, output_size, include_probabilitie
         "include_probabilities": bool(include_probabilities),
         "max_pixels": max_pixels,
     }
+
+
+def check_output_size(output_size):
+    """(height, width) of a fixed served output size: two positive integers with at most
+    `MAX_OUTPUT_PIXELS` pixels (a larger map would need more memory than a request may
+    take, so every request would fail). ValueError otherwise."""
+    try:
+        height, width = (int(v) for v in output_size)
+    except (TypeError, ValueError):
+        raise ValueError(f'`output_size` must be "original" or (height, width), got {output_size!r}.') from None
+    if height <= 0 or width <= 0 or (height, width) != tuple(output_size):
+        raise ValueError(f"`output_size` must be two positive integers, got {output_size!r}.")
+    if height * width > MAX_OUTPUT_PIXELS:
+        raise ValueError(
+            f"`output_size` {height}x{width} has {height * width} pixels, more than the limit of "
+            f"{MAX_OUTPUT_PIXELS} (4096x4096) that a served class map may have."
+        )
+    return height, width
+
+
+def check_precision(model, precision):
+    if precision not in PRECISIONS:
+        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+    if precision != "float32" and not isinstance(model, SPGNet):
+        raise ValueError(f"precision={precision!r} needs an SPGNet, got {type(model).__name__}.")
+
+
+def inference_graph(model, precision="float32"):
+    """The network that is served: an `SPGNet` with its BatchNorms folded, in `precision`."""
+    if not isinstance(model, SPGNet):
+        return model
+    return with_precision(fold_batchnorm(model), precision)
 
 
 def check_version_dir(export_dir):
@@ -220,13 +260,10 @@ def build_archive(segmenter, max_pixels):
         return segmenter.serve_tensor(images, max_pixels)
 
     # serving_default first: ExportArchive aliases the first endpoint as the default.
-    archive.add_endpoint(SIGNATURE_ENCODED, encoded, [tf.TensorSpec([None], tf.string, name=INPUT_NAME)])
-    archive.add_endpoint(
-        SIGNATURE_UINT8, uint8_images, [tf.TensorSpec([None, None, None, None], tf.uint8, name=INPUT_NAME)]
-    )
-    archive.add_endpoint(
-        SIGNATURE_FLOAT, float_images, [tf.TensorSpec([None, None, None, None], tf.float32, name=INPUT_NAME)]
-    )
+    # Any rank: the bodies check it, so a request of the wrong rank gets a clear InvalidArgument.
+    archive.add_endpoint(SIGNATURE_ENCODED, encoded, [tf.TensorSpec(None, tf.string, name=INPUT_NAME)])
+    archive.add_endpoint(SIGNATURE_UINT8, uint8_images, [tf.TensorSpec(None, tf.uint8, name=INPUT_NAME)])
+    archive.add_endpoint(SIGNATURE_FLOAT, float_images, [tf.TensorSpec(None, tf.float32, name=INPUT_NAME)])
     return archive
 
 

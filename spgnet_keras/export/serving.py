@@ -25,7 +25,8 @@ Conventions (documented in examples/serve_with_tf_serving.md):
 import tensorflow as tf
 
 from spgnet_keras import preprocessing
-from spgnet_keras.constants import MAX_IMAGE_PIXELS, OUTPUT_STRIDE
+from spgnet_keras.constants import MAX_IMAGE_PIXELS, OUTPUT_STRIDE, PREDICTION
+from spgnet_keras.test_time import multi_scale_probabilities
 
 # === Public names of the served signatures ===
 SIGNATURE_ENCODED = "serving_default"
@@ -48,6 +49,14 @@ EMPTY_IMAGE_MESSAGE = "images holds an image of zero height or width."
 TOO_LARGE_MESSAGE = "images holds an image with more pixels than max_pixels (height, width, max_pixels follow)."
 CHANNELS_MESSAGE = "images must have 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA) channels."
 NOT_FINITE_MESSAGE = "images holds NaN or infinite values."
+ENCODED_RANK_MESSAGE = (
+    "images must be a 1-D batch of JPEG or PNG strings, shape [B] (one image is a batch of one: [bytes]); "
+    "got a tensor of this rank and shape:"
+)
+TENSOR_RANK_MESSAGE = (
+    "images must be a 4-D batch of images, shape [B, H, W, C] with C = 1..4 (one image is [1, H, W, C]); "
+    "got a tensor of this rank and shape:"
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -109,6 +118,28 @@ def batch_check(count):
     return tf.debugging.Assert(count > 0, [EMPTY_BATCH_MESSAGE])
 
 
+def with_rank(images, rank, message):
+    """`images` with its rank checked (InvalidArgument `message` + the rank and shape sent) and set.
+
+    The signatures take tensors of any rank, so that a request of the wrong rank (a single
+    image without its batch axis, a nested list one level too deep) reaches this check
+    instead of failing in an op that indexes the missing axis. (`tf.ensure_shape` would
+    fail first, with a message that does not say what a request should be.) A tensor of
+    another rank is replaced by a placeholder image the checks let through, so that only
+    the assertion can fail.
+    """
+    right_rank = tf.equal(tf.rank(images), rank)
+    check = tf.debugging.Assert(right_rank, [message, tf.rank(images), tf.shape(images)], summarize=8)
+    if rank == 1:
+        placeholder = tf.io.encode_png(tf.zeros([1, 1, 3], tf.uint8))[tf.newaxis]
+    else:
+        placeholder = tf.zeros([1] * (rank - 1) + [3], images.dtype)
+    with tf.control_dependencies([check]):
+        checked = tf.cond(right_rank, lambda: tf.identity(images), lambda: placeholder)
+    checked.set_shape([None] * rank)
+    return checked
+
+
 def decode_rgb(contents):
     """uint8 [H, W, 3] from JPEG/PNG bytes: gray -> RGB, alpha dropped."""
     image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
@@ -146,7 +177,7 @@ class Segmenter:
         include_probabilities: also return the softmax probabilities.
     """
 
-    def __init__(self, model, output="prediction", scales=(1.0,), flip=False, output_size="original",
+    def __init__(self, model, output=PREDICTION, scales=(1.0,), flip=False, output_size="original",
                  include_probabilities=False):
         self.model = model
         self.output = output
@@ -176,30 +207,11 @@ class Segmenter:
         """`images`: float32 RGB 0-255 `[B, H, W, 3]`. Returns a dict with `classes`
         (int32 `[B, H', W']`) and, if asked, `probabilities` (`[B, H', W', C]`)."""
         images = tf.cast(images, tf.float32)
-        shape = tf.shape(images)
-        size = shape[1:3]
         if not self.averages:
             scores = self.logits(images)
             probabilities = tf.nn.softmax(scores) if self.include_probabilities else None
         else:
-            total = 0.0
-            count = 0
-            for scale in self.scales:
-                scaled = images
-                if scale != 1.0:
-                    scaled_size = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32), 1)
-                    scaled = tf.image.resize(images, scaled_size, method="bilinear")
-                for flipped in (False, True) if self.flip else (False,):
-                    x = tf.reverse(scaled, axis=[2]) if flipped else scaled
-                    logits = self.logits(x)
-                    if flipped:
-                        logits = tf.reverse(logits, axis=[2])
-                    probs = tf.nn.softmax(logits)
-                    if scale != 1.0:
-                        probs = tf.image.resize(probs, size, method="bilinear")
-                    total += probs
-                    count += 1
-            probabilities = total / float(count)
+            probabilities = multi_scale_probabilities(self.logits, images, self.scales, self.flip)
             scores = probabilities
         if self.output_size != "original":
             if probabilities is None:
@@ -215,6 +227,7 @@ class Segmenter:
 
     def serve_tensor(self, images, max_pixels):
         """Signature body for a `[B, H, W, C]` uint8 or float32 (0-255) batch."""
+        images = with_rank(images, 4, TENSOR_RANK_MESSAGE)
         shape = tf.shape(images)
         checks = [batch_check(shape[0])]
         with tf.control_dependencies(checks):
@@ -229,6 +242,7 @@ class Segmenter:
 
     def serve_encoded(self, images, max_pixels):
         """Signature body for a `[B]` batch of JPEG/PNG strings (sizes may differ)."""
+        images = with_rank(images, 1, ENCODED_RANK_MESSAGE)
         count = tf.size(images)
         with tf.control_dependencies([batch_check(count)]):
             sizes = tf.map_fn(encoded_image_size, images, fn_output_signature=tf.TensorSpec([2], tf.int64))

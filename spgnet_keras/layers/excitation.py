@@ -7,7 +7,8 @@ where the attention comes from:
 - `StageTransition`: no attention, out = conv1x1_out(x_d) (Table 3, "SPG x": the
   decoder features passed directly to the next encoder).
 - `SqueezeExciteTransition`: m = sigmoid(FC(ReLU(FC(GAP(x_d))))) (SE, Hu et al. 2018),
-  out = conv1x1_out(x_d + m * conv1x1_transform(x_d)).
+  out = conv1x1_out(x_d + m * conv1x1_transform(x_d)). GAP is global, or at inference
+  crop-sized with `test_pooling="crop"` (`spgnet_keras.layers.pooling`).
 - `GatherExciteTransition`: m = sigmoid(upsample(gather(x_d))), gather = a stack of
   stride-2 3x3 depthwise convolutions + BN covering `extent` (GE-theta, Hu et al.
   NeurIPS 2018), same excite and output path.
@@ -18,7 +19,8 @@ import math
 import keras
 from keras import ops
 
-from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
+from spgnet_keras.layers.common import batch_norm, batchnorm_is_folded, check_positive_int, conv
+from spgnet_keras.layers.pooling import ContextPooling
 from spgnet_keras.layers.resize import ResizeLike
 
 
@@ -84,11 +86,16 @@ class SqueezeExciteTransition(_ExciteTransition):
         output_channels: channels of the next stage's input.
         reduction: channel reduction of the bottleneck MLP (16 in the SE paper).
         sync_batchnorm: use synchronized BatchNormalization.
+        test_pooling: "global" (default) or "crop": the squeeze at inference (see
+            `spgnet_keras.layers.pooling.ContextPooling`; training pools globally).
+        pool_size: (height, width) window in positions of x_d, for "crop".
     """
 
-    def __init__(self, output_channels=64, reduction=16, sync_batchnorm=False, **kwargs):
+    def __init__(self, output_channels=64, reduction=16, sync_batchnorm=False, test_pooling="global",
+                 pool_size=None, **kwargs):
         super().__init__(output_channels=output_channels, sync_batchnorm=sync_batchnorm, **kwargs)
         self.reduction = check_positive_int(reduction, "reduction")
+        self.squeeze = ContextPooling(test_pooling, pool_size, name="squeeze", dtype=self.dtype_policy)
 
     def build_attention(self, input_shape):
         channels = input_shape[-1]
@@ -99,12 +106,14 @@ class SqueezeExciteTransition(_ExciteTransition):
         self.excite_conv.build((input_shape[0], 1, 1, hidden))
 
     def attention(self, inputs, training=None):
-        pooled = ops.mean(inputs, axis=(1, 2), keepdims=True)
+        pooled = self.squeeze(inputs, training=training)
         return ops.sigmoid(self.excite_conv(ops.relu(self.squeeze_conv(pooled))))
 
     def get_config(self):
         config = super().get_config()
-        config.update(reduction=self.reduction)
+        pool_size = self.squeeze.pool_size
+        config.update(reduction=self.reduction, test_pooling=self.squeeze.mode,
+                      pool_size=None if pool_size is None else list(pool_size))
         return config
 
 
@@ -132,7 +141,8 @@ class GatherExciteTransition(_ExciteTransition):
         shape = input_shape
         for i in range(int(math.log2(self.extent))):
             depthwise = keras.layers.DepthwiseConv2D(
-                3, strides=2, padding="same", use_bias=False, name=f"gather_conv{i + 1}", dtype=self.dtype_policy
+                3, strides=2, padding="same", use_bias=batchnorm_is_folded(), name=f"gather_conv{i + 1}",
+                dtype=self.dtype_policy,
             )
             bn = batch_norm(f"gather_bn{i + 1}", self.sync_batchnorm, dtype=self.dtype_policy)
             depthwise.build(shape)

@@ -24,8 +24,11 @@ class SemanticPredictionGuidance(keras.layers.Layer):
     - `excitation="softmax"`: act = softmax over the H x W positions of each channel,
       multiplied by H*W so that the mean weight is 1 (a raw spatial softmax would scale
       the branch by ~1/(H*W) and switch it off; the paper does not say which it used).
-    - `excitation="sum"`: no excitation, y = conv1x1_attention(x_l) (the transformed
-      prediction is added; "SPG (sum)").
+    - `excitation="sum"`: no excitation; the product becomes a sum,
+      y = conv1x1_attention(x_l) + conv1x1_transform(x_d): the transformed prediction is
+      added to the transformed decoder features ("SPG (sum)", Sec 4.4). Table 3 gives it
+      the same 218.0 GFLOPs and 23.9 M parameters as SPG (sigmoid), so it keeps the
+      transform conv (and so the same convolutions as the other variants).
     - `identity=False`: drop x_d from the sum ("Id." column).
     - `supervision=False`: the logits are not returned, so they cannot be supervised
       ("Sup." column); the module then is a gather-and-excite over x_d.
@@ -77,9 +80,8 @@ class SemanticPredictionGuidance(keras.layers.Layer):
         self.attention_conv = conv(channels, 1, use_bias=True, name="attention_conv", dtype=self.dtype_policy)
         self.logits_conv.build(input_shape)
         self.attention_conv.build(input_shape[:-1] + (self.num_classes,))
-        if self.excitation != "sum":
-            self.transform_conv = conv(channels, 1, use_bias=True, name="transform_conv", dtype=self.dtype_policy)
-            self.transform_conv.build(input_shape)
+        self.transform_conv = conv(channels, 1, use_bias=True, name="transform_conv", dtype=self.dtype_policy)
+        self.transform_conv.build(input_shape)
         self.output_conv.build(input_shape)
         self.output_bn.build(input_shape[:-1] + (self.output_channels,))
 
@@ -97,10 +99,8 @@ class SemanticPredictionGuidance(keras.layers.Layer):
     def call(self, inputs, training=None):
         logits = self.logits_conv(inputs)
         attention = self.guided_attention(inputs, logits)
-        if self.excitation == "sum":
-            excited = attention
-        else:
-            excited = attention * self.transform_conv(inputs)
+        transformed = self.transform_conv(inputs)
+        excited = attention + transformed if self.excitation == "sum" else attention * transformed
         merged = inputs + excited if self.identity else excited
         next_input = ops.relu(self.output_bn(self.output_conv(merged), training=training))
         if self.supervision:

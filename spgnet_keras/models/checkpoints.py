@@ -116,7 +116,7 @@ def read_saved_model(path, what="model"):
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{what[0].upper() + what[1:]} {path} does not exist.")
+        raise FileNotFoundError(f"{what[0].upper() + what[1:]} file not found: {path}")
     if path.suffix.lower() != ".keras":
         raise ValueError(f"The {what} must be a .keras file saved with model.save(), got {path}.")
     try:

@@ -32,7 +32,11 @@ PRESET_DESCRIPTIONS = {
     "spgnet_r101x2_256": "2 stages, ResNet-101 + ResNet-101, width 256 (Table 9).",
 }
 
-# Table 3 / Table 4 variants of the two-stage ResNet-18 model (decoder width 128).
+# Table 3 / Table 4 variants of the two-stage ResNet-18 model (decoder width 128). Every
+# two-stage variant has a supervised stage-1 output ("stage1") except
+# spg_sigmoid_no_supervision (Table 3, Sup. x); in no_spg, se and ge it is a 1x1 classifier on
+# the stage-1 decoder output that feeds nothing (Table 4's "Supervise x": the attention is not
+# computed from supervised predictions). one_stage has a single output.
 ABLATIONS = {
     "one_stage": dict(backbones=("resnet18",)),
     "no_spg": dict(guidance="none"),

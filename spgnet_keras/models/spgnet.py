@@ -1,14 +1,25 @@
 """The SPGNet model (Cheng et al., "SPGNet: Semantic Prediction Guidance for Scene
 Parsing", ICCV 2019)."""
 
+import contextlib
 import warnings
 
 import keras
 
-from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, IMAGENET_MEAN, IMAGENET_STD, OUTPUT_STRIDE
+from spgnet_keras.constants import (
+    DEFAULT_STAGE_WEIGHT,
+    IGNORE_LABEL,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    MAX_DECODER_CHANNELS,
+    OUTPUT_STRIDE,
+    PREDICTION,
+)
 from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
+from spgnet_keras.layers.common import folded_batchnorm as folded_batchnorm_scope
 from spgnet_keras.layers.cross_stage import CrossStageAggregation
 from spgnet_keras.layers.excitation import GatherExciteTransition, SqueezeExciteTransition, StageTransition
+from spgnet_keras.layers.pooling import ContextPooling, check_pooling, crop_pool_size
 from spgnet_keras.layers.resize import CropLike, PadToMultiple, ResizeLike
 from spgnet_keras.layers.spg import EXCITATIONS, SemanticPredictionGuidance
 from spgnet_keras.layers.upsample import UpsampleModule
@@ -16,7 +27,6 @@ from spgnet_keras.models.presets import PRESET_DESCRIPTIONS, preset_arguments
 from spgnet_keras.models.resnet import STEM_CHANNELS, apply_stack, apply_stem, check_backbone_name
 
 GUIDANCES = ("spg", "se", "ge", "none")
-PREDICTION = "prediction"
 PREPROCESSING = "preprocessing"
 
 # Keyword arguments `SPGNet(...)` passes on to `keras.Model`; any other is a TypeError.
@@ -91,6 +101,16 @@ class SPGNet(keras.Model):
             default). False builds a model that takes ImageNet-normalised input
             ((x - mean) / std, `spgnet_keras.constants`); the package's tools then
             refuse it (convert it with `spgnet_keras.models.with_preprocessing`).
+        folded_batchnorm: build the inference graph with every BatchNorm folded into the
+            convolution before it (no BatchNorm layers; convs with biases). Made by
+            `spgnet_keras.export.fold_batchnorm(model)`, which writes the folded weights;
+            not meant for training.
+        test_pooling: how the decoder's global average pooling (Sec 3.2) and the SE
+            transition's squeeze pool at inference: "global" (default; as in training) or
+            "crop" (In-Place ABN's test-time pooling: the mean over a window the size of the
+            training crop's feature map, see `spgnet_keras.layers.pooling`). Training
+            always pools globally.
+        test_pooling_crop: the training crop (height, width) in pixels, for "crop".
         **kwargs: `name`, `dtype` or `trainable` (`keras.Model` arguments); any other
             keyword is a TypeError.
     """
@@ -111,52 +131,35 @@ class SPGNet(keras.Model):
         head_conv=True,
         sync_batchnorm=None,
         include_preprocessing=True,
+        folded_batchnorm=False,
+        test_pooling="global",
+        test_pooling_crop=None,
         **kwargs,
     ):
         check_model_kwargs(kwargs)
         stage_backbones = resolve_backbones(backbones, num_stages)
-        check_positive_int(num_classes, "num_classes")
-        check_positive_int(decoder_channels, "decoder_channels")
+        check_num_classes(num_classes)
+        check_decoder_channels(decoder_channels)
         check_input_shape(input_shape)
         check_choice(guidance, GUIDANCES, "guidance")
         check_choice(spg_excitation, EXCITATIONS, "spg_excitation")
+        pooling_crop = check_pooling(test_pooling, test_pooling_crop)
         use_sync_bn = resolve_sync_batchnorm(sync_batchnorm)
         block_args = dict(bottleneck_ratio=bottleneck_ratio, sync_batchnorm=use_sync_bn)
 
-        # === Layers and functional model ===
-        inputs = keras.Input(shape=tuple(input_shape), name="image")
-        x = inputs
-        if include_preprocessing:
-            x = imagenet_normalization()(x)
-        padded = PadToMultiple(OUTPUT_STRIDE, name="pad_to_stride")(x)
-        x = apply_stem(padded, "stage1", use_sync_bn)
-        outputs = {}
-        previous_encoder, previous_decoder = None, None
-        for index, backbone in enumerate(stage_backbones):
-            stage = index + 1
-            prefix = f"stage{stage}"
-            encoder_features = []
-            for stack in range(4):
-                x = apply_stack(x, backbone, stack, prefix, use_sync_bn)
-                if previous_encoder is not None and cross_stage_aggregation:
-                    x = CrossStageAggregation(sync_batchnorm=use_sync_bn, name=f"{prefix}_csfa{stack + 1}")(
-                        [x, previous_encoder[stack], previous_decoder[stack]]
-                    )
-                encoder_features.append(x)
-            decoder_features, x_d = apply_decoder(encoder_features, decoder_channels, prefix, head_conv, block_args)
-            if stage == len(stage_backbones):
-                logits = conv(num_classes, 1, use_bias=True, name=f"{prefix}_classifier", dtype="float32")(x_d)
-                outputs[PREDICTION] = full_resolution(logits, padded, inputs, PREDICTION)
-                break
-            x, stage_logits = apply_stage_transition(
-                x_d, num_classes, guidance, spg_excitation, spg_identity, stage_supervision, prefix, use_sync_bn
-            )
-            if stage_logits is not None:
-                name = stage_output_name(stage)
-                outputs[name] = full_resolution(stage_logits, padded, inputs, name)
-            previous_encoder, previous_decoder = encoder_features, decoder_features
+        # Every layer is built under the model's dtype policy (keras' global policy when
+        # `dtype` is not given); input normalisation and the logits stay float32.
+        policy = keras.dtype_policies.get(kwargs.pop("dtype", None) or keras.config.dtype_policy())
 
+        # === Layers and functional model ===
+        with dtype_policy_scope(policy), folded_batchnorm_scope() if folded_batchnorm else contextlib.nullcontext():
+            inputs, outputs = build_graph(
+                num_classes, stage_backbones, decoder_channels, input_shape, guidance, spg_excitation, spg_identity,
+                stage_supervision, cross_stage_aggregation, head_conv, include_preprocessing, use_sync_bn, block_args,
+                pooling_crop=pooling_crop,
+            )
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.dtype_policy = policy  # what get_config serialises (Functional drops `dtype`)
 
         # === Config ===
         self.num_classes = num_classes
@@ -173,12 +176,16 @@ class SPGNet(keras.Model):
         self.head_conv = head_conv
         self.sync_batchnorm = sync_batchnorm
         self.include_preprocessing = bool(include_preprocessing)
+        self.folded_batchnorm = bool(folded_batchnorm)
+        self.test_pooling = test_pooling
+        self.test_pooling_crop = pooling_crop
         self.stage_backbones = stage_backbones
 
     def get_config(self):
         return {
             "name": self.name,
             "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "num_classes": self.num_classes,
             "backbones": self.backbones if isinstance(self.backbones, str) else list(self.backbones),
             "num_stages": self.num_stages,
@@ -193,6 +200,9 @@ class SPGNet(keras.Model):
             "head_conv": self.head_conv,
             "sync_batchnorm": self.sync_batchnorm,
             "include_preprocessing": self.include_preprocessing,
+            "folded_batchnorm": self.folded_batchnorm,
+            "test_pooling": self.test_pooling,
+            "test_pooling_crop": None if self.test_pooling_crop is None else list(self.test_pooling_crop),
         }
 
     @classmethod
@@ -328,6 +338,47 @@ class SPGNet(keras.Model):
         return self.get_layer(f"stage{stage}_{self.guidance}")
 
 
+def build_graph(num_classes, stage_backbones, decoder_channels, input_shape, guidance, spg_excitation, spg_identity,
+                stage_supervision, cross_stage_aggregation, head_conv, include_preprocessing, use_sync_bn, block_args,
+                pooling_crop=None):
+    """The functional graph of `SPGNet`: the image input and the dict of logits (`pooling_crop`: the
+    training crop of test_pooling="crop", None for global pooling)."""
+    inputs = keras.Input(shape=tuple(input_shape), name="image", dtype="float32")
+    x = inputs
+    if include_preprocessing:
+        x = imagenet_normalization()(x)
+    padded = PadToMultiple(OUTPUT_STRIDE, name="pad_to_stride")(x)
+    x = apply_stem(padded, "stage1", use_sync_bn)
+    outputs = {}
+    previous_encoder, previous_decoder = None, None
+    for index, backbone in enumerate(stage_backbones):
+        stage = index + 1
+        prefix = f"stage{stage}"
+        encoder_features = []
+        for stack in range(4):
+            x = apply_stack(x, backbone, stack, prefix, use_sync_bn)
+            if previous_encoder is not None and cross_stage_aggregation:
+                x = CrossStageAggregation(sync_batchnorm=use_sync_bn, name=f"{prefix}_csfa{stack + 1}")(
+                    [x, previous_encoder[stack], previous_decoder[stack]]
+                )
+            encoder_features.append(x)
+        decoder_features, x_d = apply_decoder(encoder_features, decoder_channels, prefix, head_conv, block_args,
+                                              pooling_crop)
+        if stage == len(stage_backbones):
+            logits = conv(num_classes, 1, use_bias=True, name=f"{prefix}_classifier", dtype="float32")(x_d)
+            outputs[PREDICTION] = full_resolution(logits, padded, inputs, PREDICTION)
+            break
+        x, stage_logits = apply_stage_transition(
+            x_d, num_classes, guidance, spg_excitation, spg_identity, stage_supervision, prefix, use_sync_bn,
+            pooling_crop,
+        )
+        if stage_logits is not None:
+            name = stage_output_name(stage)
+            outputs[name] = full_resolution(stage_logits, padded, inputs, name)
+        previous_encoder, previous_decoder = encoder_features, decoder_features
+    return inputs, outputs
+
+
 def full_resolution(logits, padded, inputs, name):
     """Stride-4 logits -> bilinear x4 to the padded input -> cropped to the input (float32)."""
     upsampled = ResizeLike(name=f"{name}_upsample", dtype="float32")([logits, padded])
@@ -397,14 +448,21 @@ def drop_channel_axis(mask):
     return mask
 
 
-def apply_decoder(encoder_features, channels, prefix, head_conv, block_args):
+def apply_decoder(encoder_features, channels, prefix, head_conv, block_args, pooling_crop=None):
     """GAP + 1x1 conv, then upsample modules from stride 32 to 4 (Sec 3.2-3.3).
+
+    With `pooling_crop` (test_pooling="crop") the GAP is a `ContextPooling` that pools
+    over the crop's stride-32 feature size at inference.
 
     Returns the upsample modules' outputs (strides 4..32, for cross-stage aggregation)
     and the decoder output x_d at stride 4.
     """
     sync = block_args["sync_batchnorm"]
-    y = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}_gap")(encoder_features[-1])
+    if pooling_crop is None:
+        pooling = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{prefix}_gap")
+    else:
+        pooling = ContextPooling("crop", crop_pool_size(pooling_crop, OUTPUT_STRIDE), name=f"{prefix}_gap")
+    y = pooling(encoder_features[-1])
     y = conv(channels, 1, name=f"{prefix}_gap_conv")(y)
     y = batch_norm(f"{prefix}_gap_bn", sync)(y)
     y = keras.layers.ReLU(name=f"{prefix}_gap_relu")(y)
@@ -420,7 +478,8 @@ def apply_decoder(encoder_features, channels, prefix, head_conv, block_args):
     return decoder_features, x_d
 
 
-def apply_stage_transition(x_d, num_classes, guidance, excitation, identity, supervision, prefix, sync):
+def apply_stage_transition(x_d, num_classes, guidance, excitation, identity, supervision, prefix, sync,
+                           pooling_crop=None):
     """Next stage's input and this stage's logits (None when not supervised)."""
     name = f"{prefix}_{guidance}"
     if guidance == "spg":
@@ -437,7 +496,10 @@ def apply_stage_transition(x_d, num_classes, guidance, excitation, identity, sup
             return spg(x_d)
         return spg(x_d), None
     transition = {"se": SqueezeExciteTransition, "ge": GatherExciteTransition, "none": StageTransition}[guidance]
-    next_input = transition(output_channels=STEM_CHANNELS, sync_batchnorm=sync, name=name)(x_d)
+    pooling = {}
+    if guidance == "se" and pooling_crop is not None:  # SE squeezes x_d, at stride 4
+        pooling = dict(test_pooling="crop", pool_size=crop_pool_size(pooling_crop, 4))
+    next_input = transition(output_channels=STEM_CHANNELS, sync_batchnorm=sync, name=name, **pooling)(x_d)
     logits = None
     if supervision:
         logits = conv(num_classes, 1, use_bias=True, name=f"{prefix}_classifier", dtype="float32")(x_d)
@@ -460,6 +522,29 @@ def resolve_backbones(backbones, num_stages):
     return tuple(check_backbone_name(name) for name in backbones)
 
 
+def check_num_classes(num_classes):
+    """ValueError unless `num_classes` is an integer >= 2: with one class the softmax
+    cross-entropy is identically 0 and nothing trains."""
+    check_positive_int(num_classes, "num_classes")
+    if num_classes < 2:
+        raise ValueError(
+            "`num_classes` must be at least 2, got 1: with one class the softmax cross-entropy is 0 for "
+            "every pixel and the model cannot learn (for foreground/background, use 2 classes)."
+        )
+    return num_classes
+
+
+def check_decoder_channels(decoder_channels):
+    """ValueError unless `decoder_channels` is a positive integer <= MAX_DECODER_CHANNELS."""
+    check_positive_int(decoder_channels, "decoder_channels")
+    if decoder_channels > MAX_DECODER_CHANNELS:
+        raise ValueError(
+            f"`decoder_channels` must be at most {MAX_DECODER_CHANNELS} "
+            f"(spgnet_keras.constants.MAX_DECODER_CHANNELS; the paper's widest is 256), got {decoder_channels}."
+        )
+    return decoder_channels
+
+
 def check_input_shape(input_shape):
     """Raises ValueError unless (H, W, C) with H, W None or positive integers."""
     if len(tuple(input_shape)) != 3:
@@ -469,6 +554,17 @@ def check_input_shape(input_shape):
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
             raise ValueError(f"Input {label} must be a positive integer (or None), got {size!r}.")
     check_positive_int(channels, "input channels")
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(policy):
+    """Keras' global dtype policy set to `policy` while layers are built, then restored."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def check_model_kwargs(kwargs):

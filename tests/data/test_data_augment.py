@@ -205,3 +205,41 @@ def test_pipelines_with_same_seed_yield_identical_batches(tiny_folder):
     # Epochs differ from each other (reshuffled, re-augmented), and so do seeds.
     assert not np.array_equal(first[0][0][0], first[1][0][0])
     assert not np.array_equal(first[0][0][0], other[0][0][0])
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_skip_batches_resumes_the_stream_exactly_without_decoding_the_skipped(tiny_folder, cache, monkeypatch):
+    """A resumed run's stream (`skip_batches=n`) equals the uninterrupted stream after n
+    batches, across epoch boundaries, and decodes none of the skipped examples."""
+    def build(**kwargs):
+        return make_dataset("synthetic", "train", root=tiny_folder, batch_size=3, crop_size=(48, 64),
+                            training=True, seed=4, repeat=True, cache=cache, **kwargs)
+
+    full = [(i.numpy(), m.numpy()) for i, m in build().take(7)]
+    resumed = [(i.numpy(), m.numpy()) for i, m in build(skip_batches=5).take(2)]
+    for (image_a, mask_a), (image_b, mask_b) in zip(full[5:], resumed):
+        np.testing.assert_array_equal(image_a, image_b)
+        np.testing.assert_array_equal(mask_a, mask_b)
+
+    from spgnet_keras.data import datasets
+
+    original = datasets.decode_image
+    counter = tf.Variable(0, dtype=tf.int64)  # decodes, counted inside the tf.data graph
+
+    def counted(path):
+        counter.assign_add(1)
+        return original(path)
+
+    monkeypatch.setattr(datasets, "decode_image", counted)
+    next(iter(build(skip_batches=40)))
+    # One batch of 3 (plus the prefetch and parallel maps' read-ahead; with the cache, the 6
+    # files once), never the 120 skipped examples.
+    assert 3 <= int(counter.numpy()) < 40, int(counter.numpy())
+
+
+def test_skip_batches_is_refused_outside_repeated_training_streams(tiny_folder):
+    with pytest.raises(ValueError, match="skip_batches is for repeated training streams"):
+        make_dataset("synthetic", "val", root=tiny_folder, batch_size=1, skip_batches=2)
+    with pytest.raises(ValueError, match="skip_batches must be an integer >= 0, got -1"):
+        make_dataset("synthetic", "train", root=tiny_folder, batch_size=3, crop_size=(48, 64), training=True,
+                     repeat=True, skip_batches=-1)

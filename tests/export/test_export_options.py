@@ -272,7 +272,7 @@ def test_cli_exports_options_that_serve_like_segmenter(checkpoint, small_model, 
 @pytest.mark.parametrize(
     "argv, error, message",
     [
-        (["missing.keras", "--out", "m/1"], FileNotFoundError, "does not exist"),
+        (["missing.keras", "--out", "m/1"], FileNotFoundError, "Checkpoint file not found: missing.keras"),
         (["{ckpt}", "--out", "m/1", "--scales", "a,b"], ValueError, "--scales"),
         (["{ckpt}", "--out", "m/1", "--output-size", "12"], ValueError, "--output-size"),
         (["{ckpt}", "--out", "m/1", "--input-size", "64x64"], ValueError, "--input-size"),
@@ -297,3 +297,29 @@ def test_cli_help_lists_options():
     for option in ("--out", "--format", "--output", "--scales", "--flip", "--output-size", "--probabilities",
                    "--max-pixels", "--overwrite", "--input-size"):
         assert option in text
+
+
+def test_exported_tta_equals_inference_tta_on_camvid_frames(camvid_root, tmp_path):
+    """One multi-scale + flip implementation (`spgnet_keras.test_time`): the exported
+    SavedModel and `inference.predict_probabilities` give the same probabilities, not only
+    the same class maps, on real CamVid frames (240x180, not multiples of 32)."""
+    from spgnet_keras.data import dataset_files
+    from spgnet_keras.inference import load_image, predict_probabilities
+
+    model = SPGNet(NUM_CLASSES, backbones=("resnet18", "resnet18"), decoder_channels=8)
+    # An untrained network's logits are of order 1e4, which turns float rounding (graph vs
+    # eager kernels) into visible probability changes; scale the classifier down to logits
+    # of order 1, as a trained network has.
+    classifier = model.get_layer("stage2_classifier")
+    classifier.set_weights([weight * 1e-3 for weight in classifier.get_weights()])
+    scales = (0.75, 1.25)
+    export_saved_model(model, tmp_path / "m" / "1", scales=scales, flip=True, include_probabilities=True)
+    served = tf.saved_model.load(str(tmp_path / "m" / "1")).signatures["predict_images"]
+    frames = [load_image(image) for image, _ in dataset_files("camvid", camvid_root, "val")[:2]]
+    for frame in frames:
+        expected = predict_probabilities(model, frame, scales=scales, flip=True)
+        result = served(images=tf.constant(frame[None]))
+        probabilities = result["probabilities"].numpy()[0]
+        assert probabilities.shape == expected.shape == (180, 240, NUM_CLASSES)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+        np.testing.assert_array_equal(result["classes"].numpy()[0], np.argmax(expected, -1))

@@ -29,6 +29,7 @@ from spgnet_keras.export import (
     PAD_CLASS,
     TOO_LARGE_MESSAGE,
     export_saved_model,
+    fold_batchnorm,
 )
 from tests.export.reference import (
     encode,
@@ -44,10 +45,12 @@ HERE = Path(__file__).parent
 NUM_CLASSES = 5
 ODD = (97, 131)  # not multiples of 32: padded to 128 x 160 inside the graph
 SMALL = (40, 50)
+# The inputs take any rank: the graph checks it and names the expected shape (row R1 of the
+# export catalogue: [B] strings, [B, H, W, C] tensors).
 SIGNATURES = {
-    "serving_default": ("DT_STRING", "(-1)"),
-    "predict_images": ("DT_UINT8", "(-1, -1, -1, -1)"),
-    "predict_images_float": ("DT_FLOAT", "(-1, -1, -1, -1)"),
+    "serving_default": ("DT_STRING", "unknown_rank"),
+    "predict_images": ("DT_UINT8", "unknown_rank"),
+    "predict_images_float": ("DT_FLOAT", "unknown_rank"),
 }
 OUTPUTS = {
     "classes": ("DT_INT32", "(-1, -1, -1)"),
@@ -138,9 +141,11 @@ def test_layout_is_tf_serving(exported):
     assert (exported.export_dir / "variables" / "variables.index").is_file()
     assert (exported.export_dir / "assets.extra" / "spgnet_export.json").is_file()
     assert sorted(p.name for p in exported.export_dir.parent.iterdir()) == ["1"]
-    # Every weight is stored once (tracking the model in the ExportArchive would add a copy).
+    # Every weight of the served (BatchNorm-folded) network is stored once (tracking the model
+    # in the ExportArchive would add a copy).
     saved = tf.train.load_checkpoint(str(exported.export_dir / "variables" / "variables")).get_variable_to_shape_map()
-    assert len([name for name in saved if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]) == len(exported.model.weights)
+    served_weights = fold_batchnorm(exported.model).weights
+    assert len([name for name in saved if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]) == len(served_weights)
 
 
 def test_saved_model_cli_lists_signatures(exported):

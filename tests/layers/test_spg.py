@@ -30,8 +30,8 @@ def numpy_spg(layer, x, training=False):
         soft = np.exp(flat - flat.max(axis=1, keepdims=True))
         soft = soft / soft.sum(axis=1, keepdims=True) * (h * w)
         excited = soft.reshape(b, h, w, d) * conv1x1(x, *layer.transform_conv.get_weights())
-    else:
-        excited = attention_in
+    else:  # "sum": the transformed prediction plus the transformed features
+        excited = attention_in + conv1x1(x, *layer.transform_conv.get_weights())
     merged = x + excited if layer.identity else excited
     out = conv1x1(merged, layer.output_conv.get_weights()[0])
     gamma, beta, mean, var = layer.output_bn.get_weights()
@@ -75,10 +75,24 @@ def test_guided_attention_is_in_unit_interval_with_one_channel_per_decoder_chann
     assert layer.attention_conv.kernel.shape == (1, 1, 5, 8)
 
 
-def test_sum_variant_has_no_transform_conv():
-    layer = SemanticPredictionGuidance(5, excitation="sum")
-    layer(features())
-    assert layer.transform_conv is None
+def test_sum_variant_has_the_same_weights_and_macs_as_sigmoid():
+    """Table 3 gives SPG (sum) and SPG (sigmoid) the same #Params and #FLOPs."""
+    import keras
+
+    from spgnet_keras.profiler import count_macs, count_params
+
+    costs = {}
+    for excitation in ("sum", "sigmoid"):
+        inputs = keras.Input((8, 12, 16))
+        layer = SemanticPredictionGuidance(5, output_channels=4, excitation=excitation, name="spg")
+        model = keras.Model(inputs, layer(inputs))
+        shapes = sorted((w.path, tuple(w.shape)) for w in model.weights)
+        costs[excitation] = (count_macs(model, 8, 12, channels=16), count_params(model), shapes)
+    assert costs["sum"] == costs["sigmoid"]
+    macs, params, _ = costs["sum"]
+    # logits 16->5, attention 5->16, transform 16->16, output 16->4 (1x1 convs on 8x12).
+    assert macs == 8 * 12 * (16 * 5 + 5 * 16 + 16 * 16 + 16 * 4)
+    assert params == (16 * 5 + 5) + (5 * 16 + 16) + (16 * 16 + 16) + 16 * 4 + 2 * 4
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -99,7 +99,10 @@ def test_predict_takes_raw_rgb_any_size(scenes, fitted):
     from_uint8 = model.predict(image, verbose=0)
     from_float = model(image.astype("float32"), training=False)
     assert from_uint8["prediction"].shape == (2, 45, 70, NUM_CLASSES)
-    np.testing.assert_allclose(from_uint8["prediction"], from_float["prediction"], rtol=1e-5, atol=1e-4)
+    # predict (a traced graph) and the eager call round differently: equal to float32 noise
+    # relative to the logits' scale.
+    scale = np.abs(from_uint8["prediction"]).max()
+    np.testing.assert_allclose(from_uint8["prediction"], from_float["prediction"], rtol=1e-5, atol=1e-5 * scale)
 
 
 def test_normalised_input_model_converts_to_raw_input(scenes):

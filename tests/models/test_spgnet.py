@@ -146,6 +146,10 @@ def test_ablation_variants_build(variant):
     outputs = model(images(), training=False)
     supervised = variant not in ("spg_sigmoid_no_supervision", "one_stage")
     assert ("stage1" in outputs) == supervised
+    # The unsupervised transitions are different layers (outputs compared in test_recipe_fidelity.py).
+    transitions = {"no_spg": "StageTransition", "se": "SqueezeExciteTransition", "ge": "GatherExciteTransition"}
+    if variant in transitions:
+        assert type(model.guidance_layer(1)).__name__ == transitions[variant]
 
 
 def test_model_serialization(tmp_path):

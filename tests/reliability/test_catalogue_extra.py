@@ -163,7 +163,7 @@ def test_predict_bad_inputs_fail_before_the_model_is_loaded(tmp_path, capsys, im
     (tmp_path / "sub").mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "sub" / "a.jpg")
     cases = [
-        ([tmp_path / "empty"], [], "No image files (.png, .jpg, .jpeg, .bmp, .gif, .tif, .tiff, .webp) in folder"),
+        ([tmp_path / "empty"], [], "No image files (.png, .jpg, .jpeg, .bmp, .gif, .webp) in folder"),
         ([tmp_path / "nope.png"], [], f"Input not found: {tmp_path / 'nope.png'}"),
         ([tmp_path / "notes.png"], [], f"Not a readable image file: {tmp_path / 'notes.png'}"),
         ([image_file, tmp_path / "sub" / "a.jpg"], [], "Two inputs share the name 'a':"),
@@ -184,7 +184,7 @@ def test_predict_bad_inputs_fail_before_the_model_is_loaded(tmp_path, capsys, im
         assert_one_line_error(code, err, "predict", fragment)
     (tmp_path / "m.txt").write_text("x")
     code, err = run_cli(capsys, "predict", image_file, "--model", tmp_path / "m.txt", "--out", out)
-    assert_one_line_error(code, err, "predict", "Model must be a .keras (or legacy .h5) file saved with model.save()")
+    assert_one_line_error(code, err, "predict", "The model must be a .keras file saved with model.save()")
     assert not out.exists()
 
 
@@ -192,7 +192,7 @@ def test_export_profile_demo_bad_arguments(tmp_path, capsys):
     code, err = run_cli(capsys, "export", tmp_path / "m.keras", "--out", tmp_path / "exp" / "latest")
     assert_one_line_error(code, err, "export", "The export folder must end in a numeric version")
     code, err = run_cli(capsys, "export", tmp_path / "m.keras", "--out", tmp_path / "exp" / "1")
-    assert_one_line_error(code, err, "export", f"Checkpoint {tmp_path / 'm.keras'} does not exist.")
+    assert_one_line_error(code, err, "export", f"Checkpoint file not found: {tmp_path / 'm.keras'}")
     (tmp_path / "m.h5").write_text("x")
     code, err = run_cli(capsys, "export", tmp_path / "m.h5", "--out", tmp_path / "exp" / "1")
     assert_one_line_error(code, err, "export", "The checkpoint must be a .keras file")

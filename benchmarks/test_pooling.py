@@ -1,0 +1,107 @@
+"""Test-time pooling on CamVid val: "global" against "crop" (In-Place ABN), single and multi-scale.
+
+SPGNet's decoder (and the SE transition) pool globally in training. At test time
+``test_pooling="global"`` pools globally too; ``"crop"`` averages over a window the size of
+the training crop's feature map (``spgnet_keras.layers.pooling``), as the In-Place ABN code
+the paper thanks for a discussion of "the global pooling kernel size" does. This script
+takes a trained model, rebuilds it in both modes with the same weights, and scores both on
+CamVid val at one scale and at the paper's multi-scale + flip setting (Sec 4.3/4.4: scales
+0.75-2.0). ``--crop`` must be the crop the model was trained with (the camvid_cpu recipe:
+160x224).
+
+Example::
+
+    python benchmarks/test_pooling.py --model runs/camvid_cpu/checkpoints/best.keras --crop 160 224
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+_common.setup_tensorflow_logging()
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from spgnet_keras.data import dataset_spec  # noqa: E402
+from spgnet_keras.evaluation import dataset_pairs, evaluate  # noqa: E402
+from spgnet_keras.models.spgnet import SPGNet  # noqa: E402
+
+SETTINGS = {
+    "single-scale": dict(scales=(1.0,), flip=False),
+    "multi-scale + flip": dict(scales=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0), flip=True),
+}
+
+
+class CompiledModel:
+    """`model(x, training=False)` through one `tf.function` (evaluate() calls the model per image)."""
+
+    def __init__(self, model):
+        self.output = model.output
+        self._function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, x, training=False):
+        return self._function(x)
+
+
+def pooling_variants(model, crop):
+    """{"global": model, "crop": model} with `model`'s weights."""
+    if not isinstance(model, SPGNet):
+        raise ValueError(f"--model must be an SPGNet, got {type(model).__name__}.")
+    variants = {}
+    for mode, crop_size in (("global", None), ("crop", list(crop))):
+        variant = SPGNet.from_config({**model.get_config(), "test_pooling": mode, "test_pooling_crop": crop_size})
+        variant.set_weights(model.get_weights())
+        variants[mode] = variant
+    return variants
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a trained SPGNet (.keras)")
+    parser.add_argument("--crop", type=int, nargs=2, default=[160, 224], metavar=("HEIGHT", "WIDTH"),
+                        help="the training crop (default 160 224, the camvid_cpu recipe)")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--max-images", type=int, default=None, help="first N val images (default all 101)")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {list(SETTINGS)}")
+    parser.add_argument("--results", default=None, help="JSON (default benchmarks/results/test_pooling.json)")
+    args = parser.parse_args(argv)
+    settings = [s for s in args.settings.split(",") if s]
+    for name in settings:
+        if name not in SETTINGS:
+            parser.error(f"unknown setting {name!r}; expected {list(SETTINGS)}")
+
+    root = _common.camvid_root(args.data_root)
+    spec = dataset_spec("camvid", root)
+    pairs = dataset_pairs("camvid", root, "val")[: args.max_images]
+    model = keras.saving.load_model(args.model, safe_mode=True)
+    rows = []
+    for mode, variant in pooling_variants(model, args.crop).items():
+        compiled = CompiledModel(variant)
+        for name in settings:
+            start = time.perf_counter()
+            result = evaluate(compiled, pairs, num_classes=spec.num_classes, class_names=spec.class_names,
+                              **SETTINGS[name])
+            rows.append(dict(test_pooling=mode, setting=name, miou=result.miou,
+                             pixel_accuracy=result.pixel_accuracy, images=result.num_images,
+                             seconds=time.perf_counter() - start))
+            print(f"{mode:6s} {name:18s} mIoU {100 * result.miou:.2f} %  ({result.num_images} images)", flush=True)
+
+    lines = [f"Test-time pooling, model `{args.model}`, training crop {args.crop[0]}x{args.crop[1]}, "
+             f"{rows[0]['images']} CamVid val images.", "",
+             "| test_pooling | setting | mIoU (%) | pixel acc. (%) | s |", "|---|---|---:|---:|---:|"]
+    lines += [f"| {r['test_pooling']} | {r['setting']} | {100 * r['miou']:.2f} | {100 * r['pixel_accuracy']:.2f} | "
+              f"{r['seconds']:.0f} |" for r in rows]
+    print("\n".join(lines))
+    results = Path(args.results) if args.results else _common.RESULTS / "test_pooling.json"
+    _common.write_json(results, dict(command=_common.command_line(), model=args.model, crop=args.crop, rows=rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""One rule for reading image and mask files: the dataset check, training, evaluation and inference.
+
+Every file is decoded by TensorFlow's decoders with the explicit handling below, in the
+``tf.data`` graph (:func:`decode_image_in_graph`, :func:`decode_mask_in_graph`) and eagerly
+(:func:`read_image`, :func:`read_mask`: the same ops, run on one file), so that every
+accepted file gives the same pixels everywhere, and what cannot be read is refused, with the
+file and the reason, before any work starts. The served SavedModel decodes JPEG/PNG bytes
+with the same TensorFlow decoder (``spgnet_keras.export.serving``).
+
+Images become uint8 RGB ``[H, W, 3]``. By format (and the Pillow mode that writes it):
+
+========  =============================================================================
+PNG       every colour type and bit depth: ``1``/``L`` (1-8 bit grey) replicated to RGB;
+          ``LA`` grey replicated, alpha dropped; ``P`` expanded to its palette colours
+          (transparency dropped); ``RGB``; ``RGBA`` alpha dropped (not composited:
+          transparent pixels keep their stored colour); 16-bit (``I;16``) keeps the high
+          byte (``v >> 8``).
+JPEG      ``L`` grey replicated; ``RGB``/``YCbCr``; ``CMYK`` converted by TensorFlow's
+          JPEG decoder. Pixels are libjpeg-turbo's (TensorFlow's), which may differ by a
+          few levels from other decoders (e.g. Pillow's).
+BMP       8-bit (``L`` or ``P``): each index is looked up in the file's colour table
+          (TensorFlow's BMP decoder alone would return the indices as grey); 24-bit
+          ``RGB``; 32-bit ``RGBA`` with alpha dropped. Refused: 1-, 4- and 16-bit (``1``
+          mode) and compressed (RLE, bit-field) BMPs.
+GIF       first frame, palette colours; transparent pixels are black (TensorFlow's GIF
+          decoder).
+WebP      first frame; alpha dropped.
+TIFF      refused (TensorFlow has no TIFF decoder), as is everything else.
+========  =============================================================================
+
+Pillow modes ``I``, ``F``, ``PA`` and the TIFF-only layouts can therefore only reach the
+package after conversion to one of the formats above. EXIF orientation is not applied.
+
+Masks must be PNG. Class-index masks (``mask_format="index"``) must be 8-bit grey (Pillow
+``L``; values are the classes) or palette (Pillow ``P``; the *indices* are the classes,
+recovered from the expanded colours via the file's palette); everything else (RGB, grey
++alpha, 1-/2-/4-/16-bit grey) is refused. Colour masks (``mask_format="color"``) are read
+as RGB by the image rule for PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = [
+    "IMAGE_FORMATS",
+    "image_problem",
+    "mask_problem",
+    "decode_rgb",
+    "decode_image_in_graph",
+    "decode_mask_in_graph",
+    "to_rgb",
+    "check_image_header",
+    "read_image",
+    "decode_image_bytes",
+    "IMAGE_EXTENSIONS",
+    "check_mask_file",
+    "read_mask",
+]
+
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WebP")
+"""The image file formats every part of the package reads (by content, not file name)."""
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+"""File name endings of those formats: what folder listings (datasets, `spgnet predict`) pick up."""
+
+_HEADER_BYTES = 64
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# Reasons a file is refused; index = the code returned by image_problem / mask_problem.
+_REASONS = (
+    "",
+    f"not a {', '.join(IMAGE_FORMATS[:-1])} or {IMAGE_FORMATS[-1]} file",
+    "a TIFF file; TensorFlow, which decodes images for training and serving, has no TIFF decoder, "
+    "so no part of spgnet_keras reads TIFF: convert it to PNG",
+    "a BMP of 1, 4 or 16 bits per pixel; only 8-bit (colour table), 24-bit and 32-bit BMPs are read: "
+    "convert it to PNG",
+    "a compressed (RLE or bit-field) BMP; only uncompressed BMPs are read: convert it to PNG",
+    "a BMP whose colour table is cut off",
+    "not a PNG file; masks must be PNG",
+    "a PNG whose layout is not a class-index mask: index masks must be 8-bit grey (Pillow mode 'L') "
+    "or palette ('P') PNGs; use mask_format='color' with a palette for colour masks",
+)
+_OK, _UNKNOWN, _TIFF, _BMP_DEPTH, _BMP_COMPRESSED, _BMP_TABLE, _NOT_PNG, _NOT_INDEX_PNG = range(len(_REASONS))
+_BMP_DEPTHS = (8, 24, 32)
+_PNG_GREY, _PNG_PALETTE = 0, 3  # PNG colour types (IHDR byte 25)
+
+
+# === Header inspection (TF ops, used in the graph and eagerly) ===
+
+
+def _head(contents: tf.Tensor) -> tf.Tensor:
+    """The first bytes of `contents`, zero-padded so that fixed offsets are always in range."""
+    return tf.strings.substr(
+        tf.strings.join([tf.strings.substr(contents, 0, _HEADER_BYTES), b"\0" * _HEADER_BYTES]), 0, _HEADER_BYTES)
+
+
+def _starts_with(head: tf.Tensor, signature: bytes, offset: int = 0) -> tf.Tensor:
+    return tf.equal(tf.strings.substr(head, offset, len(signature)), signature)
+
+
+def _unsigned(head: tf.Tensor, offset: int, size: int) -> tf.Tensor:
+    """The little-endian unsigned integer (int64) stored in `size` bytes of `head` at `offset`."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(head, offset, size), tf.uint8), tf.int64)
+    weights = tf.constant([256**i for i in range(size)], tf.int64)
+    return tf.reduce_sum(raw * weights)
+
+
+def _is_bmp(head):
+    return _starts_with(head, b"BM")
+
+
+def _bmp_layout(head):
+    """(bits per pixel, compression, colour-table offset, colour-table entries) of a BMP header."""
+    bits = _unsigned(head, 28, 2)
+    used = _unsigned(head, 46, 4)
+    entries = tf.where(tf.logical_or(used == 0, used > 256), tf.constant(256, tf.int64), used)
+    return bits, _unsigned(head, 30, 4), 14 + _unsigned(head, 14, 4), entries
+
+
+def image_problem(contents: tf.Tensor, length: tf.Tensor | None = None) -> tf.Tensor:
+    """int32 code of why the image bytes `contents` are refused (0: accepted), from the header only.
+
+    `contents` may be the first bytes of the file only when `length` (int64) gives the file's size.
+    """
+    head = _head(contents)
+    if length is None:
+        length = tf.cast(tf.strings.length(contents), tf.int64)
+    known = tf.reduce_any(tf.stack([
+        _starts_with(head, _PNG_MAGIC), _starts_with(head, b"\xff\xd8\xff"), _is_bmp(head),
+        _starts_with(head, b"GIF8"),
+        tf.logical_and(_starts_with(head, b"RIFF"), _starts_with(head, b"WEBP", 8)),
+    ]))
+    tiff = tf.logical_or(_starts_with(head, b"II*\0"), _starts_with(head, b"MM\0*"))
+    bits, compression, table_offset, entries = _bmp_layout(head)
+    bmp = _is_bmp(head)
+    table_cut = tf.logical_and(bits == 8, length < table_offset + 4 * entries)
+    code = tf.constant(_OK)
+    for problem, found in ((_BMP_TABLE, table_cut), (_BMP_COMPRESSED, compression != 0),
+                           (_BMP_DEPTH, tf.reduce_all(tf.not_equal(bits, _BMP_DEPTHS)))):
+        code = tf.where(tf.logical_and(bmp, found), problem, code)
+    return tf.where(known, code, tf.where(tiff, _TIFF, _UNKNOWN))
+
+
+def mask_problem(contents: tf.Tensor, index: bool) -> tf.Tensor:
+    """int32 code of why the mask bytes `contents` are refused (0: accepted); `index` for class-index masks."""
+    head = _head(contents)
+    is_png = tf.logical_and(_starts_with(head, _PNG_MAGIC), _starts_with(head, b"IHDR", 12))
+    code = tf.where(is_png, _OK, _NOT_PNG)
+    if index:
+        depth, colour_type = _unsigned(head, 24, 1), _unsigned(head, 25, 1)
+        index_layout = tf.logical_or(tf.logical_and(colour_type == _PNG_GREY, depth == 8), colour_type == _PNG_PALETTE)
+        code = tf.where(tf.logical_and(is_png, tf.logical_not(index_layout)), _NOT_INDEX_PNG, code)
+    return code
+
+
+# === Decoding (TF ops) ===
+
+
+def to_rgb(image: tf.Tensor) -> tf.Tensor:
+    """A decoded ``[H, W, C]`` image with C in 1..4 as ``[H, W, 3]``: grey replicated, alpha dropped."""
+    channel_sources = tf.constant([[0, 0, 0], [0, 0, 0], [0, 1, 2], [0, 1, 2]], tf.int32)
+    image = tf.gather(image, channel_sources[tf.shape(image)[-1] - 1], axis=-1)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def _bmp_colour_table(contents: tf.Tensor) -> tf.Tensor:
+    """uint8 ``[256, 3]`` RGB colour table of an 8-bit BMP (stored as B, G, R, 0; missing entries black)."""
+    _, _, offset, entries = _bmp_layout(_head(contents))
+    raw = tf.io.decode_raw(tf.strings.substr(contents, offset, 4 * entries), tf.uint8)
+    table = tf.reshape(raw, [-1, 4])[:, 2::-1]
+    return tf.pad(table, [[0, 256 - tf.shape(table)[0]], [0, 0]])
+
+
+def decode_rgb(contents: tf.Tensor) -> tf.Tensor:
+    """uint8 RGB ``[H, W, 3]`` of accepted image bytes (see the module docstring; check
+    :func:`image_problem` first)."""
+    image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8, expand_animations=False)
+    head = _head(contents)
+    bits, _, _, _ = _bmp_layout(head)
+    palette_bmp = tf.logical_and(_is_bmp(head), bits == 8)
+    rgb = tf.cond(palette_bmp,
+                  lambda: tf.gather(_bmp_colour_table(contents), tf.cast(image[..., 0], tf.int32)),
+                  lambda: to_rgb(image))
+    rgb.set_shape([None, None, 3])
+    return rgb
+
+
+def _checked(contents: tf.Tensor, code: tf.Tensor, what: str, path: tf.Tensor) -> tf.Tensor:
+    check = tf.debugging.Assert(
+        tf.equal(code, _OK), [f"Unreadable {what}", path, "is", tf.gather(tf.constant(_REASONS), code)])
+    with tf.control_dependencies([check]):
+        return tf.identity(contents)
+
+
+def decode_image_in_graph(path: tf.Tensor) -> tf.Tensor:
+    """Reads and decodes the image file at `path` (scalar string tensor) to uint8 RGB ``[H, W, 3]``.
+
+    A refused file fails an assertion (InvalidArgumentError "Unreadable image <path> is <reason>").
+    """
+    contents = tf.io.read_file(path)
+    return decode_rgb(_checked(contents, image_problem(contents), "image", path))
+
+
+def decode_mask_in_graph(path: tf.Tensor, index: bool) -> tf.Tensor:
+    """Reads a mask PNG as decoded uint8 ``[H, W, C]`` (palette PNGs expanded to RGB(A)); refusals as above."""
+    contents = tf.io.read_file(path)
+    contents = _checked(contents, mask_problem(contents, index), "mask", path)
+    return tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
+
+
+# === Eager reading of one file (the same ops) ===
+
+_STRING = tf.TensorSpec([], tf.string)
+_image_problem = tf.function(image_problem, input_signature=[_STRING])
+_header_problem = tf.function(image_problem, input_signature=[_STRING, tf.TensorSpec([], tf.int64)])
+_decode_rgb = tf.function(decode_rgb, input_signature=[_STRING])
+_index_mask_problem = tf.function(lambda contents: mask_problem(contents, True), input_signature=[_STRING])
+_colour_mask_problem = tf.function(lambda contents: mask_problem(contents, False), input_signature=[_STRING])
+_decode_png = tf.function(lambda contents: tf.io.decode_png(contents, channels=0, dtype=tf.uint8),
+                          input_signature=[_STRING])
+
+
+def _header(path: str | os.PathLike) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(_HEADER_BYTES)
+
+
+def _refusal(name, code: int) -> str:
+    return f"Not a readable image file: {name} ({_REASONS[code]})"
+
+
+def check_image_header(path: str | os.PathLike) -> None:
+    """ValueError naming `path` and the reason when the image rule refuses the file (header only)."""
+    code = int(_header_problem(tf.constant(_header(path)), tf.constant(os.path.getsize(path), tf.int64)))
+    if code != _OK:
+        raise ValueError(_refusal(path, code))
+
+
+def decode_image_bytes(data: bytes, name) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]`` of encoded image bytes; ValueError naming `name` when refused or corrupt."""
+    contents = tf.constant(data)
+    code = int(_image_problem(contents))
+    if code != _OK:
+        raise ValueError(_refusal(name, code))
+    try:
+        return _decode_rgb(contents).numpy()
+    except tf.errors.OpError as error:
+        raise ValueError(f"Not a readable image file: {name} ({_last_line(error)})") from None
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """The image file at `path` as uint8 RGB ``[H, W, 3]``, exactly as the ``tf.data`` pipeline decodes it."""
+    return decode_image_bytes(Path(path).read_bytes(), path)
+
+
+def check_mask_file(path: str | os.PathLike, index: bool) -> None:
+    """ValueError naming `path` when the mask rule refuses it (the training pipeline could not
+    read it as a class-index mask, `index=True`, or as a colour mask)."""
+    code = int((_index_mask_problem if index else _colour_mask_problem)(tf.constant(_header(path))))
+    if code != _OK:
+        raise ValueError(f"Unreadable mask {path}: {_REASONS[code]}")
+
+
+def read_mask(path: str | os.PathLike, index: bool) -> np.ndarray:
+    """The mask PNG at `path` decoded as in the pipeline (uint8 ``[H, W, C]``); ValueError naming it when refused."""
+    contents = tf.constant(Path(path).read_bytes())
+    code = int((_index_mask_problem if index else _colour_mask_problem)(contents))
+    if code != _OK:
+        raise ValueError(f"Unreadable mask {path}: {_REASONS[code]}")
+    try:
+        return _decode_png(contents).numpy()
+    except tf.errors.OpError as error:
+        raise ValueError(f"Unreadable mask {path}: {_last_line(error)}") from None
+
+
+def _last_line(error: tf.errors.OpError) -> str:
+    """TensorFlow's own message without its op/device prefix."""
+    return str(error.message).strip().splitlines()[-1].split("}} ")[-1]

@@ -244,3 +244,16 @@ def median(values):
 def spread(values):
     """(min, max) of values."""
     return (min(values), max(values)) if values else (float("nan"), float("nan"))
+
+
+class CompiledModel:
+    """`model(x, training=False)` through one `tf.function` (evaluate() calls the model per image)."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        self.output = model.output
+        self._function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def __call__(self, x, training=False):
+        return self._function(x)

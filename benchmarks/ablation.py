@@ -58,7 +58,6 @@ import _common  # noqa: E402
 _common.setup_tensorflow_logging()
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig  # noqa: E402
 from spgnet_keras.data import dataset_spec  # noqa: E402
@@ -94,17 +93,6 @@ BUDGETS = {
 }
 
 
-class CompiledModel:
-    """`model(x, training=False)` through one `tf.function` (evaluate() calls the model per image)."""
-
-    def __init__(self, model):
-        self.output = model.output
-        self._function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-
-    def __call__(self, x, training=False):
-        return self._function(x)
-
-
 def run_one(variant, seed, budget, root, spec, pairs, log):
     settings = BUDGETS[budget]
     keras.backend.clear_session()
@@ -120,7 +108,7 @@ def run_one(variant, seed, budget, root, spec, pairs, log):
     history = model.fit(train, epochs=1, steps_per_epoch=settings["steps"], verbose=0)
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    result = evaluate(CompiledModel(model), pairs, num_classes=spec.num_classes, class_names=spec.class_names)
+    result = evaluate(_common.CompiledModel(model), pairs, num_classes=spec.num_classes, class_names=spec.class_names)
     eval_seconds = time.perf_counter() - start
     loss = float(history.history["loss"][-1])
     record = dict(variant=variant, seed=seed, budget=budget, settings={k: list(v) if isinstance(v, tuple) else v

@@ -27,7 +27,6 @@ import _common  # noqa: E402
 _common.setup_tensorflow_logging()
 
 import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from spgnet_keras.data import dataset_spec  # noqa: E402
 from spgnet_keras.evaluation import dataset_pairs, evaluate  # noqa: E402
@@ -37,17 +36,6 @@ SETTINGS = {
     "single-scale": dict(scales=(1.0,), flip=False),
     "multi-scale + flip": dict(scales=(0.75, 1.0, 1.25, 1.5, 1.75, 2.0), flip=True),
 }
-
-
-class CompiledModel:
-    """`model(x, training=False)` through one `tf.function` (evaluate() calls the model per image)."""
-
-    def __init__(self, model):
-        self.output = model.output
-        self._function = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-
-    def __call__(self, x, training=False):
-        return self._function(x)
 
 
 def pooling_variants(model, crop):
@@ -83,7 +71,7 @@ def main(argv=None):
     model = keras.saving.load_model(args.model, safe_mode=True)
     rows = []
     for mode, variant in pooling_variants(model, args.crop).items():
-        compiled = CompiledModel(variant)
+        compiled = _common.CompiledModel(variant)
         for name in settings:
             start = time.perf_counter()
             result = evaluate(compiled, pairs, num_classes=spec.num_classes, class_names=spec.class_names,

@@ -1,7 +1,7 @@
 """Trains 2xResNet-18 SPGNet on CamVid train for a fixed budget and evaluates val mIoU.
 
 The ``camvid_cpu`` experiment (2xR18, decoder D=64, crops 160x224, batch 8, SGD lr 0.02
-with poly decay, deep supervision weight 0.4, random scale 0.5-2.0 + flip) run through
+with poly decay and coupled weight decay 1e-4, deep supervision weight 1.0, random scale 0.5-2.0 + flip) run through
 ``spgnet_keras.training.train`` with encoders initialised at random (ImageNet weights are
 not reachable offline). Each epoch ends with a validation pass over the full val images
 (``val_prediction_miou``); after training, ``spgnet_keras.evaluation.evaluate`` scores the
@@ -184,7 +184,8 @@ def main(argv=None):
         machine.markdown(), "",
         f"- Budget: {args.epochs} epochs x {args.steps_per_epoch} steps = {steps} steps of batch {args.batch_size} "
         f"({steps * args.batch_size / 367:.1f} passes over the 367 train images), crops {args.crop}, SGD lr "
-        f"{args.learning_rate} poly 0.9, deep supervision 0.4, no OHEM, random encoder init, seed {args.seed}",
+        f"{args.learning_rate} poly 0.9, coupled weight decay {config.optimizer.weight_decay:g} on all variables, "
+        f"deep supervision weight {config.loss.stage_weight:g} (plain sum), no OHEM, random encoder init, seed {args.seed}",
         f"- Training (incl. per-epoch validation): {train_seconds / 60:.1f} min "
         f"({train_seconds / steps:.2f} s per step incl. validation); final evaluation {eval_seconds:.0f} s",
         f"- Output folder: `{_relative(out)}` (model.keras, checkpoints/, history.csv, evaluation.json, figures)",

@@ -98,9 +98,9 @@ def parse_scales(text):
         scales = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise ValueError(f"--scales must be comma-separated numbers (e.g. 0.75,1,1.25), got {text!r}.") from None
-    if not scales or any(s <= 0 for s in scales):
-        raise ValueError(f"--scales must be positive numbers, got {text!r}.")
-    return scales
+    from spgnet_keras.inference import check_scales
+
+    return check_scales(scales)  # the one scale rule of predict, evaluate and export
 
 
 def load_checkpoint(path):

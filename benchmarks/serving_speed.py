@@ -480,6 +480,7 @@ def main(argv=None):
                         help="the CPU's documented float32 FMA MACs per cycle per core (e.g. 32 for two AVX-512 FMA "
                         "units): also report the clock under AVX-512 load = measured FMA rate / this")
     parser.add_argument("--work", default="runs/serving_speed", help="folder for the exported files")
+    parser.add_argument("--overwrite", action="store_true", help="replace the exports of an earlier run in --work")
     parser.add_argument("--quick", action="store_true",
                         help="64x96:2 and 180x240:1, 2 rounds, 4 calibration / 3 val images, short microbenchmark; "
                         "without --model a random 1xR18 D=16 SPGNet")
@@ -500,6 +501,8 @@ def main(argv=None):
     json_path = Path(args.json) if args.json else _common.RESULTS / f"{section}.json"
     root = _common.camvid_root(args.data_root)
     work = Path(args.work)
+    if work.is_dir() and any(work.iterdir()) and not args.overwrite:
+        parser.error(f"{work} is not empty (the exports would replace files in it); pass --overwrite or another --work")
     work.mkdir(parents=True, exist_ok=True)
 
     def log(message):

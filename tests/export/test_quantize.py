@@ -9,7 +9,6 @@
 - The documented bounds of the export options (`--output-size`) and the option checks.
 """
 
-import argparse
 import json
 import os
 import re
@@ -23,7 +22,6 @@ import tensorflow as tf
 from PIL import Image
 
 from spgnet_keras import SPGNet
-from spgnet_keras.cli import export_command
 from spgnet_keras.export import (
     ENCODED_RANK_MESSAGE,
     MAX_OUTPUT_PIXELS,
@@ -32,17 +30,11 @@ from spgnet_keras.export import (
     open_runner,
 )
 from tests.export.reference import encode, keras_classes, smooth_image
+from tests.export.test_export_options import _cli
 from tests.export.test_saved_model import _read_output, _start_c_compile, _write_array, _write_strings
 
 NUM_CLASSES = 5
 SIZE = (64, 96)
-
-
-def _cli(argv):
-    parser = argparse.ArgumentParser(prog="spgnet")
-    export_command.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["export", *argv])
-    return args.func(args)
 
 
 @pytest.fixture(scope="module")

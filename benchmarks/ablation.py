@@ -3,7 +3,8 @@
 Variants (``spgnet_keras.models.ablation_arguments``; ResNet-18 encoders, decoder width from
 the budget): ``one_stage``, ``no_spg`` (2 stages, decoder features passed on), ``spg_sum``,
 ``spg_softmax``, ``spg_sigmoid`` (the paper's SPG), ``spg_sigmoid_no_identity``,
-``spg_sigmoid_no_supervision``, ``se``, ``ge``. Every (variant, seed) run uses the same
+``spg_sigmoid_no_supervision``, ``se``, ``ge``; and, not a paper row, ``deeplabv3plus``
+(keras-cv DeepLabV3+ on a ResNet-18, the comparison users ask for). Every (variant, seed) run uses the same
 seed for the weights and the same training batches (the pipeline is seeded), the same
 optimiser (the recipe's ``OptimizerConfig``: SGD, poly decay, coupled weight decay), the
 recipe's deep-supervision weight (``LossConfig``, 1.0) on every stage-1 output, and is scored
@@ -59,6 +60,7 @@ _common.setup_tensorflow_logging()
 
 import keras  # noqa: E402
 
+from spgnet_keras.constants import PREDICTION  # noqa: E402
 from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig  # noqa: E402
 from spgnet_keras.data import dataset_spec  # noqa: E402
 from spgnet_keras.evaluation import dataset_pairs, evaluate  # noqa: E402
@@ -78,8 +80,13 @@ PAPER = {
     "spg_sigmoid_no_supervision": ("3", "SPG (sigmoid), no supervision", 77.12),
     "se": ("4", "SE", 77.09),
     "ge": ("4", "GE", 77.22),
+    # Not a paper row: the comparison users ask for (Sec 4.4 compares SPGNet with DeepLabV3+ on
+    # Cityscapes test only, with other encoders), same budget, recipe and seeds.
+    "deeplabv3plus": ("-", "keras-cv DeepLabV3+ R18", None),
 }
 VARIANTS = tuple(PAPER)
+STAGE1 = "stage1"  # SPGNet's first-stage output (two-stage models)
+SPGNET_VARIANTS = tuple(v for v in VARIANTS if v != "deeplabv3plus")
 
 BUDGETS = {
     "smoke": dict(crop=(96, 128), batch=4, decoder=32, steps=20, val_images=12, learning_rate=0.02,
@@ -93,16 +100,36 @@ BUDGETS = {
 }
 
 
-def run_one(variant, seed, budget, root, spec, pairs, log):
+def deeplabv3plus_r18(num_classes):
+    """keras-cv DeepLabV3+ on a ResNet-18 (v1, basic blocks), RGB 0-255 in (the backbone rescales
+    by 1/255), logits out under SPGNet's output name so the recipe's loss and `evaluate` apply."""
+    import keras_cv
+
+    backbone = keras_cv.models.ResNetBackbone(
+        stackwise_filters=[64, 128, 256, 512], stackwise_blocks=[2, 2, 2, 2], stackwise_strides=[1, 2, 2, 2],
+        block_type="basic_block", input_shape=(None, None, 3), include_rescaling=True)
+    segmenter = keras_cv.models.DeepLabV3Plus(backbone=backbone, num_classes=num_classes, projection_filters=48)
+    images = keras.Input((None, None, 3), name="images")
+    return keras.Model(images, {PREDICTION: segmenter(images)}, name="deeplabv3plus_r18")
+
+
+def build_variant(variant, num_classes, decoder):
+    if variant == "deeplabv3plus":
+        return deeplabv3plus_r18(num_classes)
+    return SPGNet(num_classes=num_classes, **{**ablation_arguments(variant), "decoder_channels": decoder})
+
+
+def run_one(variant, seed, budget, root, spec, pairs, log, save_dir=None):
     settings = BUDGETS[budget]
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
-    arguments = {**ablation_arguments(variant), "decoder_channels": settings["decoder"]}
     data_config = DataConfig(dataset="camvid", root=str(root), crop_size=list(settings["crop"]),
                              batch_size=settings["batch"], scales=settings["scales"])
     train, _, _, num_classes = make_datasets(data_config, seed, settings["batch"])
+    if variant == "deeplabv3plus":  # a plain functional model: one target per output name
+        train = train.map(lambda image, mask: (image, {PREDICTION: mask}))
     start = time.perf_counter()
-    model = SPGNet(num_classes=num_classes, **arguments)
+    model = build_variant(variant, num_classes, settings["decoder"])
     model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=settings["learning_rate"]),
                                              LossConfig(), settings["steps"]))
     history = model.fit(train, epochs=1, steps_per_epoch=settings["steps"], verbose=0)
@@ -110,15 +137,22 @@ def run_one(variant, seed, budget, root, spec, pairs, log):
     start = time.perf_counter()
     result = evaluate(_common.CompiledModel(model), pairs, num_classes=spec.num_classes, class_names=spec.class_names)
     eval_seconds = time.perf_counter() - start
+    stage1 = None
+    if STAGE1 in model.output:  # how good the predictions that guide stage 2 are (Sec 3.2)
+        stage1 = evaluate(_common.CompiledModel(model), pairs, num_classes=spec.num_classes, output=STAGE1).miou
     loss = float(history.history["loss"][-1])
     record = dict(variant=variant, seed=seed, budget=budget, settings={k: list(v) if isinstance(v, tuple) else v
                                                                         for k, v in settings.items()},
                   params=count_params(model), outputs=sorted(model.output), miou=result.miou, pixel_accuracy=result.pixel_accuracy,
+                  stage1_miou=stage1,
                   iou=[None if math.isnan(v) else v for v in result.iou], final_train_loss=loss,
                   train_seconds=train_seconds, eval_seconds=eval_seconds, val_images=result.num_images,
                   load=_common.load_average()[0])
     log(f"{variant} seed {seed}: mIoU {100 * result.miou:.2f} %, loss {loss:.3f}, train {train_seconds:.0f} s, "
         f"eval {eval_seconds:.0f} s")
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        model.save(save_dir / f"{variant}_seed{seed}.keras")
     del model
     return record
 
@@ -134,8 +168,8 @@ def table_markdown(budget, runs, seeds_requested):
     by_variant = {v: [r for r in runs if r["variant"] == v] for v in VARIANTS}
     lines = [
         "| Table | Variant | Paper (Cityscapes val, ImageNet R18) | Paper vs baseline | Ours: CamVid val mIoU | "
-        "seeds | min-max | Ours vs baseline | Params | Train s / run |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "seeds | min-max | Ours vs baseline | Stage-1 mIoU | Params | Train s / run |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     base = by_variant["no_spg"]
     base_mean = statistics.mean(r["miou"] for r in base) if base else float("nan")
@@ -150,10 +184,14 @@ def table_markdown(budget, runs, seeds_requested):
             delta = f"{mean - 100 * base_mean:+.2f}" if base else "-"
             params = f"{by_variant[variant][0]['params'] / 1e6:.1f} M"
             seconds = f"{statistics.mean(r['train_seconds'] for r in by_variant[variant]):.0f}"
+            stage1_values = [100 * r["stage1_miou"] for r in by_variant[variant] if r.get("stage1_miou") is not None]
+            stage1 = f"{statistics.mean(stage1_values):.2f}" if stage1_values else "-"
         else:
-            text, minmax, delta, params, seconds = "not run", "-", "-", "-", "-"
-        lines.append(f"| {table} | {label} (`{variant}`) | {paper:.2f} | {paper - PAPER['no_spg'][2]:+.2f} | {text} | "
-                     f"{len(values)} | {minmax} | {delta} | {params} | {seconds} |")
+            text, minmax, delta, stage1, params, seconds = "not run", "-", "-", "-", "-", "-"
+        paper_text = "-" if paper is None else f"{paper:.2f}"
+        paper_delta = "-" if paper is None else f"{paper - PAPER['no_spg'][2]:+.2f}"
+        lines.append(f"| {table} | {label} (`{variant}`) | {paper_text} | {paper_delta} | {text} | "
+                     f"{len(values)} | {minmax} | {delta} | {stage1} | {params} | {seconds} |")
     seed_counts = sorted({len(v) for v in by_variant.values() if v})
     crop = settings["crop"]
     lines += [
@@ -193,9 +231,9 @@ def separation_lines(by_variant):
             continue
         delta = statistics.mean(values) - statistics.mean(base)
         error = math.sqrt(statistics.variance(values) / len(values) + statistics.variance(base) / len(base))
-        (beyond if abs(delta) > 2 * error else within).append(f"`{variant}` {delta:+.2f} (2 SE {2 * error:.2f})")
-    return [f"- Beyond 2 standard errors from the baseline: {', '.join(beyond) or 'none'}; within: "
-            f"{', '.join(within) or 'none'} (mIoU points)."]
+        (beyond if abs(delta) > 2 * error else within).append(f"`{variant}` {delta:+.2f} ± {error:.2f}")
+    return [f"- Difference from the baseline ± its standard error (sqrt(s1²/n1 + s2²/n2)), mIoU points; "
+            f"beyond 2 standard errors: {', '.join(beyond) or 'none'}; within: {', '.join(within) or 'none'}."]
 
 
 def main(argv=None):
@@ -210,6 +248,8 @@ def main(argv=None):
     parser.add_argument("--time-limit", type=float, default=None,
                         help="minutes; no new run starts after this (stored runs are kept; resume later)")
     parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--save-models", default=None, metavar="DIR",
+                        help="also save every trained model as DIR/<variant>_seed<k>.keras")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget = "smoke"
@@ -239,7 +279,8 @@ def main(argv=None):
             if args.time_limit and time.perf_counter() - started > 60 * args.time_limit:
                 log("time limit reached; resume with the same command")
                 break
-            stored["runs"].append(run_one(variant, seed, args.budget, root, spec, pairs, log))
+            stored["runs"].append(run_one(variant, seed, args.budget, root, spec, pairs, log,
+                                          Path(args.save_models) if args.save_models else None))
             machine.sample_load()
             _common.write_json(results_path, stored)
     machine.finish()

@@ -73,7 +73,7 @@ from spgnet_keras.export import (  # noqa: E402
     export_saved_model,
     open_runner,
 )
-from spgnet_keras.inference import load_image  # noqa: E402
+from spgnet_keras.data import load_image  # noqa: E402
 from spgnet_keras.metrics import confusion_matrix, mean_iou_from_confusion  # noqa: E402
 from spgnet_keras.profiler import count_macs  # noqa: E402
 
@@ -530,7 +530,7 @@ def main(argv=None):
                        cells={f"{h}x{w}:b{b}": r for (h, w, b), r in results.items()},
                        macs={f"{h}x{w}": m for (h, w), m in macs.items()})
         _common.write_json(json_path, payload)
-    from spgnet_keras.data.datasets import camvid_files
+    from spgnet_keras.data import camvid_files
 
     pairs = camvid_files(root, "val")
     pairs = pairs[: args.val_images] if args.val_images else pairs

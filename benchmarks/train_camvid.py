@@ -81,7 +81,8 @@ def predictions_figure(model, pairs, palette, path, count=3):
     import matplotlib.pyplot as plt
 
     from spgnet_keras.evaluation import load_label
-    from spgnet_keras.inference import load_image, predict
+    from spgnet_keras.data import load_image
+    from spgnet_keras.inference import predict
     from spgnet_keras.visualization import colorize
 
     chosen = [pairs[i] for i in np.linspace(0, len(pairs) - 1, count).astype(int)]

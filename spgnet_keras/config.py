@@ -15,7 +15,8 @@ from pathlib import Path
 
 import yaml
 
-from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, MAX_IMAGE_SIDE, MAX_SCALE
+from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, MAX_IMAGE_SIDE
+from spgnet_keras.scales import check_scales
 
 # Allowed values of run.precision (Keras dtype policies) and run.strategy (spgnet_keras.training).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -241,10 +242,10 @@ def check_values(config, source="config"):
         problems.append(f"data.crop_size must be [height, width] of positive integers, got {data.crop_size!r}")
     elif any(v > MAX_IMAGE_SIDE for v in data.crop_size):
         problems.append(f"data.crop_size sides must be at most {MAX_IMAGE_SIDE}, got {data.crop_size!r}")
-    if not data.scales or any(s <= 0 for s in data.scales):
-        problems.append(f"data.scales must be positive, got {data.scales!r}")
-    elif any(s > MAX_SCALE for s in data.scales):
-        problems.append(f"data.scales must be at most {MAX_SCALE}, got {data.scales!r}")
+    try:
+        check_scales(data.scales, "data.scales")
+    except ValueError as error:
+        problems.append(str(error).rstrip("."))
     if data.num_classes is not None and data.num_classes < 2:
         problems.append(f"data.num_classes must be at least 2 (with one class the loss is 0), got {data.num_classes}")
     for name, value in (("data.batch_size", data.batch_size), ("run.epochs", run.epochs),

@@ -98,7 +98,8 @@ def write_figures(model, config, out_dir, num_images=3):
     from PIL import Image
 
     from spgnet_keras.data import dataset_files, dataset_spec
-    from spgnet_keras.inference import load_image, predict
+    from spgnet_keras.data import load_image
+    from spgnet_keras.inference import predict
     from spgnet_keras.visualization import (attention_figure, guided_attention_maps, overlay,
                                             plot_training_curves, save_figure)
 

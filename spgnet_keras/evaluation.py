@@ -25,10 +25,12 @@ import numpy as np
 from PIL import Image
 
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
-from spgnet_keras.data.decoding import check_mask_file
-from spgnet_keras.inference import check_batch_size, check_scales, check_window, load_image, predict_logits
+from spgnet_keras.data.decoding import check_mask_file, load_image
+from spgnet_keras.inference import check_batch_size, check_window, predict_logits
+from spgnet_keras.labels import check_label_values
 from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
 from spgnet_keras.models.spgnet import check_takes_raw_images
+from spgnet_keras.scales import check_scales
 
 __all__ = [
     "CityscapesResultWriter",
@@ -290,9 +292,7 @@ def _accumulate(result_cm, result_unassigned, label, prediction, num_classes, ig
     if outside.any():
         kept = label[outside]
         kept = kept[kept != ignore_index]
-        bad = (kept < 0) | (kept >= num_classes)
-        if bad.any():
-            raise ValueError(f"Label values must lie in [0, {num_classes}) or equal {ignore_index}.")
+        check_label_values(kept, num_classes, None, "evaluate")
         result_unassigned += np.bincount(kept, minlength=num_classes)
         label = np.where(outside, ignore_index, label)
         prediction = np.where(outside, 0, prediction)
@@ -495,7 +495,7 @@ def dataset_pairs(dataset: str, root: str | os.PathLike, split: str = "val") -> 
             ``ValueError`` and a ``FileNotFoundError``).
         FileNotFoundError: Missing root or split folders.
     """
-    from spgnet_keras.data.datasets import dataset_files, folder_files
+    from spgnet_keras.data import dataset_files, folder_files
 
     if dataset not in ("camvid", "cityscapes", "folder"):
         raise ValueError(f"Unknown dataset {dataset!r}; expected camvid, cityscapes or folder.")
@@ -530,7 +530,7 @@ def evaluate_dataset(
             as class-index PNGs (:class:`IndexPngWriter`).
         **kwargs: Passed to :func:`evaluate` (scales, flip, window, max_images, ...).
     """
-    from spgnet_keras.data.datasets import dataset_spec
+    from spgnet_keras.data import dataset_spec
     from spgnet_keras.data.spec import DatasetNotFoundError
 
     pairs = dataset_pairs(dataset, root, split)

@@ -2,7 +2,7 @@
 
 Input convention (every function here that takes an image):
 
-* An image is ``[H, W, 3]`` RGB in [0, 255] (``uint8`` as returned by :func:`load_image`,
+* An image is ``[H, W, 3]`` RGB in [0, 255] (``uint8`` as returned by :func:`spgnet_keras.data.load_image`,
   or float, as ``spgnet_keras.data.make_dataset`` yields), or a batch ``[N, H, W, 3]`` of
   images of one size: the same input ``model.predict`` takes, since SPGNet normalises its
   own input (:mod:`spgnet_keras.preprocessing`).
@@ -40,43 +40,33 @@ no flip, no window) the result is the model's logits minus their per-pixel log-s
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
 
 from spgnet_keras import preprocessing
 from spgnet_keras.constants import (
     MAX_IMAGE_PIXELS,
     MAX_IMAGE_SIDE,
     MAX_INFERENCE_BATCH,
-    MAX_SCALE,
     MAX_WINDOWS_PER_IMAGE,
     MAX_WINDOW_SIDE,
     OUTPUT_STRIDE,
     PREDICTION,
 )
 from spgnet_keras.data.augment import scaled_size as augment_scaled_size
-from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, check_image_header, read_image
 from spgnet_keras.models.spgnet import check_takes_raw_images
+from spgnet_keras.scales import check_scales
 from spgnet_keras.test_time import multi_scale_probabilities
 
 __all__ = [
     "PAPER_SCALES",
-    "IMAGE_EXTENSIONS",
-    "load_image",
-    "check_image_file",
-    "list_images",
     "image_batch",
     "predict_logits",
     "predict_probabilities",
     "predict",
-    "check_scales",
     "check_window",
     "check_batch_size",
     "check_workload",
@@ -88,99 +78,10 @@ __all__ = [
 PAPER_SCALES: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 """Test scales of the paper's multi-scale inference (Sec 4.3 / Table 9 text)."""
 
-"""File suffixes :func:`list_images` picks up from a folder (any case)."""
-
 
 # --------------------------------------------------------------------------------------
-# Image loading
+# Model loading
 # --------------------------------------------------------------------------------------
-
-
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file into a ``uint8`` RGB array ``[H, W, 3]``, exactly as training reads it.
-
-    The one decoding rule of :mod:`spgnet_keras.data.decoding` (TensorFlow's decoders, also
-    used by ``make_dataset``, ``validate_dataset`` and the served SavedModel): PNG, JPEG, BMP,
-    GIF and WebP are read; grey (any PNG bit depth) is replicated to three channels; 16-bit
-    PNGs keep the high byte; palettes (PNG, GIF, 8-bit BMP) are expanded to their colours;
-    an alpha channel is **dropped**, not composited (GIF transparent pixels are black);
-    CMYK/YCbCr JPEGs are converted to RGB. TIFF, 1/4/16-bit and compressed BMPs and
-    anything else are refused. EXIF orientation is not applied.
-
-    Args:
-        path: Image file.
-
-    Returns:
-        ``np.uint8`` array ``[H, W, 3]``.
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: The file is refused or unreadable, or declares more than
-            ``MAX_IMAGE_PIXELS`` pixels (the message names it and the reason).
-    """
-    path = Path(path)
-    check_image_file(path)
-    return read_image(path)
-
-
-@contextlib.contextmanager
-def _opened_image(path):
-    """PIL image of `path` (header only), its declared size checked before decoding; clear errors."""
-    try:
-        with Image.open(path) as image:
-            check_pixel_count(image.size, path)
-            yield image
-    except Image.DecompressionBombError as error:  # PIL's own, larger limit fired first
-        raise ValueError(f"Image {path} declares more pixels than the limit of {MAX_IMAGE_PIXELS} ({error})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"Not a readable image file: {path} ({error})") from None
-
-
-def check_pixel_count(size, path, max_pixels=MAX_IMAGE_PIXELS):
-    """ValueError when an image's declared width x height exceeds `max_pixels`."""
-    width, height = size
-    if width * height > max_pixels:
-        raise ValueError(
-            f"Image {path} declares {width}x{height} = {width * height} pixels, more than the limit of "
-            f"{max_pixels} (spgnet_keras.constants.MAX_IMAGE_PIXELS); resize it first."
-        )
-
-
-def check_image_file(path: str | os.PathLike) -> None:
-    """Raises the errors of :func:`load_image` that the file header shows (cheap): a missing
-    file, a format or layout the decoding rule refuses, too many declared pixels."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Image not found: {path}")
-    check_image_header(path)
-    with _opened_image(path):
-        pass
-
-
-def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Expands files and folders into a sorted list of image files.
-
-    Folders contribute their files (not recursive) with one of :data:`IMAGE_EXTENSIONS`.
-
-    Raises:
-        FileNotFoundError: A path does not exist.
-        ValueError: A folder holds no image file, or nothing at all was given.
-    """
-    if not inputs:
-        raise ValueError("No input images given.")
-    files: list[Path] = []
-    for entry in inputs:
-        entry = Path(entry)
-        if entry.is_dir():
-            found = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ValueError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {entry}")
-            files.extend(found)
-        elif entry.is_file():
-            files.append(entry)
-        else:
-            raise FileNotFoundError(f"Input not found: {entry}")
-    return files
 
 
 def load_model(path: str | os.PathLike):
@@ -223,26 +124,6 @@ def image_batch(image) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError("The image holds NaN or infinite values.")
     return array
-
-
-def check_scales(scales) -> tuple[float, ...]:
-    """Returns ``scales`` as a tuple of floats; ValueError unless all are in (0, MAX_SCALE]."""
-    if isinstance(scales, (int, float)):
-        scales = (scales,)
-    scales = tuple(scales)
-    if not scales:
-        raise ValueError("`scales` must contain at least one scale.")
-    for scale in scales:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)):
-            raise ValueError(f"`scales` must be positive numbers, got {scale!r}.")
-        if not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"`scales` must be positive numbers, got {scale!r}.")
-        if scale > MAX_SCALE:
-            raise ValueError(
-                f"`scales` must be at most {MAX_SCALE} (spgnet_keras.constants.MAX_SCALE; the paper's "
-                f"largest is 2.0), got {scale!r}."
-            )
-    return tuple(float(s) for s in scales)
 
 
 def check_batch_size(batch_size) -> int:

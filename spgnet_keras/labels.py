@@ -1,12 +1,39 @@
-"""In-graph checks of label values, shared by the losses and the metrics."""
+"""The one check of label values: in ``[0, num_classes)`` or the ignore label.
+
+In the graph (:func:`check_label_range`: the losses, the streaming metric, the ``tf.data``
+pipeline) and on NumPy arrays (:func:`check_label_values`: the dataset check, evaluation,
+the NumPy confusion matrix).
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 
+def out_of_range_values(values, num_classes: int, ignore_index: int | None) -> np.ndarray:
+    """The distinct values of ``values`` outside ``[0, num_classes)``, ``ignore_index`` excepted (sorted)."""
+    values = np.asarray(values)
+    bad = (values < 0) | (values >= num_classes)
+    if ignore_index is not None:
+        bad &= values != ignore_index
+    return np.unique(values[bad])
+
+
+def check_label_values(values, num_classes: int, ignore_index: int | None, who: str,
+                       what: str = "label", error: type[Exception] = ValueError) -> None:
+    """Raises ``error`` naming ``who`` and the offending values when a value of the NumPy array
+    ``values`` lies outside ``[0, num_classes)`` and is not ``ignore_index``."""
+    bad = out_of_range_values(values, num_classes, ignore_index)
+    if bad.size:
+        allowed = "" if ignore_index is None else f" or equal the ignore label {ignore_index}"
+        shown = ", ".join(str(v) for v in bad[:10].tolist()) + (", ..." if bad.size > 10 else "")
+        raise error(f"{who}: {what} values must lie in [0, {num_classes}){allowed}; found [{shown}]. "
+                    "Check the dataset's label mapping and num_classes.")
+
+
 def check_label_range(
-    labels: tf.Tensor, num_classes, ignore_index: int | None, who: str
+    labels: tf.Tensor, num_classes, ignore_index: int | None, who
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Asserts that labels lie in ``[0, num_classes)`` or equal ``ignore_index``.
 
@@ -15,7 +42,8 @@ def check_label_range(
         num_classes: Python int or scalar int32 tensor.
         ignore_index: Label value that marks pixels to skip, or None to
             require every value to be in range.
-        who: Name used in the error message.
+        who: Name used in the error message: a string, or a scalar string tensor
+            (e.g. ``tf.strings.join(["Mask ", path])`` in the ``tf.data`` pipeline).
 
     Returns:
         ``(in_range, bad_count)``: a boolean mask of non-ignored, in-range
@@ -39,7 +67,7 @@ def check_label_range(
     assert_op = tf.debugging.Assert(
         tf.equal(bad_count, 0),
         [
-            f"{who}: label values must lie in [0, num_classes) = [0,",
+            _message_start(who, ": label values must lie in [0, num_classes) = [0,"),
             num_classes,
             f"){allowed} Found",
             bad_count,
@@ -55,3 +83,8 @@ def check_label_range(
         in_range = tf.logical_and(not_ignored, in_bounds)
         bad_count = tf.identity(bad_count)
     return in_range, bad_count
+
+
+def _message_start(who, text: str):
+    """``who + text`` for a Python string or a scalar string tensor."""
+    return who + text if isinstance(who, str) else tf.strings.join([who, text])

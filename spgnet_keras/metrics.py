@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from spgnet_keras.constants import IGNORE_LABEL
-from spgnet_keras.labels import check_label_range
+from spgnet_keras.labels import check_label_range, check_label_values
 
 __all__ = [
     "SegmentationMeanIoU",
@@ -57,14 +57,8 @@ def confusion_matrix(labels, preds, num_classes: int, ignore_index: int = IGNORE
         )
     valid = labels != ignore_index
     labels, preds = labels[valid], preds[valid]
-    for what, values in (("label", labels), ("prediction", preds)):
-        bad = (values < 0) | (values >= num_classes)
-        if bad.any():
-            raise ValueError(
-                f"{what} values must lie in [0, {num_classes}) (labels may also "
-                f"equal ignore_index={ignore_index}); found {int(bad.sum())} "
-                f"values in [{values[bad].min()}, {values[bad].max()}]."
-            )
+    check_label_values(labels, num_classes, None, "confusion_matrix")
+    check_label_values(preds, num_classes, None, "confusion_matrix", what="prediction")
     counts = np.bincount(labels * num_classes + preds, minlength=num_classes**2)
     return counts.reshape(num_classes, num_classes).astype(np.int64)
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
-    "PALETTE_NAMES",
     "attention_figure",
     "attention_matrix",
     "colorize",
@@ -44,7 +43,6 @@ __all__ = [
     "top_attention_channels",
 ]
 
-PALETTE_NAMES = ("camvid", "cityscapes")
 TOP_K = 15
 """Channels per class in the paper's guided-attention visualisation (Sec 4.5)."""
 
@@ -106,17 +104,10 @@ def resolve_palette(palette=None, num_classes: int | None = None) -> np.ndarray:
             raise ValueError("resolve_palette(None) needs num_classes.")
         result = default_palette(num_classes)
     elif isinstance(palette, (str, os.PathLike)):
-        name = str(palette)
-        if name.lower() == "camvid":
-            from spgnet_keras.data.datasets import CAMVID_SPEC
+        from spgnet_keras.data.registry import builtin_spec
 
-            result = _check_palette(CAMVID_SPEC.palette, "camvid")
-        elif name.lower() == "cityscapes":
-            from spgnet_keras.data.cityscapes import CITYSCAPES_PALETTE
-
-            result = _check_palette(CITYSCAPES_PALETTE, "cityscapes")
-        else:
-            result = _read_palette_file(Path(name))
+        spec = builtin_spec(palette)
+        result = _check_palette(spec.palette, spec.name) if spec else _read_palette_file(Path(palette))
     else:
         result = _check_palette(palette, "given")
     if num_classes is not None and len(result) < num_classes:
@@ -126,7 +117,9 @@ def resolve_palette(palette=None, num_classes: int | None = None) -> np.ndarray:
 
 def _read_palette_file(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise ValueError(f"Palette must be one of {PALETTE_NAMES} or an existing file, got {str(path)!r}.")
+        from spgnet_keras.data.registry import BUILTIN_SPECS
+
+        raise ValueError(f"Palette must be one of {tuple(BUILTIN_SPECS)} or an existing file, got {str(path)!r}.")
     text = path.read_text()
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:

@@ -3,7 +3,6 @@ result files, datasets, the `evaluate` / `predict` commands and their errors."""
 
 import json
 import math
-import os
 from pathlib import Path
 
 import keras

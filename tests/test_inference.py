@@ -8,11 +8,10 @@ from PIL import Image
 
 from spgnet_keras import SPGNet
 from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
+from spgnet_keras.data import list_images, load_image
 from spgnet_keras.inference import (
     PAPER_SCALES,
     image_batch,
-    list_images,
-    load_image,
     predict,
     predict_logits,
     predict_probabilities,

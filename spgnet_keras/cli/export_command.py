@@ -98,7 +98,7 @@ def parse_scales(text):
         scales = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise ValueError(f"--scales must be comma-separated numbers (e.g. 0.75,1,1.25), got {text!r}.") from None
-    from spgnet_keras.inference import check_scales
+    from spgnet_keras.scales import check_scales
 
     return check_scales(scales)  # the one scale rule of predict, evaluate and export
 
@@ -123,7 +123,7 @@ def check_quantization_options(args):
     if args.calibration is None:
         raise ValueError("--quantize int8 needs --calibration DIR (a folder of a few hundred images from your data).")
     from spgnet_keras.export.quantize import DEFAULT_CALIBRATION_IMAGES, MAX_CALIBRATION_IMAGES, validation_pairs
-    from spgnet_keras.inference import list_images
+    from spgnet_keras.data import list_images
 
     count = DEFAULT_CALIBRATION_IMAGES if args.calibration_images is None else args.calibration_images
     if not 1 <= count <= MAX_CALIBRATION_IMAGES:

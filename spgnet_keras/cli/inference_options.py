@@ -19,7 +19,8 @@ def add_inference_arguments(parser):
 def inference_settings(args):
     """Validated keyword arguments for `predict_logits` from the shared options."""
     from spgnet_keras.constants import MAX_INFERENCE_BATCH
-    from spgnet_keras.inference import PAPER_SCALES, check_scales, check_window
+    from spgnet_keras.inference import PAPER_SCALES, check_window
+    from spgnet_keras.scales import check_scales
 
     if args.paper_scales and args.scales:
         raise ValueError("Give either --scales or --paper-scales, not both.")

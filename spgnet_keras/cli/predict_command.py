@@ -98,14 +98,11 @@ def palette_class_names(palette):
 
     if palette is None:
         return None
-    if palette.lower() == "camvid":
-        from spgnet_keras.data.datasets import CAMVID_SPEC
+    from spgnet_keras.data.registry import builtin_spec
 
-        return list(CAMVID_SPEC.class_names)
-    if palette.lower() == "cityscapes":
-        from spgnet_keras.data.cityscapes import CITYSCAPES_CLASSES
-
-        return list(CITYSCAPES_CLASSES)
+    spec = builtin_spec(palette)
+    if spec is not None:
+        return list(spec.class_names)
     path = Path(palette)
     if path.suffix.lower() == ".json" and path.is_file():
         content = json.loads(path.read_text())
@@ -146,7 +143,9 @@ def run(args):
     from PIL import Image
 
     from spgnet_keras.cli import check_utf8_path
-    from spgnet_keras.inference import check_image_file, list_images, load_image, predict
+    from spgnet_keras.data import list_images, load_image
+    from spgnet_keras.data.decoding import check_image_file
+    from spgnet_keras.inference import predict
     from spgnet_keras.visualization import (
         attention_figure,
         colorize,

@@ -2,10 +2,14 @@
 
 Public API:
 
-* :class:`DatasetSpec`, :data:`CAMVID_SPEC`, :data:`CITYSCAPES_SPEC`, :data:`SYNTHETIC_SPEC`
-* :func:`camvid_files`, :func:`folder_files`, :func:`cityscapes_files`, :func:`dataset_files`,
-  :func:`dataset_spec`
-* :func:`validate_dataset` (eager PIL checks) and :func:`make_dataset` (``tf.data``)
+* :class:`DatasetSpec`, :data:`CAMVID_SPEC` (``camvid``), :data:`CITYSCAPES_SPEC`
+  (``cityscapes``), :data:`SYNTHETIC_SPEC` (``synthetic``); :func:`dataset_spec`,
+  :func:`dataset_files` (``registry``)
+* :func:`camvid_files`, :func:`folder_files`, :func:`cityscapes_files`; :func:`list_images`
+  for inference (``listing``)
+* :func:`load_image` and the one decoding rule (``decoding``); mask formats (``masks``)
+* :func:`validate_dataset` (``validation``: eager, the pipeline's decoder) and
+  :func:`make_dataset` (``pipeline``: ``tf.data``)
 * :func:`augment_pair` and the individual seeded transforms in :mod:`.augment`
 * Cityscapes tables: :data:`LABEL_ID_TO_TRAIN_ID`, :data:`TRAIN_ID_TO_LABEL_ID`,
   :func:`label_ids_to_train_ids`, :func:`train_ids_to_label_ids`
@@ -32,19 +36,12 @@ from spgnet_keras.data.cityscapes import (
     label_ids_to_train_ids,
     train_ids_to_label_ids,
 )
-from spgnet_keras.data.datasets import (
-    CAMVID_SPEC,
-    DATASET_NAMES,
-    IMAGE_EXTENSIONS,
-    ValidationReport,
-    camvid_files,
-    dataset_files,
-    dataset_spec,
-    decode_image,
-    folder_files,
-    make_dataset,
-    validate_dataset,
-)
+from spgnet_keras.data.camvid import CAMVID_SPEC, camvid_files
+from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image
+from spgnet_keras.data.listing import folder_files, list_images
+from spgnet_keras.data.pipeline import decode_image, make_dataset
+from spgnet_keras.data.registry import DATASET_NAMES, dataset_files, dataset_spec
+from spgnet_keras.data.validation import ValidationReport, validate_dataset
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError, DatasetSpec
 from spgnet_keras.data.synthetic import (
     SYNTHETIC_CLASSES,
@@ -80,6 +77,8 @@ __all__ = [
     "decode_image",
     "folder_files",
     "label_ids_to_train_ids",
+    "list_images",
+    "load_image",
     "make_dataset",
     "make_synthetic_dataset",
     "pad_bottom_right",

@@ -40,11 +40,15 @@ as RGB by the image rule for PNG.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
+
+from spgnet_keras.constants import MAX_IMAGE_PIXELS
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -60,6 +64,9 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "check_mask_file",
     "read_mask",
+    "load_image",
+    "check_image_file",
+    "check_pixel_count",
 ]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WebP")
@@ -282,3 +289,68 @@ def read_mask(path: str | os.PathLike, index: bool) -> np.ndarray:
 def _last_line(error: tf.errors.OpError) -> str:
     """TensorFlow's own message without its op/device prefix."""
     return str(error.message).strip().splitlines()[-1].split("}} ")[-1]
+
+
+# === Image files for inference (the same rule, with the checks a user's file needs) ===
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Reads an image file into a ``uint8`` RGB array ``[H, W, 3]``, exactly as training reads it.
+
+    The one decoding rule of :mod:`spgnet_keras.data.decoding` (TensorFlow's decoders, also
+    used by ``make_dataset``, ``validate_dataset`` and the served SavedModel): PNG, JPEG, BMP,
+    GIF and WebP are read; grey (any PNG bit depth) is replicated to three channels; 16-bit
+    PNGs keep the high byte; palettes (PNG, GIF, 8-bit BMP) are expanded to their colours;
+    an alpha channel is **dropped**, not composited (GIF transparent pixels are black);
+    CMYK/YCbCr JPEGs are converted to RGB. TIFF, 1/4/16-bit and compressed BMPs and
+    anything else are refused. EXIF orientation is not applied.
+
+    Args:
+        path: Image file.
+
+    Returns:
+        ``np.uint8`` array ``[H, W, 3]``.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: The file is refused or unreadable, or declares more than
+            ``MAX_IMAGE_PIXELS`` pixels (the message names it and the reason).
+    """
+    path = Path(path)
+    check_image_file(path)
+    return read_image(path)
+
+
+
+@contextlib.contextmanager
+def _opened_image(path):
+    """PIL image of `path` (header only), its declared size checked before decoding; clear errors."""
+    try:
+        with Image.open(path) as image:
+            check_pixel_count(image.size, path)
+            yield image
+    except Image.DecompressionBombError as error:  # PIL's own, larger limit fired first
+        raise ValueError(f"Image {path} declares more pixels than the limit of {MAX_IMAGE_PIXELS} ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"Not a readable image file: {path} ({error})") from None
+
+
+def check_pixel_count(size, path, max_pixels=MAX_IMAGE_PIXELS):
+    """ValueError when an image's declared width x height exceeds `max_pixels`."""
+    width, height = size
+    if width * height > max_pixels:
+        raise ValueError(
+            f"Image {path} declares {width}x{height} = {width * height} pixels, more than the limit of "
+            f"{max_pixels} (spgnet_keras.constants.MAX_IMAGE_PIXELS); resize it first."
+        )
+
+
+def check_image_file(path: str | os.PathLike) -> None:
+    """Raises the errors of :func:`load_image` that the file header shows (cheap): a missing
+    file, a format or layout the decoding rule refuses, too many declared pixels."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Image not found: {path}")
+    check_image_header(path)
+    with _opened_image(path):
+        pass

@@ -20,7 +20,7 @@ import tensorflow as tf
 from spgnet_keras import preprocessing
 from spgnet_keras.constants import PREDICTION
 from spgnet_keras.export.portable import _single_output_network, export_tflite, open_runner
-from spgnet_keras.inference import list_images, load_image
+from spgnet_keras.data import list_images, load_image
 
 DEFAULT_CALIBRATION_IMAGES = 200
 MAX_CALIBRATION_IMAGES = 1000
@@ -72,7 +72,7 @@ def resized(image, height, width):
 
 def validation_pairs(folder):
     """(image, mask) path pairs of a folder with `images/` and `labels/` (a CamVid split)."""
-    from spgnet_keras.data.datasets import folder_files
+    from spgnet_keras.data import folder_files
 
     folder = Path(folder)
     return folder_files(folder / "images", folder / "labels")

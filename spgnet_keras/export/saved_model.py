@@ -12,6 +12,7 @@ import tensorflow as tf
 from spgnet_keras.constants import MAX_IMAGE_PIXELS, PREDICTION
 from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
 from spgnet_keras.models.spgnet import SPGNet, check_takes_raw_images
+from spgnet_keras.scales import check_scales
 from spgnet_keras.export.serving import (
     DEFAULT_MAX_PIXELS,
     INPUT_NAME,
@@ -128,12 +129,7 @@ def check_options(model, output, scales, flip, output_size, include_probabilitie
     names = sorted(outputs) if isinstance(outputs, dict) else [PREDICTION]
     if output not in names:
         raise ValueError(f"`output` must be one of the model's outputs {names}, got {output!r}.")
-    try:
-        scales = tuple(float(s) for s in scales)
-    except (TypeError, ValueError):
-        raise ValueError(f"`scales` must be a sequence of positive numbers, got {scales!r}.") from None
-    if not scales or any(not s > 0 for s in scales):
-        raise ValueError(f"`scales` must be a non-empty sequence of positive numbers, got {scales!r}.")
+    scales = check_scales(scales)
     if output_size != "original":
         output_size = list(check_output_size(output_size))
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:

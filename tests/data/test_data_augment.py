@@ -221,16 +221,16 @@ def test_skip_batches_resumes_the_stream_exactly_without_decoding_the_skipped(ti
         np.testing.assert_array_equal(image_a, image_b)
         np.testing.assert_array_equal(mask_a, mask_b)
 
-    from spgnet_keras.data import datasets
+    from spgnet_keras.data import pipeline
 
-    original = datasets.decode_image
+    original = pipeline.decode_image
     counter = tf.Variable(0, dtype=tf.int64)  # decodes, counted inside the tf.data graph
 
     def counted(path):
         counter.assign_add(1)
         return original(path)
 
-    monkeypatch.setattr(datasets, "decode_image", counted)
+    monkeypatch.setattr(pipeline, "decode_image", counted)
     next(iter(build(skip_batches=40)))
     # One batch of 3 (plus the prefetch and parallel maps' read-ahead; with the cache, the 6
     # files once), never the 120 skipped examples.

@@ -22,7 +22,8 @@ from spgnet_keras.data import DatasetError, decode_image, make_dataset, validate
 from spgnet_keras.evaluation import load_label
 from spgnet_keras.export import export_saved_model
 from spgnet_keras.export.serving import NOT_AN_IMAGE_MESSAGE
-from spgnet_keras.inference import load_image, predict_logits
+from spgnet_keras.data import load_image
+from spgnet_keras.inference import predict_logits
 
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr")
 FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "GIF": "gif", "TIFF": "tif", "WEBP": "webp"}

@@ -86,8 +86,8 @@ def test_fixed_size_spgnet_is_rebuilt_for_any_size():
     "kwargs, message",
     [
         ({"output": "stage9"}, "`output` must be one of"),
-        ({"scales": ()}, "`scales` must be"),
-        ({"scales": (1.0, -0.5)}, "`scales` must be"),
+        ({"scales": ()}, "`scales` must contain at least one scale"),
+        ({"scales": (1.0, -0.5)}, "`scales` must be positive numbers, got -0.5"),
         ({"output_size": (0, 10)}, "`output_size`"),
         ({"output_size": "big"}, "`output_size`"),
         ({"max_pixels": 0}, "`max_pixels`"),
@@ -304,7 +304,8 @@ def test_exported_tta_equals_inference_tta_on_camvid_frames(camvid_root, tmp_pat
     SavedModel and `inference.predict_probabilities` give the same probabilities, not only
     the same class maps, on real CamVid frames (240x180, not multiples of 32)."""
     from spgnet_keras.data import dataset_files
-    from spgnet_keras.inference import load_image, predict_probabilities
+    from spgnet_keras.data import load_image
+    from spgnet_keras.inference import predict_probabilities
 
     model = SPGNet(NUM_CLASSES, backbones=("resnet18", "resnet18"), decoder_channels=8)
     # An untrained network's logits are of order 1e4, which turns float rounding (graph vs

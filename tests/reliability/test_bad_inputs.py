@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from spgnet_keras import SPGNet
-from spgnet_keras.inference import load_image, load_model
+from spgnet_keras.data import load_image
+from spgnet_keras.inference import load_model
 from spgnet_keras.models.checkpoints import load_model_weights
 
 

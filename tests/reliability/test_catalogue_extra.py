@@ -332,7 +332,7 @@ def test_no_unsafe_deserialisation_in_the_package_source():
     ("data.crop_size=[64]", "data.crop_size must be \\[height, width\\]"),
     ("run.epochs=-1", "run.epochs must be >= 1"),
     ("run.strategy=tpu", "run.strategy must be one of"),
-    ("data.scales=[0]", "data.scales must be positive"),
+    ("data.scales=[0]", "`data.scales` must be positive numbers, got 0"),
 ])
 def test_bad_set_values_fail_before_training(tmp_path, capsys, assignment, message):
     from spgnet_keras.cli import main
@@ -375,7 +375,7 @@ def test_non_positive_sizes_are_rejected(tmp_path, capsys, argv, message):
 def test_training_scales_must_be_positive():
     from spgnet_keras.data import make_dataset
 
-    with pytest.raises(ValueError, match="scales must be positive"):
+    with pytest.raises(ValueError, match="`scales` must be positive numbers, got -1.0"):
         make_dataset([("a.png", "b.png")], batch_size=2, crop_size=(64, 64), training=True, scales=[-1.0])
 
 

@@ -102,7 +102,7 @@ def test_decoder_width_is_bounded_in_the_model_and_the_config():
         SPGNet(3, backbones=("resnet18",), decoder_channels=MAX_DECODER_CHANNELS + 1)
     with pytest.raises(ValueError, match=re.escape("--set: model: `decoder_channels` must be at most")):
         apply_overrides(ExperimentConfig(), {"model": {"arguments": {"decoder_channels": 100000}}}, source="--set")
-    with pytest.raises(ValueError, match=re.escape(f"data.scales must be at most {MAX_SCALE}, got [1.0, 8.0]")):
+    with pytest.raises(ValueError, match=re.escape(f"`data.scales` must be at most {MAX_SCALE} (spgnet_keras.constants.MAX_SCALE; the paper's largest is 2.0), got 8.0")):
         apply_overrides(ExperimentConfig(), {"data": {"scales": [1.0, 8.0]}})
     with pytest.raises(ValueError, match=re.escape(f"data.crop_size sides must be at most {MAX_IMAGE_SIDE}")):
         apply_overrides(ExperimentConfig(), {"data": {"crop_size": [512, MAX_IMAGE_SIDE + 32]}})

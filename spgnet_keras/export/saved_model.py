@@ -11,8 +11,6 @@ import tensorflow as tf
 
 from spgnet_keras.constants import MAX_IMAGE_PIXELS, PREDICTION
 from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
-from spgnet_keras.models.spgnet import SPGNet, check_takes_raw_images
-from spgnet_keras.scales import check_scales
 from spgnet_keras.export.serving import (
     DEFAULT_MAX_PIXELS,
     INPUT_NAME,
@@ -25,6 +23,8 @@ from spgnet_keras.export.serving import (
     SIGNATURE_UINT8,
     Segmenter,
 )
+from spgnet_keras.models.spgnet import SPGNet, check_takes_raw_images
+from spgnet_keras.scales import check_scales
 
 METADATA_FILE = "spgnet_export.json"
 # Largest fixed output size (height * width) of a served class map: the largest image too.

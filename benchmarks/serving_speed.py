@@ -64,7 +64,7 @@ import tensorflow as tf  # noqa: E402
 
 from spgnet_keras import SPGNet, preprocessing  # noqa: E402
 from spgnet_keras.constants import OUTPUT_STRIDE  # noqa: E402
-from spgnet_keras.evaluation import load_label  # noqa: E402
+from spgnet_keras.data import load_label  # noqa: E402
 from spgnet_keras.export import (  # noqa: E402
     Segmenter,
     calibration_images,

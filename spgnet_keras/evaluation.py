@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
-from spgnet_keras.data.decoding import check_mask_file, load_image
+from spgnet_keras.data.decoding import load_image, load_label
 from spgnet_keras.inference import check_batch_size, check_window, predict_logits
 from spgnet_keras.labels import check_label_values
 from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
@@ -42,7 +42,6 @@ __all__ = [
     "evaluate_dataset",
     "evaluate_label_files",
     "format_table",
-    "load_label",
     "to_json",
 ]
 
@@ -185,38 +184,6 @@ def format_table(result: EvaluationResult) -> str:
 # --------------------------------------------------------------------------------------
 # Labels and prediction writers
 # --------------------------------------------------------------------------------------
-
-
-def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> np.ndarray:
-    """Reads a class-index label PNG (8-bit grey ``L`` or palette ``P`` indices) as int64.
-
-    Args:
-        path: Label file.
-        label_map: Optional lookup table applied to the values (e.g. Cityscapes label id ->
-            train id, ``spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID``).
-
-    Raises:
-        FileNotFoundError: Missing file.
-        ValueError: Not a PNG the training pipeline reads as a class-index mask (an RGB
-            colour-coded mask, 1/2/4/16-bit grey, ...), naming the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Label file not found: {path}")
-    # The training pipeline's rule decides what is a class-index mask (8-bit grey or
-    # palette PNG); Pillow then reads the indices, as the dataset check does.
-    check_mask_file(path, index=True)
-    try:
-        with Image.open(path) as image:
-            label = np.asarray(image).astype(np.int64)
-    except (OSError, SyntaxError) as error:
-        raise ValueError(f"Not a readable label image: {path} ({error})") from None
-    if label_map is not None:
-        label_map = np.asarray(label_map)
-        if label.min(initial=0) < 0 or label.max(initial=0) >= len(label_map):
-            raise ValueError(f"Label {path} has values outside the label map's range [0, {len(label_map)}).")
-        label = label_map[label].astype(np.int64)
-    return label
 
 
 def cityscapes_result_path(out_dir: str | os.PathLike, image_path: str | os.PathLike) -> Path:

@@ -13,6 +13,7 @@ from PIL import Image
 
 from spgnet_keras import SPGNet
 from spgnet_keras.cli import main
+from spgnet_keras.data import load_label
 from spgnet_keras.data.cityscapes import CITYSCAPES_CLASSES, LABEL_ID_TO_TRAIN_ID, TRAIN_ID_TO_LABEL_ID
 from spgnet_keras.evaluation import (
     CityscapesResultWriter,
@@ -22,7 +23,6 @@ from spgnet_keras.evaluation import (
     evaluate_dataset,
     evaluate_label_files,
     format_table,
-    load_label,
     to_json,
 )
 

@@ -7,7 +7,7 @@ Public API:
   :func:`dataset_files` (``registry``)
 * :func:`camvid_files`, :func:`folder_files`, :func:`cityscapes_files`; :func:`list_images`
   for inference (``listing``)
-* :func:`load_image` and the one decoding rule (``decoding``); mask formats (``masks``)
+* :func:`load_image`, :func:`load_label` and the one decoding rule (``decoding``); mask formats (``masks``)
 * :func:`validate_dataset` (``validation``: eager, the pipeline's decoder) and
   :func:`make_dataset` (``pipeline``: ``tf.data``)
 * :func:`augment_pair` and the individual seeded transforms in :mod:`.augment`
@@ -37,7 +37,7 @@ from spgnet_keras.data.cityscapes import (
     train_ids_to_label_ids,
 )
 from spgnet_keras.data.camvid import CAMVID_SPEC, camvid_files
-from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image
+from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image, load_label
 from spgnet_keras.data.listing import folder_files, list_images
 from spgnet_keras.data.pipeline import decode_image, make_dataset
 from spgnet_keras.data.registry import DATASET_NAMES, dataset_files, dataset_spec
@@ -79,6 +79,7 @@ __all__ = [
     "label_ids_to_train_ids",
     "list_images",
     "load_image",
+    "load_label",
     "make_dataset",
     "make_synthetic_dataset",
     "pad_bottom_right",

@@ -65,6 +65,7 @@ __all__ = [
     "check_mask_file",
     "read_mask",
     "load_image",
+    "load_label",
     "check_image_file",
     "check_pixel_count",
 ]
@@ -354,3 +355,35 @@ def check_image_file(path: str | os.PathLike) -> None:
     check_image_header(path)
     with _opened_image(path):
         pass
+
+
+def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> np.ndarray:
+    """Reads a class-index label PNG (8-bit grey ``L`` or palette ``P`` indices) as int64.
+
+    Args:
+        path: Label file.
+        label_map: Optional lookup table applied to the values (e.g. Cityscapes label id ->
+            train id, ``spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID``).
+
+    Raises:
+        FileNotFoundError: Missing file.
+        ValueError: Not a PNG the training pipeline reads as a class-index mask (an RGB
+            colour-coded mask, 1/2/4/16-bit grey, ...), naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Label file not found: {path}")
+    # The training pipeline's rule decides what is a class-index mask (8-bit grey or
+    # palette PNG); Pillow then reads the indices, as the dataset check does.
+    check_mask_file(path, index=True)
+    try:
+        with Image.open(path) as image:
+            label = np.asarray(image).astype(np.int64)
+    except (OSError, SyntaxError) as error:
+        raise ValueError(f"Not a readable label image: {path} ({error})") from None
+    if label_map is not None:
+        label_map = np.asarray(label_map)
+        if label.min(initial=0) < 0 or label.max(initial=0) >= len(label_map):
+            raise ValueError(f"Label {path} has values outside the label map's range [0, {len(label_map)}).")
+        label = label_map[label].astype(np.int64)
+    return label

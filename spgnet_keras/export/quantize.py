@@ -127,7 +127,7 @@ def quantization_report(model, path, calibration, validation=None, *, output=PRE
 
 def folder_miou(runner, pairs, height, width, num_classes):
     """mIoU of `runner`'s class maps on (image, mask) pairs, each image fitted to the input size."""
-    from spgnet_keras.evaluation import load_label
+    from spgnet_keras.data import load_label
     from spgnet_keras.metrics import confusion_matrix, mean_iou_from_confusion
 
     matrix = np.zeros((num_classes, num_classes), np.int64)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from spgnet_keras import SPGNet
 from spgnet_keras.data import DatasetError, decode_image, make_dataset, validate_dataset
-from spgnet_keras.evaluation import load_label
+from spgnet_keras.data import load_label
 from spgnet_keras.export import export_saved_model
 from spgnet_keras.export.serving import NOT_AN_IMAGE_MESSAGE
 from spgnet_keras.data import load_image

@@ -189,7 +189,8 @@ def main(argv=None):
         print(f"train_cityscapes.py: error: {error}", file=sys.stderr)
         return 2
     # The architecture only (train() loads the encoder weights; no "imagenet" download here).
-    model = build_model(dataclasses.replace(config.model, backbone_weights=None), CITYSCAPES_SPEC.num_classes)
+    model = build_model(dataclasses.replace(config.model, backbone_weights=None), CITYSCAPES_SPEC.num_classes,
+                        crop_size=config.data.crop_size)
     plan = describe(config, model, train_pairs, val_pairs, strategy)
     print("\n".join(plan), flush=True)
     if args.dry_run:

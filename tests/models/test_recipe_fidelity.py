@@ -185,3 +185,17 @@ def test_spgnet_test_pooling_option():
 def test_bad_test_pooling_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         SPGNet(5, backbones=("resnet18",), **TINY, **arguments)
+
+
+def test_recipe_models_pool_crop_sized_at_test_time_unless_told_otherwise():
+    """`spgnet train` knows the crop: its models use In-Place ABN's test-time pooling
+    (docs/benchmarks.md, "Test-time pooling"); an explicit choice in the config wins."""
+    from spgnet_keras.config import ModelConfig
+    from spgnet_keras.training import build_model
+
+    model = build_model(ModelConfig(arguments=dict(TINY)), 5, crop_size=[64, 96])
+    assert model.test_pooling == "crop" and tuple(model.test_pooling_crop) == (64, 96)
+    assert isinstance(model.get_layer("stage1_gap"), ContextPooling)
+    kept = build_model(ModelConfig(arguments={**TINY, "test_pooling": "global"}), 5, crop_size=[64, 96])
+    assert kept.test_pooling == "global" and kept.test_pooling_crop is None
+    assert build_model(ModelConfig(arguments=dict(TINY)), 5).test_pooling == "global"  # no crop known

@@ -85,6 +85,8 @@ def test_train_command_end_to_end(synthetic_root, tmp_path, capsys, monkeypatch)
     assert isinstance(model, SPGNet)
     assert model.decoder_channels == 8 and model.num_classes == 8
     assert model.include_preprocessing and model.get_layer("preprocessing") is not None
+    # Test-time pooling over the training crop's extent (In-Place ABN), recorded in the model.
+    assert model.test_pooling == "crop" and tuple(model.test_pooling_crop) == (64, 96)
     outputs = model(np.zeros((1, 64, 96, 3), np.float32), training=False)
     assert {k: tuple(v.shape) for k, v in outputs.items()} == {"prediction": (1, 64, 96, 8), "stage1": (1, 64, 96, 8)}
     # The trained model takes uint8 RGB of any size.

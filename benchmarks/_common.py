@@ -257,3 +257,12 @@ class CompiledModel:
 
     def __call__(self, x, training=False):
         return self._function(x)
+
+
+def comma_choices(parser, text, choices, what):
+    """The comma-separated values of `text`; a parser error naming `what` for one not in `choices`."""
+    values = [value for value in text.split(",") if value]
+    for value in values:
+        if value not in choices:
+            parser.error(f"unknown {what} {value!r}; expected {list(choices)}")
+    return values

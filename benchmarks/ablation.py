@@ -253,10 +253,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.budget = "smoke"
-    variants = [v for v in args.variants.split(",") if v]
-    for v in variants:
-        if v not in VARIANTS:
-            parser.error(f"unknown variant {v!r}; expected {VARIANTS}")
+    variants = _common.comma_choices(parser, args.variants, VARIANTS, "variant")
     results_path = Path(args.results) if args.results else _common.RESULTS / f"ablation_{args.budget}.json"
     stored = dict(runs=[], machines=[]) if args.fresh else load_results(results_path)
 

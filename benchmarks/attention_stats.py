@@ -318,10 +318,7 @@ def main(argv=None):
     parser.add_argument("--knockouts", default="", help=f"comma-separated, of {list(KNOCKOUTS)} (one val pass each)")
     parser.add_argument("--results", default=None, help="JSON (default benchmarks/results/attention_stats.json)")
     args = parser.parse_args(argv)
-    knockouts = [k for k in args.knockouts.split(",") if k]
-    for name in knockouts:
-        if name not in KNOCKOUTS:
-            parser.error(f"unknown knockout {name!r}; expected {list(KNOCKOUTS)}")
+    knockouts = _common.comma_choices(parser, args.knockouts, KNOCKOUTS, "knockout")
     paths = expand_models(args.models)
     if not paths:
         parser.error("no models found")

@@ -67,10 +67,7 @@ def main(argv=None):
     parser.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {list(SETTINGS)}")
     parser.add_argument("--results", default=None, help="JSON (default benchmarks/results/test_pooling.json)")
     args = parser.parse_args(argv)
-    settings = [s for s in args.settings.split(",") if s]
-    for name in settings:
-        if name not in SETTINGS:
-            parser.error(f"unknown setting {name!r}; expected {list(SETTINGS)}")
+    settings = _common.comma_choices(parser, args.settings, SETTINGS, "setting")
 
     root = _common.camvid_root(args.data_root)
     spec = dataset_spec("camvid", root)

@@ -21,9 +21,7 @@ def check_scales(scales, name: str = "scales") -> tuple[float, ...]:
     if not scales:
         raise ValueError(f"`{name}` must contain at least one scale.")
     for scale in scales:
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
-            raise ValueError(f"`{name}` must be positive numbers, got {scale!r}.")
-        if not math.isfinite(scale) or scale <= 0:
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"`{name}` must be positive numbers, got {scale!r}.")
         if scale > MAX_SCALE:
             raise ValueError(

@@ -12,6 +12,10 @@ with ``spgnet_keras.evaluation.evaluate`` (full val images, single scale) on the
 ``prediction`` output. Encoders start from random weights (no ImageNet weights offline),
 unlike the paper.
 
+Training is not bitwise reproducible on the CPU (``benchmarks/reproducibility.py``): a rerun of
+a (variant, seed) pair sees the same batches and initial weights but can end several mIoU points
+away, so runs of two variants on one seed are not paired measurements; compare means over runs.
+
 Stage-1 loss (recorded per run as ``outputs``): every two-stage row has one except
 ``spg_sigmoid_no_supervision`` (Table 3, "Sup." x: its x_l is not supervised, so the model
 has no stage-1 output) and, having one stage, ``one_stage``. In ``no_spg``, ``se`` and ``ge``
@@ -36,11 +40,20 @@ Results are appended to ``benchmarks/results/ablation_<budget>.json`` after each
 (``--variants``) and resumed. The table (docs/benchmarks.md) is written from all stored
 runs of the budget.
 
+Sensitivity (``--learning-rate``, ``--stage-weight``): the budget with one setting changed; the runs
+go to ``ablation_<budget>_lr<value>.json`` / ``ablation_<budget>_sw<value>.json`` so that they
+pair by seed with the default runs (``benchmarks/sensitivity.py`` tabulates the pairs).
+``--curve-steps 100,200,300`` also scores final and stage-1 mIoU at those steps during training
+(the poly schedule still runs to the budget's last step, so a step-100 point is a model in the
+middle of a 400-step schedule, not a 100-step run) and, with ``--save-models``, saves each such
+model as ``<variant>_seed<k>_step<n>.keras`` (for ``attention_stats.py``).
+
 Examples::
 
     python benchmarks/ablation.py --budget smoke
     python benchmarks/ablation.py --budget small --seeds 1 --variants one_stage,no_spg,spg_sum,spg_softmax
     python benchmarks/ablation.py --budget small --seeds 2      # adds seed 1 to what is stored
+    python benchmarks/ablation.py --budget medium --variants no_spg,spg_sigmoid --learning-rate 0.04
 """
 
 from __future__ import annotations
@@ -119,8 +132,39 @@ def build_variant(variant, num_classes, decoder):
     return SPGNet(num_classes=num_classes, **{**ablation_arguments(variant), "decoder_channels": decoder})
 
 
-def run_one(variant, seed, budget, root, spec, pairs, log, save_dir=None):
-    settings = BUDGETS[budget]
+def scores(model, pairs, spec):
+    """(final mIoU result, stage-1 mIoU or None) on `pairs`, the model in inference mode."""
+    compiled = _common.CompiledModel(model)
+    result = evaluate(compiled, pairs, num_classes=spec.num_classes, class_names=spec.class_names)
+    stage1 = None
+    if STAGE1 in model.output:  # how good the predictions that guide stage 2 are (Sec 3.2)
+        stage1 = evaluate(compiled, pairs, num_classes=spec.num_classes, output=STAGE1).miou
+    return result, stage1
+
+
+class CurvePoints(keras.callbacks.Callback):
+    """Scores (and saves) the model at given training steps: mIoU over training."""
+
+    def __init__(self, steps, pairs, spec, log, save_stem=None):
+        super().__init__()
+        self.steps, self.pairs, self.spec, self.log, self.save_stem = set(steps), pairs, spec, log, save_stem
+        self.points = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = batch + 1
+        if step not in self.steps:
+            return
+        result, stage1 = scores(self.model, self.pairs, self.spec)
+        self.points.append(dict(step=step, miou=result.miou, stage1_miou=stage1, loss=float(logs["loss"])))
+        self.log(f"  step {step}: mIoU {100 * result.miou:.2f} %"
+                 + (f", stage 1 {100 * stage1:.2f} %" if stage1 is not None else ""))
+        if self.save_stem is not None:
+            self.save_stem.parent.mkdir(parents=True, exist_ok=True)
+            self.model.save(f"{self.save_stem}_step{step}.keras")
+
+
+def run_one(variant, seed, budget, root, spec, pairs, log, save_dir=None, overrides=None, curve_steps=()):
+    settings = dict(BUDGETS[budget], **(overrides or {}))
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     data_config = DataConfig(dataset="camvid", root=str(root), crop_size=list(settings["crop"]),
@@ -130,24 +174,27 @@ def run_one(variant, seed, budget, root, spec, pairs, log, save_dir=None):
         train = train.map(lambda image, mask: (image, {PREDICTION: mask}))
     start = time.perf_counter()
     model = build_variant(variant, num_classes, settings["decoder"])
+    loss_config = LossConfig(**({"stage_weight": settings["stage_weight"]} if "stage_weight" in settings else {}))
     model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=settings["learning_rate"]),
-                                             LossConfig(), settings["steps"]))
-    history = model.fit(train, epochs=1, steps_per_epoch=settings["steps"], verbose=0)
-    train_seconds = time.perf_counter() - start
+                                             loss_config, settings["steps"]))
+    curve = CurvePoints([s for s in curve_steps if s < settings["steps"]], pairs, spec, log,
+                        save_dir / f"{variant}_seed{seed}" if save_dir is not None else None)
+    history = model.fit(train, epochs=1, steps_per_epoch=settings["steps"], verbose=0, callbacks=[curve])
+    train_seconds = time.perf_counter() - start  # includes the curve points' evaluations
     start = time.perf_counter()
-    result = evaluate(_common.CompiledModel(model), pairs, num_classes=spec.num_classes, class_names=spec.class_names)
+    result, stage1 = scores(model, pairs, spec)
     eval_seconds = time.perf_counter() - start
-    stage1 = None
-    if STAGE1 in model.output:  # how good the predictions that guide stage 2 are (Sec 3.2)
-        stage1 = evaluate(_common.CompiledModel(model), pairs, num_classes=spec.num_classes, output=STAGE1).miou
     loss = float(history.history["loss"][-1])
+    curve.points.append(dict(step=settings["steps"], miou=result.miou, stage1_miou=stage1, loss=loss))
     record = dict(variant=variant, seed=seed, budget=budget, settings={k: list(v) if isinstance(v, tuple) else v
                                                                         for k, v in settings.items()},
                   params=count_params(model), outputs=sorted(model.output), miou=result.miou, pixel_accuracy=result.pixel_accuracy,
                   stage1_miou=stage1,
                   iou=[None if math.isnan(v) else v for v in result.iou], final_train_loss=loss,
                   train_seconds=train_seconds, eval_seconds=eval_seconds, val_images=result.num_images,
-                  load=_common.load_average()[0])
+                  load=_common.load_average()[0], stage_weight=loss_config.stage_weight)
+    if len(curve.points) > 1:
+        record["curve"] = curve.points
     log(f"{variant} seed {seed}: mIoU {100 * result.miou:.2f} %, loss {loss:.3f}, train {train_seconds:.0f} s, "
         f"eval {eval_seconds:.0f} s")
     if save_dir is not None:
@@ -163,8 +210,8 @@ def load_results(path):
     return dict(runs=[], machines=[])
 
 
-def table_markdown(budget, runs, seeds_requested):
-    settings = BUDGETS[budget]
+def table_markdown(budget, runs, seeds_requested, overrides=None):
+    settings = dict(BUDGETS[budget], **(overrides or {}))
     by_variant = {v: [r for r in runs if r["variant"] == v] for v in VARIANTS}
     lines = [
         "| Table | Variant | Paper (Cityscapes val, ImageNet R18) | Paper vs baseline | Ours: CamVid val mIoU | "
@@ -197,7 +244,8 @@ def table_markdown(budget, runs, seeds_requested):
     lines += [
         "",
         f"Budget `{budget}`: crops {crop[0]}x{crop[1]}, batch {settings['batch']}, decoder D={settings['decoder']}, "
-        f"{settings['steps']} SGD steps (lr {settings['learning_rate']}, poly 0.9), random scales "
+        f"{settings['steps']} SGD steps (lr {settings['learning_rate']}, poly 0.9"
+        f"{', stage-1 loss weight ' + str(settings['stage_weight']) if 'stage_weight' in settings else ''}), random scales "
         f"{settings['scales']}, flip; random encoder init; evaluated on "
         f"{'the first ' + str(settings['val_images']) if settings['val_images'] else 'all 101'} CamVid val images "
         f"(full 240x180 images, single scale). Mean ± sample standard deviation over seeds "
@@ -236,6 +284,22 @@ def separation_lines(by_variant):
             f"beyond 2 standard errors: {', '.join(beyond) or 'none'}; within: {', '.join(within) or 'none'}."]
 
 
+def sensitivity_overrides(parser, args):
+    """(budget overrides, results-file suffix) of --learning-rate / --stage-weight."""
+    overrides, suffix = {}, ""
+    if args.learning_rate is not None:
+        if not args.learning_rate > 0:
+            parser.error(f"--learning-rate must be positive, got {args.learning_rate}")
+        overrides["learning_rate"] = args.learning_rate
+        suffix += f"_lr{args.learning_rate:g}"
+    if args.stage_weight is not None:
+        if not args.stage_weight >= 0:
+            parser.error(f"--stage-weight must be >= 0, got {args.stage_weight}")
+        overrides["stage_weight"] = args.stage_weight
+        suffix += f"_sw{args.stage_weight:g}"
+    return overrides, suffix
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="smoke")
@@ -250,11 +314,25 @@ def main(argv=None):
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--save-models", default=None, metavar="DIR",
                         help="also save every trained model as DIR/<variant>_seed<k>.keras")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="sensitivity: the budget's base learning rate replaced (own results file)")
+    parser.add_argument("--stage-weight", type=float, default=None,
+                        help="sensitivity: deep-supervision weight of stage-1 outputs (own results file)")
+    parser.add_argument("--curve-steps", default="",
+                        help="comma-separated steps at which to score (and, with --save-models, save) the model")
     args = parser.parse_args(argv)
     if args.quick:
         args.budget = "smoke"
     variants = _common.comma_choices(parser, args.variants, VARIANTS, "variant")
-    results_path = Path(args.results) if args.results else _common.RESULTS / f"ablation_{args.budget}.json"
+    overrides, suffix = sensitivity_overrides(parser, args)
+    try:
+        curve_steps = sorted({int(step) for step in args.curve_steps.split(",") if step})
+    except ValueError:
+        parser.error(f"--curve-steps must be comma-separated whole numbers, got {args.curve_steps!r}")
+    if any(step <= 0 for step in curve_steps):
+        parser.error(f"--curve-steps must be positive, got {args.curve_steps!r}")
+    results_path = (Path(args.results) if args.results
+                    else _common.RESULTS / f"ablation_{args.budget}{suffix}.json")
     stored = dict(runs=[], machines=[]) if args.fresh else load_results(results_path)
 
     def log(message):
@@ -277,7 +355,8 @@ def main(argv=None):
                 log("time limit reached; resume with the same command")
                 break
             stored["runs"].append(run_one(variant, seed, args.budget, root, spec, pairs, log,
-                                          Path(args.save_models) if args.save_models else None))
+                                          Path(args.save_models) if args.save_models else None,
+                                          overrides, curve_steps))
             machine.sample_load()
             _common.write_json(results_path, stored)
     machine.finish()
@@ -287,16 +366,17 @@ def main(argv=None):
     machines = stored["machines"]
     loads = [s for m in machines for s in m["load_samples"]]
     minutes = sum((m["seconds"] or 0) for m in machines) / 60
-    lines = [f"## Ablation (Tables 3 and 4) on CamVid, budget `{args.budget}`", "", machine.markdown(), ""]
+    lines = [f"## Ablation (Tables 3 and 4) on CamVid, budget `{args.budget}`{suffix.replace('_', ' ')}", "",
+             machine.markdown(), ""]
     if len(machines) > 1:
         lines += [f"- Table built from {len(machines)} invocations (resumed runs), {minutes:.1f} min in all; "
                   f"1-min load over all of them: min {min(loads):.2f}, max {max(loads):.2f}. Commands: "
                   + "; ".join(f"`{m['command']}`" for m in machines), ""]
-    lines.append(table_markdown(args.budget, stored["runs"], args.seeds))
+    lines.append(table_markdown(args.budget, stored["runs"], args.seeds, overrides))
     markdown = "\n".join(lines) + "\n"
     print(markdown)
     if not args.no_doc:
-        _common.write_section(f"ablation-{args.budget}", markdown)
+        _common.write_section(f"ablation-{args.budget}{suffix.replace('_', '-')}", markdown)
 
 
 if __name__ == "__main__":

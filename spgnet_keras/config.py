@@ -83,6 +83,8 @@ class RunConfig:
     out_dir: str = "runs/experiment"
     epochs: int = 10
     steps_per_epoch: int = 50
+    # Initial weights and training batches; training itself is not bitwise reproducible on the
+    # CPU (kernel round-off differs between runs; docs/benchmarks.md, "Reading the `medium` ablation").
     seed: int = 0
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = False

@@ -634,6 +634,7 @@ def build_parser():
     pack_parser = commands.add_parser("pack", help="CamVid train/val -> one .npz (TensorFlow allowed)")
     pack_parser.add_argument("--out", default=str(DEFAULT_ARRAYS))
     pack_parser.add_argument("--data-root", default=None)
+    pack_parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     run_parser = commands.add_parser("run", help="train and score the variants (KERAS_BACKEND=jax)")
     run_parser.add_argument("--arrays", default=str(DEFAULT_ARRAYS), help="the .npz written by `pack`")
     run_parser.add_argument("--budget", choices=sorted(BUDGETS), default="smoke")
@@ -661,6 +662,8 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "pack":
+        if Path(args.out).exists() and not args.overwrite:
+            parser.error(f"{args.out} exists; pass --overwrite to replace it")
         pack(args.out, args.data_root)
     else:
         run(parser, args)

@@ -7,7 +7,9 @@
 Sends the encoded files as-is (`{"instances": [{"b64": ...}, ...]}` to the
 `serving_default` signature: JPEG or PNG bytes; decoding, padding and the model's own
 normalisation happen in the served graph), and prints each image's size and class histogram. With
-`--out`, writes each class map as an 8-bit PNG (needs Pillow; -1 padding is cropped off).
+`--out`, writes each class map as an 8-bit PNG (needs Pillow; -1 padding is cropped off). With
+`--metadata <version>/assets.extra/spgnet_export.json` the histogram names the classes (the model's
+own class names, which the export records).
 
 Only the Python standard library is needed to send requests (Pillow only for `--out`).
 See examples/serve_with_tf_serving.md.
@@ -101,7 +103,10 @@ def main(argv=None):
     parser.add_argument("--version", type=int, default=None, help="model version (default: the latest)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the class maps (PNG)")
     parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--metadata", type=Path, default=None,
+                        help="the export's assets.extra/spgnet_export.json: name the classes with its class_names")
     args = parser.parse_args(argv)
+    names = json.loads(args.metadata.read_text())["class_names"] if args.metadata is not None else None
 
     images = [path.read_bytes() for path in args.images]
     try:
@@ -114,7 +119,8 @@ def main(argv=None):
     for path, result in zip(args.images, results):
         height, width = result["image_size"]
         counts = class_histogram(result["classes"])
-        shares = ", ".join(f"{c}: {100 * n / (height * width):.1f}%" for c, n in sorted(counts.items()))
+        shares = ", ".join(f"{names[c] if names and 0 <= c < len(names) else c}: {100 * n / (height * width):.1f}%"
+                           for c, n in sorted(counts.items()))
         print(f"{path}: {height}x{width}, classes {shares}")
         if args.out is not None:
             save_class_map(result["classes"], args.out / f"{path.stem}_classes.png")

@@ -25,25 +25,51 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 @dataclasses.dataclass
 class ModelConfig:
-    """SPGNet architecture: a preset of the paper's tables plus argument overrides."""
+    """SPGNet architecture: a preset of the paper's tables plus argument overrides, or a saved
+    SPGNet to fine-tune (`weights`: its architecture, re-headed for the data's classes)."""
 
     preset: str = "spgnet_r18x2_128"
     arguments: dict = dataclasses.field(default_factory=dict)  # SPGNet(...) keyword overrides
     backbone_weights: typing.Optional[str] = None  # None | "imagenet" | path to a weights file
+    weights: typing.Optional[str] = None  # a saved SPGNet (.keras or preset folder) to start from
 
 
 @dataclasses.dataclass
 class DataConfig:
+    """Where the data are and how to read them (`spgnet_keras.data.resolve_data`).
+
+    A named dataset reads `root` (camvid, cityscapes, synthetic; folder = ROOT/<split>/{images,
+    labels}). Folders of any other layout are given as they are (dataset "folder"): `images` and
+    `masks` (relative to `root` when it is set), file naming, list files, and a validation
+    folder, list or held-out fraction.
+    """
+
     dataset: str = "camvid"  # camvid | cityscapes | folder | synthetic
     root: typing.Optional[str] = None
     train_split: str = "train"
     val_split: str = "val"
-    num_classes: typing.Optional[int] = None  # None: from the dataset's description
+    images: typing.Optional[str] = None  # training images (dataset "folder")
+    masks: typing.Optional[str] = None  # their masks; None: beside the images
+    val_images: typing.Optional[str] = None
+    val_masks: typing.Optional[str] = None
+    train_list: typing.Optional[str] = None  # keys (VOC ImageSets) or an image,mask CSV
+    val_list: typing.Optional[str] = None
+    val_fraction: typing.Optional[float] = None  # held out of the training pairs (default 0.1 without val data)
+    split_seed: int = 0
+    image_suffix: typing.Optional[str] = None  # e.g. _leftImg8bit.png; None: any image extension
+    mask_suffix: str = ".png"  # e.g. _mask.png, _gtFine_labelTrainIds.png
+    image_prefix: str = ""
+    mask_prefix: str = ""
+    recursive: bool = True
+    classes: typing.Optional[str] = None  # classes file (names, optional colours)
+    num_classes: typing.Optional[int] = None  # None: from the classes file, the dataset, or counted in the masks
     crop_size: typing.List[int] = dataclasses.field(default_factory=lambda: [160, 224])
     batch_size: int = 8
     scales: typing.List[float] = dataclasses.field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
     flip: bool = True
-    mask_format: str = "index"  # index | color
+    mask_format: str = "auto"  # auto | index | color
+    reduce_zero_label: bool = False  # 0 -> 255, other classes down by one (ADE20K)
+    label_map: typing.Optional[dict] = None  # {old: new} after reduce_zero_label, e.g. {3: 1, 7: 255}
     validate: bool = True
     val_max_images: typing.Optional[int] = None
 
@@ -75,7 +101,7 @@ class LossConfig:
     ohem_threshold: typing.Optional[float] = None
     ohem_min_kept: int = 0
     ohem_top_k: typing.Optional[float] = None
-    class_weights: typing.Optional[typing.List[float]] = None
+    class_weights: typing.Optional[typing.Union[typing.List[float], str]] = None  # or "auto": median frequency
 
 
 @dataclasses.dataclass
@@ -218,7 +244,15 @@ def load_config(path):
 
 
 def apply_overrides(config, overrides, source="overrides"):
-    """Sets `overrides` ({section: {key: value}}) on `config`, checking names and types."""
+    """Sets `overrides` ({section: {key: value}}) on `config`, checking names, types and values."""
+    set_fields(config, overrides, source)
+    check_model_arguments(config.model.arguments, source)
+    check_values(config, source)
+    return config
+
+
+def set_fields(config, overrides, source):
+    """Sets `overrides` ({section: {key: value}}) on `config`, checking names and types only."""
     for section, values in overrides.items():
         if section not in {f.name for f in dataclasses.fields(config)}:
             raise ValueError(f"{source}: unknown section {section!r}; expected one of "
@@ -231,6 +265,27 @@ def apply_overrides(config, overrides, source="overrides"):
             if key not in hints:
                 raise ValueError(f"{source}: unknown key {section}.{key}; expected one of {sorted(hints)}.")
             setattr(target, key, _checked(value, hints[key], f"{source}: {section}.{key}"))
+
+
+def apply_assignments(config, assignments, source="command line"):
+    """Applies `[(section, key, value, origin), ...]` in order (a later one of the same field
+    wins), each checked in name and type with its `origin` (e.g. "--set", "--epochs") in the
+    message, then the whole config checked as `apply_overrides` does.
+
+    `key` may reach into a mapping field: `("model", "arguments.decoder_channels", 64, ...)`
+    sets one SPGNet argument and keeps the others; `("data", "label_map.255", 1, ...)` one
+    label-map entry.
+    """
+    for section, key, value, origin in assignments:
+        field, dot, entry = key.partition(".")
+        if dot:
+            current = getattr(getattr(config, section, None), field, None)
+            if current is not None and not isinstance(current, dict):
+                raise ValueError(f"{origin}: {section}.{field} is not a mapping; set it whole ({section}.{field}=VALUE).")
+            value = {**(current or {}), entry: value}
+        set_fields(config, {section: {field: value}}, origin)
+        if (section, field) == ("model", "arguments"):
+            check_model_arguments(value, origin)
     check_model_arguments(config.model.arguments, source)
     check_values(config, source)
     return config
@@ -250,6 +305,10 @@ def check_values(config, source="config"):
         problems.append(str(error).rstrip("."))
     if data.num_classes is not None and data.num_classes < 2:
         problems.append(f"data.num_classes must be at least 2 (with one class the loss is 0), got {data.num_classes}")
+    problems += data_problems(data)
+    weights = config.loss.class_weights
+    if isinstance(weights, str) and weights != "auto":
+        problems.append(f"loss.class_weights must be a list of numbers or 'auto', got {weights!r}")
     for name, value in (("data.batch_size", data.batch_size), ("run.epochs", run.epochs),
                         ("run.steps_per_epoch", run.steps_per_epoch)):
         if value < 1:
@@ -263,6 +322,28 @@ def check_values(config, source="config"):
     problems += model_problems(config.model)
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems) + ".")
+
+
+def data_problems(data):
+    """Messages for data options that cannot work together (before any file is read)."""
+    from spgnet_keras.data.listing import check_suffixes
+    from spgnet_keras.data.masks import MASK_FORMAT_CHOICES, parse_label_map
+
+    problems = []
+    folders = [name for name in ("images", "masks", "val_images", "val_masks", "train_list", "val_list")
+               if getattr(data, name) is not None]
+    if folders and data.dataset != "folder":
+        problems.append(f"data.{folders[0]} is for dataset 'folder' (your folders as they are), not {data.dataset!r}")
+    if data.mask_format not in MASK_FORMAT_CHOICES:
+        problems.append(f"data.mask_format must be one of {MASK_FORMAT_CHOICES}, got {data.mask_format!r}")
+    if data.val_fraction is not None and not 0 < data.val_fraction < 1:
+        problems.append(f"data.val_fraction must lie between 0 and 1 (exclusive), got {data.val_fraction!r}")
+    for check in (lambda: check_suffixes(data.image_suffix, data.mask_suffix), lambda: parse_label_map(data.label_map)):
+        try:
+            check()
+        except ValueError as error:
+            problems.append(f"data.{str(error).rstrip('.')}")
+    return problems
 
 
 def optimizer_problems(optimizer):
@@ -321,10 +402,16 @@ def check_model_arguments(arguments, source):
 
 def _checked(value, hint, where):
     origin = typing.get_origin(hint)
-    if origin is typing.Union:  # Optional[X]
-        if value is None:
+    if origin is typing.Union:  # Optional[X], Union[X, Y]: the first alternative that takes the value
+        if value is None and type(None) in typing.get_args(hint):
             return None
-        hint = [a for a in typing.get_args(hint) if a is not type(None)][0]
+        alternatives = [a for a in typing.get_args(hint) if a is not type(None)]
+        for alternative in alternatives[:-1]:
+            try:
+                return _checked(value, alternative, where)
+            except ValueError:
+                pass
+        hint = alternatives[-1]
         origin = typing.get_origin(hint)
     if origin in (list, typing.List):
         if not isinstance(value, list):

@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
 from spgnet_keras.data.decoding import load_image, load_label
 from spgnet_keras.inference import check_batch_size, check_window, predict_logits
@@ -39,6 +40,7 @@ __all__ = [
     "cityscapes_result_path",
     "dataset_pairs",
     "evaluate",
+    "evaluate_data",
     "evaluate_dataset",
     "evaluate_label_files",
     "format_table",
@@ -281,8 +283,10 @@ def _resolve_classes(model, num_classes, class_names, output):
     if num_classes is None:
         raise ValueError("num_classes is unknown; pass num_classes or class_names.")
     num_classes = int(num_classes)
-    if class_names is None:
-        class_names = [f"class_{i}" for i in range(num_classes)]
+    if class_names is None:  # the names a trained SPGNet keeps, else class_0, class_1, ...
+        model_names = getattr(model, "class_names", None)
+        class_names = model_names if model_names is not None and len(model_names) == num_classes \
+            else default_class_names(num_classes)
     if len(class_names) != num_classes:
         raise ValueError(f"{len(class_names)} class names for {num_classes} classes.")
     return num_classes, tuple(class_names)
@@ -300,8 +304,9 @@ def _model_classes(model, output):
         return None
 
 
-def _iterate_examples(data, label_map):
-    """Yields ``(image, label, image_path)``; images as arrays (batches allowed for arrays)."""
+def _iterate_examples(data, label_map, read_label=None):
+    """Yields ``(image, label, image_path)``; images as arrays (batches allowed for arrays).
+    Label files are read by `read_label(path)` when given, else by `load_label`."""
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
@@ -316,7 +321,7 @@ def _iterate_examples(data, label_map):
             if not isinstance(label, (str, os.PathLike)):
                 raise ValueError("A pair with an image path needs a label path.")
             array = load_image(image)
-            label_array = load_label(label, label_map)
+            label_array = load_label(label, label_map) if read_label is None else read_label(label)
             if array.shape[:2] != label_array.shape:
                 raise ValueError(
                     f"Image {image} is {array.shape[1]}x{array.shape[0]} but label {label} is "
@@ -350,6 +355,7 @@ def evaluate(
     prediction_writer: Callable | None = None,
     max_images: int | None = None,
     progress: Callable[[int, str | None], None] | None = None,
+    read_label: Callable[[str], np.ndarray] | None = None,
 ) -> EvaluationResult:
     """Evaluates a model on full images with :func:`spgnet_keras.inference.predict_logits`.
 
@@ -361,7 +367,8 @@ def evaluate(
             ``[H, W]`` or batched ``[N, H, W, 3]`` / ``[N, H, W]`` (e.g.
             ``make_dataset(..., training=False, batch_size=1)``), RGB in [0, 255].
         num_classes: ``C`` (default: ``len(class_names)`` or the model's output channels).
-        class_names: Names of the classes (default ``class_0``...).
+        class_names: Names of the classes (default: the model's ``class_names``, else
+            ``class_0``...).
         scales, flip, window, stride, output, batch_size: Test-time settings of
             :func:`~spgnet_keras.inference.predict_logits`.
         ignore_index: Label value not counted.
@@ -370,6 +377,9 @@ def evaluate(
             for every image, e.g. :class:`CityscapesResultWriter`.
         max_images: Stop after this many images.
         progress: Called as ``progress(images_done, image_path)``.
+        read_label: Reads a label file of ``data`` into int labels ``[H, W]`` (e.g. a
+            :class:`~spgnet_keras.data.MaskReader` for colour masks or label maps); default
+            :func:`~spgnet_keras.data.load_label` with ``label_map``.
 
     Returns:
         :class:`EvaluationResult`.
@@ -395,7 +405,7 @@ def evaluate(
     }
     start = time.perf_counter()
     done = 0
-    for image, label, path in _iterate_examples(data, label_map):
+    for image, label, path in _iterate_examples(data, label_map, read_label):
         if max_images is not None and done >= max_images:
             break
         logits = predict_logits(
@@ -462,16 +472,18 @@ def dataset_pairs(dataset: str, root: str | os.PathLike, split: str = "val") -> 
             ``ValueError`` and a ``FileNotFoundError``).
         FileNotFoundError: Missing root or split folders.
     """
-    from spgnet_keras.data import dataset_files, folder_files
+    return _split_of(dataset, root, split).val_pairs
+
+
+def _split_of(dataset, root, split):
+    from spgnet_keras.data import MaskStyle, resolve_data
 
     if dataset not in ("camvid", "cityscapes", "folder"):
         raise ValueError(f"Unknown dataset {dataset!r}; expected camvid, cityscapes or folder.")
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset root not found: {root}")
-    if dataset == "folder" and not (root / split).is_dir() and (root / "images").is_dir():
-        return folder_files(root / "images", root / "labels")
-    return dataset_files(dataset, root, split)
+    return resolve_data(dataset, root, val_split=split, splits="val", style=MaskStyle("index"))
 
 
 def evaluate_dataset(
@@ -497,24 +509,35 @@ def evaluate_dataset(
             as class-index PNGs (:class:`IndexPngWriter`).
         **kwargs: Passed to :func:`evaluate` (scales, flip, window, max_images, ...).
     """
-    from spgnet_keras.data import dataset_spec
-    from spgnet_keras.data.spec import DatasetNotFoundError
+    result = evaluate_data(model, _split_of(dataset, root, split), predictions_dir, **kwargs)
+    result.settings.update(root=str(root), split=split)
+    return result
 
-    pairs = dataset_pairs(dataset, root, split)
-    root = Path(root)
-    try:
-        spec = dataset_spec(dataset, root)
-        kwargs.setdefault("class_names", spec.class_names)
-        kwargs.setdefault("ignore_index", spec.ignore_index)
-    except DatasetNotFoundError:
-        pass  # "folder" without meta.json: classes from the model
-    if dataset == "cityscapes":
-        from spgnet_keras.data.cityscapes import LABEL_ID_TO_TRAIN_ID
 
-        kwargs.setdefault("label_map", LABEL_ID_TO_TRAIN_ID)
+def evaluate_data(model, data, predictions_dir: str | os.PathLike | None = None, **kwargs) -> EvaluationResult:
+    """Evaluates on the validation pairs of ``data`` (a :class:`~spgnet_keras.data.ResolvedData`
+    from :func:`~spgnet_keras.data.resolve_data`, or read back from a run's ``data.json``),
+    reading every mask as training read it (mask format, palette, label map:
+    :class:`~spgnet_keras.data.MaskReader`).
+
+    Args:
+        model: Segmentation model.
+        data: The resolved data; its classes name the table (else the model's names).
+        predictions_dir: As in :func:`evaluate_dataset`.
+        **kwargs: Passed to :func:`evaluate`.
+    """
+    from spgnet_keras.data import MaskReader
+
+    pairs = data.val_pairs
+    if not pairs:
+        raise ValueError("No images to evaluate (empty dataset).")
+    kwargs.setdefault("read_label", MaskReader([mask for _, mask in pairs], **data.dataset_arguments()))
+    if data.spec is not None:
+        kwargs.setdefault("class_names", data.spec.class_names)
+        kwargs.setdefault("ignore_index", data.spec.ignore_index)
     if predictions_dir is not None:
-        writer = CityscapesResultWriter if dataset == "cityscapes" else IndexPngWriter
+        writer = CityscapesResultWriter if data.dataset == "cityscapes" else IndexPngWriter
         kwargs.setdefault("prediction_writer", writer(predictions_dir))
     result = evaluate(model, pairs, **kwargs)
-    result.settings.update(dataset=dataset, root=str(root), split=split)
+    result.settings.update(dataset=data.dataset, validation=data.val_source)
     return result

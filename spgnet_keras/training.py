@@ -1,5 +1,6 @@
 """Training SPGNet with `model.fit`: strategy, model, data, compile and callbacks (Sec 4.2)."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -10,6 +11,10 @@ import tensorflow as tf
 from spgnet_keras.callbacks import (AtomicCheckpoint, GuardedBackupAndRestore, StopOnNonFiniteLoss,
                                     TrainingDivergedError)
 from spgnet_keras.config import PRECISIONS, STRATEGIES, config_to_dict
+from spgnet_keras.data.masks import MaskStyle
+from spgnet_keras.data.report import DataReport, describe_data
+from spgnet_keras.data.sources import DATA_RECORD, FolderNaming, ResolvedData, data_record, resolve_data
+from spgnet_keras.data.spec import DatasetSpec
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
 from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metric
@@ -53,23 +58,39 @@ def set_precision(policy):
     keras.mixed_precision.set_dtype_policy(policy)
 
 
-def build_model(config, num_classes, crop_size=None):
-    """SPGNet from a `ModelConfig` (preset + argument overrides) and optional backbone weights.
+def build_model(config, num_classes, crop_size=None, class_names=None, palette=None):
+    """SPGNet from a `ModelConfig` (preset + argument overrides, or a saved SPGNet in
+    `weights` re-headed for `num_classes`) and optional backbone weights; it keeps the data's
+    `class_names` and `palette` in its config.
 
     With the training `crop_size` known, the model pools crop-sized at test time
     (`test_pooling="crop"`, In-Place ABN's test-time pooling; training pools globally):
     on CamVid val it scored higher than global pooling (docs/benchmarks.md, "Test-time
     pooling"). `model.arguments.test_pooling: global` keeps global pooling.
     """
-    arguments = {**preset_arguments(config.preset), **config.arguments}
+    arguments = dict(config.arguments) if config.weights else {**preset_arguments(config.preset), **config.arguments}
     if crop_size is not None and "test_pooling" not in arguments:
         arguments.update(test_pooling="crop", test_pooling_crop=[int(side) for side in crop_size])
-    model = SPGNet(num_classes=num_classes, **arguments)
+    classes = {key: value for key, value in (("class_names", class_names), ("palette", palette)) if value is not None}
+    if config.weights:
+        model = SPGNet.from_preset(config.weights, num_classes=num_classes, **classes, **arguments)
+    else:
+        model = SPGNet(num_classes=num_classes, **classes, **arguments)
     if config.backbone_weights:
         from spgnet_keras.models.imagenet import load_backbone_weights
 
         load_backbone_weights(model, config.backbone_weights)
     return model
+
+
+def describe_model(config, model):
+    """One line: what `build_model` built."""
+    stages = " + ".join(model.stage_backbones)
+    start = (f"fine-tuned from {config.weights}" if config.weights else
+             f"preset {config.preset}" + (f", backbone weights {config.backbone_weights}" if config.backbone_weights
+                                          else ", random initialisation"))
+    return (f"SPGNet {stages}, decoder {model.decoder_channels}, guidance {model.guidance}, "
+            f"{model.num_classes} classes ({start}; {model.count_params():,} parameters)")
 
 
 def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
@@ -98,6 +119,68 @@ def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
     return dict(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
 
+@dataclasses.dataclass
+class PreparedData:
+    """A `DataConfig` read: the files (`resolved`), the classes (`spec`) and the dataset check
+    with the class shares (`report`, None when `data.validate` is false and the classes are known)."""
+
+    resolved: ResolvedData
+    spec: DatasetSpec
+    report: DataReport | None
+
+    def record(self):
+        """What a run folder's `data.json` keeps: the split, the classes and the mask style, so
+        that `spgnet evaluate --model RUN/...` reads the same validation data the same way."""
+        return data_record(self.resolved, self.spec, None if self.report is None else self.report.to_dict())
+
+
+def resolve_config_data(data_config, splits="both"):
+    """`resolve_data` of the fields of a `DataConfig` (`splits="val"`: the validation part only)."""
+    if data_config.root is None and data_config.images is None and data_config.train_list is None and \
+            data_config.val_images is None:
+        raise ValueError(f"data.root is required for dataset {data_config.dataset!r} (or give the folders "
+                         "themselves: --images DIR --masks DIR, data.images / data.masks).")
+    naming = FolderNaming(data_config.image_suffix, data_config.mask_suffix, data_config.image_prefix,
+                          data_config.mask_prefix, data_config.recursive)
+    style = MaskStyle(mask_format=data_config.mask_format, reduce_zero_label=data_config.reduce_zero_label,
+                      label_map=data_config.label_map)
+    return resolve_data(
+        data_config.dataset, data_config.root, images=data_config.images, masks=data_config.masks,
+        val_images=data_config.val_images, val_masks=data_config.val_masks, train_list=data_config.train_list,
+        val_list=data_config.val_list, val_fraction=data_config.val_fraction, split_seed=data_config.split_seed,
+        train_split=data_config.train_split, val_split=data_config.val_split, naming=naming,
+        classes=data_config.classes, num_classes=data_config.num_classes, style=style, splits=splits)
+
+
+def prepare_data(data_config):
+    """The `PreparedData` of a `DataConfig`: pairs found in place, the dataset check (every
+    file read once, with the pipeline's decoder) and the classes (counted in the masks when
+    nothing names them)."""
+    resolved = resolve_config_data(data_config)
+    report = None
+    if data_config.validate or resolved.spec is None:
+        report = describe_data(resolved.train_pairs, resolved.val_pairs, resolved.spec, resolved.classes_source,
+                               **resolved.dataset_arguments())
+    return PreparedData(resolved, report.spec if report is not None else resolved.spec, report)
+
+
+def datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size=1, skip_batches=0):
+    """(train, val) `tf.data` pipelines of prepared data (see `make_datasets`)."""
+    from spgnet_keras.data import make_dataset
+
+    common = dict(num_classes=prepared.spec.num_classes, validate=False, **prepared.resolved.dataset_arguments())
+    train = make_dataset(
+        prepared.resolved.train_pairs, batch_size=global_batch_size, crop_size=tuple(data_config.crop_size),
+        training=True, seed=seed, scales=data_config.scales, flip=data_config.flip, repeat=True,
+        skip_batches=skip_batches, **common,
+    )
+    val = make_dataset(prepared.resolved.val_pairs, batch_size=val_batch_size, training=False, pad_to_multiple=32,
+                       **common)
+    if data_config.val_max_images:
+        val = val.take(-(-data_config.val_max_images // val_batch_size))
+    return train, val
+
+
 def make_datasets(data_config, seed, global_batch_size, val_batch_size=1, skip_batches=0):
     """(train, val, DatasetSpec, num_classes) tf.data pipelines for a `DataConfig`.
 
@@ -107,31 +190,27 @@ def make_datasets(data_config, seed, global_batch_size, val_batch_size=1, skip_b
     `data.val_max_images` is then rounded up to whole batches. `skip_batches`: the
     training stream starts after that many batches (a resumed run; see `make_dataset`).
     """
-    from spgnet_keras.data import dataset_spec, make_dataset
+    prepared = prepare_data(data_config)
+    train, val = datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size, skip_batches)
+    return train, val, prepared.spec, prepared.spec.num_classes
 
-    if data_config.root is None:
-        raise ValueError(f"data.root is required for dataset {data_config.dataset!r}.")
-    spec = dataset_spec(data_config.dataset, data_config.root)
-    num_classes = data_config.num_classes or spec.num_classes
-    if data_config.num_classes and spec.num_classes and data_config.num_classes != spec.num_classes:
-        raise ValueError(
-            f"data.num_classes={data_config.num_classes} disagrees with the {spec.num_classes} classes "
-            f"of dataset {data_config.dataset!r} at {data_config.root}."
-        )
-    common = dict(root=data_config.root, num_classes=num_classes, mask_format=data_config.mask_format,
-                  validate=data_config.validate)
-    if data_config.mask_format == "color":
-        common["palette"] = spec.palette
-    train = make_dataset(
-        data_config.dataset, data_config.train_split, batch_size=global_batch_size,
-        crop_size=tuple(data_config.crop_size), training=True, seed=seed,
-        scales=data_config.scales, flip=data_config.flip, repeat=True, skip_batches=skip_batches, **common,
-    )
-    val = make_dataset(data_config.dataset, data_config.val_split, batch_size=val_batch_size, training=False,
-                       pad_to_multiple=32, **common)
-    if data_config.val_max_images:
-        val = val.take(-(-data_config.val_max_images // val_batch_size))
-    return train, val, spec, num_classes
+
+def data_plan(prepared, data_config):
+    """The lines `spgnet train` prints about its data before the first step."""
+    resolved = prepared.resolved
+    where = data_config.images or data_config.root or data_config.train_list
+    naming = FolderNaming(data_config.image_suffix, data_config.mask_suffix, data_config.image_prefix,
+                          data_config.mask_prefix).describe()
+    lines = [f"data: {resolved.dataset} {where}" + (f" ({naming})" if naming else ""),
+             f"  validation: {resolved.val_source}",
+             f"  masks: {resolved.style.mask_format}" + (", reduce_zero_label" if resolved.style.reduce_zero_label else "")
+             + (f", label map {json.dumps(resolved.style.label_map)[1:-1]}" if resolved.style.label_map else "")]
+    if prepared.report is not None:
+        lines += ["  " + line for line in prepared.report.format().splitlines()]
+    else:
+        lines.append(f"  {len(resolved.train_pairs)} training and {len(resolved.val_pairs)} validation pairs "
+                     f"(data check skipped: data.validate is false); classes: {', '.join(prepared.spec.class_names)}")
+    return lines
 
 
 def is_multi_worker(strategy):
@@ -222,8 +301,13 @@ def finished_run(out_dir):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def train(config):
+def train(config, log=print):
     """Runs an `ExperimentConfig`: returns (model, history dict, checkpoint callback).
+
+    Before the first step it reads the data (every pair checked once), builds the model and
+    prints (through `log`) what it trains and where it writes; the run folder records the
+    config (`config.json`) and the data (`data.json`: both splits, the classes, the mask
+    style), which `spgnet evaluate --model <out_dir>/checkpoints/best.keras` reads back.
 
     Re-running the same command after a crash resumes from `<out_dir>/backup` at the
     start of the epoch after the last completed one (weights, optimizer state and so the
@@ -246,28 +330,34 @@ def train(config):
     if finished is not None and config.run.epochs <= finished["epochs"]:
         raise RunFinished(
             f"The run in {out_dir} already finished {finished['epochs']} epochs; its checkpoints are kept. "
-            f"To train longer, ask for more epochs (--set run.epochs={finished['epochs'] * 2}); to start "
-            "again, choose another run.out_dir."
+            f"To train longer, ask for more epochs (--epochs {finished['epochs'] * 2}; run.epochs in a config); "
+            "to start again, choose another output folder (--out DIR; run.out_dir)."
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     strategy = make_strategy(config.run.strategy)
-    global_batch = config.data.batch_size
     start_epoch = resumed_epoch(out_dir / "backup")
     continuing = finished is not None and start_epoch < finished["epochs"]
     if continuing:
         start_epoch = finished["epochs"]
+    prepared = prepare_data(config.data)
+    loss_config = with_class_weights(config.loss, prepared)
     # The training stream is a deterministic function of the seed; a resumed run starts it
     # after the batches the completed epochs consumed (skipped before decoding), so it sees
     # the same batches as an uninterrupted one.
-    train_data, val_data, spec, num_classes = make_datasets(
-        config.data, config.run.seed, global_batch, val_batch_size=strategy.num_replicas_in_sync,
-        skip_batches=start_epoch * config.run.steps_per_epoch,
+    train_data, val_data = datasets_of(
+        prepared, config.data, config.run.seed, config.data.batch_size,
+        val_batch_size=strategy.num_replicas_in_sync, skip_batches=start_epoch * config.run.steps_per_epoch,
     )
+    spec = prepared.spec
     with strategy.scope():
-        model = build_model(config.model, num_classes, crop_size=config.data.crop_size)
-        arguments = recipe_compile_arguments(model, config.optimizer, config.loss, config.max_steps)
+        model = build_model(config.model, spec.num_classes, crop_size=config.data.crop_size,
+                            class_names=spec.class_names, palette=spec.palette)
+        arguments = recipe_compile_arguments(model, config.optimizer, loss_config, config.max_steps)
         model.compile(**arguments, jit_compile=config.run.jit_compile)
+    for line in run_plan(config, prepared, model, loss_config):
+        log(line)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
+    (out_dir / DATA_RECORD).write_text(json.dumps(prepared.record(), indent=2))
     # Keras prefixes metric names with the output name only when there are several outputs.
     monitor = f"val_{PREDICTION}_miou" if len(model.output) > 1 else "val_miou"
     callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
@@ -294,6 +384,52 @@ def train(config):
               "latest": str(checkpoint.latest_path), "best": checkpoint.best, "monitor": monitor}
     (out_dir / FINISHED_FILE).write_text(json.dumps(record, indent=2))
     return model, history.history, checkpoint
+
+
+def plan(config):
+    """What `train(config)` would do, as the lines it prints before the first step: the data
+    are read and checked and the model is built, but nothing is trained or written."""
+    from spgnet_keras.config import check_values
+
+    check_values(config)
+    prepared = prepare_data(config.data)
+    loss_config = with_class_weights(config.loss, prepared)
+    spec = prepared.spec
+    model = build_model(config.model, spec.num_classes, crop_size=config.data.crop_size,
+                        class_names=spec.class_names, palette=spec.palette)
+    return run_plan(config, prepared, model, loss_config)
+
+
+def with_class_weights(loss_config, prepared):
+    """`loss_config` with `class_weights="auto"` replaced by the training split's
+    median-frequency weights; ValueError for a list of the wrong length."""
+    weights = loss_config.class_weights
+    if weights == "auto":
+        if prepared.report is None:
+            raise ValueError("loss.class_weights 'auto' counts the class pixels in the data check: set data.validate "
+                             "to true.")
+        return dataclasses.replace(loss_config, class_weights=prepared.report.median_frequency_weights())
+    if weights is not None and len(weights) != prepared.spec.num_classes:
+        raise ValueError(f"loss.class_weights has {len(weights)} entries for the {prepared.spec.num_classes} classes "
+                         f"of the data ({', '.join(prepared.spec.class_names)}).")
+    return loss_config
+
+
+def run_plan(config, prepared, model, loss_config):
+    """The lines printed before the first step: model, classes, data, recipe, run folder."""
+    spec = prepared.spec
+    data, run = config.data, config.run
+    lines = [f"model: {describe_model(config.model, model)}",
+             f"classes: {', '.join(spec.class_names)}"]
+    lines += data_plan(prepared, data)
+    if loss_config.class_weights is not None:
+        weights = ", ".join(f"{name} {weight:.3g}" for name, weight in zip(spec.class_names, loss_config.class_weights))
+        lines.append(f"class weights{' (median frequency)' if config.loss.class_weights == 'auto' else ''}: {weights}")
+    lines.append(f"training: {run.epochs} epochs x {run.steps_per_epoch} steps, batch {data.batch_size}, crops "
+                 f"{data.crop_size[0]}x{data.crop_size[1]}, SGD lr {config.optimizer.learning_rate} (poly)")
+    lines.append(f"run folder: {run.out_dir} (checkpoints/best.keras, checkpoints/latest.keras, history.csv, "
+                 f"config.json, {DATA_RECORD})")
+    return lines
 
 
 def continue_finished_run(model, strategy, latest_path, finished, config):

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from spgnet_keras.classes import check_palette, default_palette
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -63,27 +65,8 @@ def new_figure(figsize):
     return figure
 
 
-def default_palette(num_classes: int) -> np.ndarray:
-    """The PASCAL VOC bit-interleaved palette, ``uint8 [num_classes, 3]`` (distinct colours)."""
-    palette = np.zeros((num_classes, 3), np.uint8)
-    for index in range(num_classes):
-        value, r, g, b = index, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= ((value >> 0) & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-        palette[index] = (r, g, b)
-    return palette
-
-
 def _check_palette(palette, source: str) -> np.ndarray:
-    array = np.asarray(palette)
-    if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] < 1:
-        raise ValueError(f"Palette {source} must be a list of (r, g, b) colours, got shape {array.shape}.")
-    if not np.issubdtype(array.dtype, np.number) or array.min() < 0 or array.max() > 255:
-        raise ValueError(f"Palette {source}: colour values must be numbers in 0..255.")
-    return array.astype(np.uint8)
+    return np.asarray(check_palette(palette, who=f"Palette {source}"), np.uint8)
 
 
 def resolve_palette(palette=None, num_classes: int | None = None) -> np.ndarray:
@@ -283,7 +266,8 @@ def guided_attention_maps(
         classes: Class indices or names (names need ``class_names``).
         stage: Which SPG module (after stage ``stage``).
         top_k: Channels per class (paper: 15).
-        class_names: Names for resolving ``classes`` given as strings.
+        class_names: Names for resolving ``classes`` given as strings (default: the
+            model's own ``class_names``).
         normalization: ``"minmax"`` or ``"absolute"``.
 
     Returns:
@@ -304,6 +288,8 @@ def guided_attention_maps(
     if normalization == "absolute" and layer.excitation != "sigmoid":
         raise ValueError("normalization='absolute' assumes a sigmoid attention (values in (0, 1)).")
     weights = attention_matrix(layer)
+    if class_names is None:  # the names a trained SPGNet keeps in its config
+        class_names = getattr(model, "class_names", None)
     indices = _class_indices(classes, class_names, weights.shape[0])
     channels = [top_attention_channels(weights, index, top_k) for index in indices]
 

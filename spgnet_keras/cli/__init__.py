@@ -51,7 +51,8 @@ def check_utf8_arguments(args):
     for name, value in vars(args).items():
         for item in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(item, (str, Path)):
-                option = "input" if name == "images" else f"--{name.replace('_', '-')}"
+                positional = name == "images" and getattr(args, "command", None) == "predict"
+                option = "input" if positional else f"--{name.replace('_', '-')}"
                 check_utf8_path(item, option)
 
 

@@ -1,23 +1,22 @@
-"""`spgnet evaluate`: mIoU / per-class IoU / pixel accuracy of a saved model on full images."""
+"""`spgnet evaluate`: mIoU / per-class IoU / pixel accuracy of a saved model on full images: a
+dataset split, your folders as they are, or the validation data its run recorded."""
 
 from pathlib import Path
 
 from spgnet_keras.cli import check_utf8_path
+from spgnet_keras.cli.config_options import add_data_flags, add_set_option
 from spgnet_keras.cli.inference_options import add_inference_arguments, inference_settings, load_spgnet
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("evaluate", help="evaluate a saved model on a dataset split")
+    parser = subparsers.add_parser(
+        "evaluate", help="evaluate a saved model on a dataset split or your folders",
+        description="Evaluate a saved SPGNet. Data: --data ROOT --dataset NAME, your folders as they are "
+                    "(--images DIR --masks DIR, with the naming options of spgnet train), or nothing for a "
+                    "model inside a run folder (RUN/checkpoints/*.keras): the run's validation data (RUN/data.json).")
     parser.add_argument("--model", required=True, type=Path, help="saved .keras model")
-    parser.add_argument("--data", required=True, type=Path, help="dataset root folder")
-    parser.add_argument(
-        "--dataset",
-        required=True,
-        choices=("camvid", "cityscapes", "folder"),
-        help="layout: camvid/folder = ROOT/<split>/{images,labels} (folder also ROOT/{images,labels}), "
-        "cityscapes = ROOT/{leftImg8bit,gtFine}/<split>/<city>",
-    )
-    parser.add_argument("--split", default="val", help="split to evaluate (default val)")
+    add_data_flags(parser, evaluation=True)
+    add_set_option(parser)
     add_inference_arguments(parser)
     parser.add_argument("--max-images", type=int, default=None, help="evaluate only the first N images")
     parser.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
@@ -33,28 +32,59 @@ def add_parser(subparsers):
     parser.set_defaults(func=run)
 
 
+def run_folder_of(model_path):
+    """The run folder of a model saved by `spgnet train` (RUN/checkpoints/<name>.keras), if it recorded its data."""
+    from spgnet_keras.data.sources import DATA_RECORD
+
+    run_dir = Path(model_path).resolve().parent.parent
+    return run_dir if Path(model_path).resolve().parent.name == "checkpoints" and (run_dir / DATA_RECORD).is_file() \
+        else None
+
+
+def evaluation_data(args):
+    """(ResolvedData, where it comes from): the flags' data, or the run's recorded validation data."""
+    from spgnet_keras.cli.config_options import assignments_of, config_from_flags
+    from spgnet_keras.config import ExperimentConfig
+    from spgnet_keras.data.sources import DATA_RECORD, read_data_record
+    from spgnet_keras.training import resolve_config_data
+
+    if assignments_of(args):
+        base = ExperimentConfig()
+        base.data.dataset = "camvid"
+        config = config_from_flags(args, base)
+        return resolve_config_data(config.data, splits="val"), "the command line"
+    run_dir = run_folder_of(args.model)
+    if run_dir is None:
+        raise ValueError(
+            "Say what to evaluate on: --data ROOT --dataset NAME, or your folders (--images DIR --masks DIR); "
+            f"a model inside a run folder (RUN/checkpoints/*.keras with RUN/{DATA_RECORD}) needs neither.")
+    resolved, _ = read_data_record(run_dir / DATA_RECORD)
+    return resolved, str(run_dir / DATA_RECORD)
+
+
 def run(args):
     import sys
 
-    from spgnet_keras.evaluation import dataset_pairs, evaluate_dataset, format_table, to_json
+    from spgnet_keras.evaluation import evaluate_data, format_table, to_json
 
     settings = inference_settings(args)
     if args.max_images is not None and args.max_images < 1:
         raise ValueError(f"--max-images must be positive, got {args.max_images}.")
-    for pair in dataset_pairs(args.dataset, args.data, args.split):  # dataset errors before loading the model
+    data, source = evaluation_data(args)  # dataset errors before loading the model
+    for pair in data.val_pairs:
         for path in pair:
             check_utf8_path(path, "dataset file")
     model = load_spgnet(args.model)
+    if not args.quiet:
+        print(f"evaluating {len(data.val_pairs)} images ({data.val_source}; data from {source})", file=sys.stderr)
 
     def progress(done, path):
         if not args.quiet:
             print(f"\r{done} images evaluated", end="", file=sys.stderr, flush=True)
 
-    result = evaluate_dataset(
+    result = evaluate_data(
         model,
-        args.dataset,
-        args.data,
-        split=args.split,
+        data,
         predictions_dir=args.predictions,
         max_images=args.max_images,
         progress=progress,

@@ -27,7 +27,9 @@ def add_parser(subparsers):
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace prediction files that already exist")
     parser.add_argument(
-        "--palette", default=None, help="camvid | cityscapes | palette file (JSON / meta.json / 'r g b' lines)"
+        "--palette", default=None,
+        help="camvid | cityscapes | palette file (JSON / meta.json / 'r g b' lines); default: the model's own "
+        "colours (a trained model keeps its classes), else a generic palette"
     )
     add_inference_arguments(parser)
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colours (0..1)")
@@ -180,8 +182,9 @@ def run(args):
         resolve_palette(args.palette)
     model = load_spgnet(args.model)
     num_classes = output_classes(model, args.output)
-    palette = resolve_palette(args.palette, num_classes)
-    class_names = palette_class_names(args.palette)
+    # The model's own classes and colours (kept in its config by training) unless --palette says otherwise.
+    palette = resolve_palette(args.palette if args.palette is not None else model.palette, num_classes)
+    class_names = palette_class_names(args.palette) if args.palette is not None else model.class_names
     if class_names is None and args.cityscapes_results:
         from spgnet_keras.data.cityscapes import CITYSCAPES_CLASSES
 

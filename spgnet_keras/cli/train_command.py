@@ -1,42 +1,81 @@
-"""`spgnet train --config FILE`: train with a YAML experiment (resumes after a crash)."""
+"""`spgnet train`: train on your folders as they are, a named dataset, or a YAML experiment
+(resumes after a crash).
+
+    spgnet train --images DIR --masks DIR [--val-images DIR --val-masks DIR | --val-fraction F]
+    spgnet train --config FILE [--set SECTION.KEY=VALUE ...]
+
+Every flag sets one config field (the table in the README); flags and `--set` apply in
+command-line order on top of `--config` (default: the `camvid_cpu` experiment), so of two
+that set the same field the later one wins.
+"""
 
 import json
 
+from spgnet_keras.cli.config_options import (add_data_flags, add_flag, add_set_option, class_weights,
+                                             config_from_flags, crop_size, parse_assignments)
+
+__all__ = ["add_parser", "parse_assignments", "run"]
+
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("train", help="train SPGNet from a YAML config")
-    parser.add_argument("--config", required=True, help="YAML file (see spgnet_keras/configs/)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one field, e.g. --set run.epochs=2 (value parsed as YAML)")
-    parser.set_defaults(func=run)
+    parser = subparsers.add_parser(
+        "train", help="train SPGNet on your folders, a named dataset or a YAML config",
+        description="Train SPGNet. Data: --images DIR --masks DIR (your folders as they are) or --data ROOT "
+                    "--dataset NAME; recipe: --config FILE (default experiment camvid_cpu) and the flags below.")
+    parser.add_argument("--config", default=None, help="YAML experiment (see spgnet_keras/configs/); default: "
+                        "the camvid_cpu experiment")
+    add_data_flags(parser)
+    run = parser.add_argument_group("model and run")
+    add_flag(run, "--preset", fields=("model.preset",), metavar="NAME", help="architecture (SPGNet.presets)")
+    add_flag(run, "--weights", fields=("model.weights",), metavar="MODEL",
+             help="fine-tune a saved SPGNet (.keras or preset folder): its architecture, re-headed for your classes")
+    add_flag(run, "--backbone-weights", fields=("model.backbone_weights",), metavar="W",
+             help="encoder weights: imagenet (keras-hub, downloads) or a saved ResNetBackbone .keras file")
+    add_flag(run, "--epochs", fields=("run.epochs",), type=int, metavar="N")
+    add_flag(run, "--steps-per-epoch", fields=("run.steps_per_epoch",), type=int, metavar="N")
+    add_flag(run, "--batch-size", fields=("data.batch_size",), type=int, metavar="N")
+    add_flag(run, "--crop-size", fields=("data.crop_size",), convert=crop_size, nargs="+", metavar="H W",
+             help="training crop, e.g. 512 1024 (or 512x1024)")
+    add_flag(run, "--learning-rate", fields=("optimizer.learning_rate",), type=float, metavar="LR")
+    add_flag(run, "--class-weights", fields=("loss.class_weights",), convert=class_weights, metavar="W",
+             help="auto (median-frequency balancing of the training masks) or w0,w1,... per class")
+    add_flag(run, "--seed", fields=("run.seed",), type=int, metavar="N", help="initial weights and batches")
+    add_flag(run, "--out", fields=("run.out_dir",), metavar="DIR", help="run folder (checkpoints, logs, data.json)")
+    add_set_option(run)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="read and check the data, build the model, print the plan, and stop (nothing written)")
+    parser.set_defaults(func=run_command)
 
 
-def parse_assignments(assignments):
-    """["run.epochs=2", ...] -> {"run": {"epochs": 2}} with YAML-typed values."""
-    import yaml
+def build_config(args):
+    """The ExperimentConfig of the command line: `--config` (or camvid_cpu), then the flags."""
+    from spgnet_keras.config import experiment_config, load_config
 
-    from spgnet_keras.config import DuplicateKeyError, load_yaml
-
-    overrides = {}
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        section, dot, field = key.partition(".")
-        if not sep or not dot or not section or not field:
-            raise ValueError(f"--set expects SECTION.KEY=VALUE, got {item!r}.")
-        try:
-            parsed = load_yaml(value)
-        except (yaml.YAMLError, DuplicateKeyError) as error:
-            raise ValueError(f"--set {item!r}: the value is not valid YAML ({error}).") from None
-        overrides.setdefault(section, {})[field] = parsed
-    return overrides
+    base = load_config(args.config) if args.config else experiment_config("camvid_cpu")
+    config = config_from_flags(args, base)
+    if not args.config and config.data.dataset == "folder" and config.run.out_dir == base_out_dir():
+        config.run.out_dir = FOLDER_RUN_DIR  # not "runs/camvid_cpu" for a user's own data
+    return config
 
 
-def run(args):
-    from spgnet_keras.config import apply_overrides, load_config
-    from spgnet_keras.training import RunFinished, train
+FOLDER_RUN_DIR = "runs/train"
 
-    config = load_config(args.config)
-    apply_overrides(config, parse_assignments(args.set), source="--set")
+
+def base_out_dir():
+    from spgnet_keras.config import experiment_config
+
+    return experiment_config("camvid_cpu").run.out_dir
+
+
+def run_command(args):
+    from spgnet_keras.training import RunFinished, plan, train
+
+    config = build_config(args)
+    if args.dry_run:
+        for line in plan(config):
+            print(line)
+        print("dry run: nothing was trained or written")
+        return 0
     try:
         _, history, checkpoint = train(config)
     except RunFinished as finished:
@@ -44,3 +83,6 @@ def run(args):
         return 0
     final = {key: values[-1] for key, values in history.items()}
     print(json.dumps({"final": final, "checkpoint": str(checkpoint.latest_path)}, indent=2))
+
+
+run = run_command

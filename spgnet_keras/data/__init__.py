@@ -5,9 +5,14 @@ Public API:
 * :class:`DatasetSpec`, :data:`CAMVID_SPEC` (``camvid``), :data:`CITYSCAPES_SPEC`
   (``cityscapes``), :data:`SYNTHETIC_SPEC` (``synthetic``); :func:`dataset_spec`,
   :func:`dataset_files` (``registry``)
-* :func:`camvid_files`, :func:`folder_files`, :func:`cityscapes_files`; :func:`list_images`
-  for inference (``listing``)
-* :func:`load_image`, :func:`load_label` and the one decoding rule (``decoding``); mask formats (``masks``)
+* your data as it is: :func:`folder_files` (any folder names, suffixes, nesting, list
+  files), :func:`read_pair_list`, :func:`split_pairs` (``listing``); :func:`read_classes`
+  (``class_files``); :func:`resolve_data` (named datasets or folders, validation split,
+  classes, mask style: ``sources``); :func:`describe_data` (pairs, sizes, class shares,
+  absent classes, median-frequency weights: ``report``)
+* :func:`camvid_files`, :func:`cityscapes_files`; :func:`list_images` for inference
+* :func:`load_image`, :func:`load_label` and the one decoding rule (``decoding``); mask formats,
+  label maps and :class:`MaskStyle` (``masks``); :class:`MaskReader` (``validation``)
 * :func:`validate_dataset` (``validation``: eager, the pipeline's decoder) and
   :func:`make_dataset` (``pipeline``: ``tf.data``)
 * :func:`augment_pair` and the individual seeded transforms in :mod:`.augment`
@@ -38,10 +43,14 @@ from spgnet_keras.data.cityscapes import (
 )
 from spgnet_keras.data.camvid import CAMVID_SPEC, camvid_files
 from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image, load_label
-from spgnet_keras.data.listing import folder_files, list_images
+from spgnet_keras.data.class_files import read_classes
+from spgnet_keras.data.listing import folder_files, list_images, read_pair_list, split_pairs
+from spgnet_keras.data.masks import MaskStyle, label_table
 from spgnet_keras.data.pipeline import decode_image, make_dataset
 from spgnet_keras.data.registry import DATASET_NAMES, dataset_files, dataset_spec
-from spgnet_keras.data.validation import ValidationReport, validate_dataset
+from spgnet_keras.data.validation import MaskReader, ValidationReport, validate_dataset
+from spgnet_keras.data.report import DataReport, describe_data
+from spgnet_keras.data.sources import FolderNaming, ResolvedData, resolve_data
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError, DatasetSpec
 from spgnet_keras.data.synthetic import (
     SYNTHETIC_CLASSES,
@@ -60,9 +69,14 @@ __all__ = [
     "DATASET_NAMES",
     "DatasetError",
     "DatasetNotFoundError",
+    "DataReport",
     "DatasetSpec",
+    "FolderNaming",
     "IMAGE_EXTENSIONS",
     "LABEL_ID_TO_TRAIN_ID",
+    "MaskReader",
+    "MaskStyle",
+    "ResolvedData",
     "SCALES",
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_PALETTE",
@@ -75,8 +89,10 @@ __all__ = [
     "dataset_files",
     "dataset_spec",
     "decode_image",
+    "describe_data",
     "folder_files",
     "label_ids_to_train_ids",
+    "label_table",
     "list_images",
     "load_image",
     "load_label",
@@ -87,6 +103,10 @@ __all__ = [
     "random_crop",
     "random_horizontal_flip",
     "random_scale",
+    "read_classes",
+    "read_pair_list",
+    "resolve_data",
+    "split_pairs",
     "train_ids_to_label_ids",
     "validate_dataset",
     "write_synthetic_folder",

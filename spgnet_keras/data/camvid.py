@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from spgnet_keras.constants import IGNORE_LABEL
-from spgnet_keras.data.decoding import IMAGE_EXTENSIONS
 from spgnet_keras.data.listing import Pair, folder_files, require_dir
-from spgnet_keras.data.spec import DatasetNotFoundError, DatasetSpec
+from spgnet_keras.data.spec import DatasetSpec
 
 CAMVID_SPEC = DatasetSpec(
     num_classes=11,
@@ -28,7 +27,8 @@ def camvid_files(root: str | Path, split: str) -> list[Pair]:
 
     If ``root/<split>.txt`` exists its stems define the split (in that order) and every
     listed stem must have both files; otherwise the two folders are paired by stem with
-    :func:`folder_files`. The synthetic dataset uses the same layout.
+    :func:`folder_files`. The synthetic dataset uses the same layout. Other folder names and
+    file names: :func:`folder_files` with the folders and suffixes of the data as it is.
 
     Args:
         root: Dataset root.
@@ -44,20 +44,5 @@ def camvid_files(root: str | Path, split: str) -> list[Pair]:
     images_dir = require_dir(root / split / "images", f"Image folder of split {split!r}")
     masks_dir = require_dir(root / split / "labels", f"Label folder of split {split!r}")
     split_list = root / f"{split}.txt"
-    if not split_list.is_file():
-        return folder_files(images_dir, masks_dir)
-    stems = [line.strip() for line in split_list.read_text().splitlines() if line.strip()]
-    if not stems:
-        raise DatasetNotFoundError(f"Split list {split_list} is empty")
-    pairs = []
-    for stem in stems:
-        image = next((images_dir / f"{stem}{ext}" for ext in IMAGE_EXTENSIONS
-                      if (images_dir / f"{stem}{ext}").is_file()), None)
-        if image is None:
-            raise DatasetNotFoundError(
-                f"{split_list} lists {stem!r} but no image {images_dir / stem}.<png|jpg|...>")
-        mask = masks_dir / f"{stem}.png"
-        if not mask.is_file():
-            raise DatasetNotFoundError(f"No mask for image {image}: expected {mask}")
-        pairs.append((str(image), str(mask)))
-    return pairs
+    return folder_files(images_dir, masks_dir, split_list=split_list if split_list.is_file() else None,
+                        recursive=False)

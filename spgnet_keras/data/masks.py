@@ -10,10 +10,19 @@ and the ``tf.data`` pipeline).
 * ``"color"``: RGB(A) PNG whose colours are looked up in a given palette (colour of class
   ``i`` = ``palette[i]``; optional ``ignore_colors`` map to 255). An unknown colour raises
   an error naming the file and the colour, or becomes 255 with ``unknown_color="ignore"``.
+* ``"auto"``: ``"index"`` when the masks are grey (``L``) or palette (``P``) PNGs, ``"color"``
+  when they are RGB(A) PNGs (read from the PNG headers, :func:`resolve_mask_format`).
+
+After decoding, the labels may be remapped (:func:`label_table`, in this order, as
+mmsegmentation's ``LoadAnnotations``): a dataset's own table (Cityscapes label id -> train
+id), then ``reduce_zero_label`` (0 = "unlabelled" becomes 255 and every other class moves
+down by one, as in ADE20K; 255 stays 255), then a user's ``label_map`` ``{old: new}`` that
+merges classes (``{3: 1}``) or drops them (``{7: 255}``); values it does not name are kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Sequence
 
@@ -24,6 +33,9 @@ from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data.spec import DatasetError
 
 MASK_FORMATS = ("index", "color")
+MASK_FORMAT_CHOICES = MASK_FORMATS + ("auto",)
+_COLOUR_MODES = ("RGB", "RGBA")
+_INDEX_MODES = ("L", "P")
 
 
 def colour_codes(rgb: np.ndarray) -> np.ndarray:
@@ -54,9 +66,10 @@ def colour_lookup(
 
 
 def check_mask_options(mask_format: str, palette, unknown_color: str) -> None:
-    """Raises ValueError for inconsistent mask-format arguments."""
+    """Raises ValueError for inconsistent mask-format arguments (``mask_format`` resolved:
+    ``"index"`` or ``"color"``)."""
     if mask_format not in MASK_FORMATS:
-        raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {mask_format!r}")
+        raise ValueError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {mask_format!r}")
     if mask_format == "color" and not palette:
         raise ValueError("mask_format='color' needs a palette")
     if unknown_color not in ("error", "ignore"):
@@ -103,3 +116,158 @@ def shared_palette_of_index_masks(mask_paths: Sequence[str]) -> np.ndarray | Non
             f"Palette of {modes['P']} repeats colours; the lowest index is used for each colour",
             stacklevel=3)
     return first_palette
+
+
+def resolve_mask_format(mask_format: str, mask_paths: Sequence[str]) -> str:
+    """``"index"`` or ``"color"``: ``mask_format`` itself, or for ``"auto"`` what the masks'
+    PNG headers say (grey/palette: index; RGB/RGBA: color).
+
+    Raises:
+        ValueError: An unknown format name.
+        DatasetError: ``"auto"`` and masks that mix colour and index PNGs, or a mask of
+            another mode (names the files).
+    """
+    if mask_format not in MASK_FORMAT_CHOICES:
+        raise ValueError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {mask_format!r}")
+    if mask_format != "auto":
+        return mask_format
+    first: dict[str, str] = {}
+    for path in mask_paths:
+        try:
+            with Image.open(path) as mask_image:
+                mode = mask_image.mode
+        except Exception as error:
+            raise DatasetError(f"Unreadable mask {path}: {error}") from None
+        if mode not in _COLOUR_MODES + _INDEX_MODES:
+            raise DatasetError(
+                f"Mask {path}: PNG mode {mode!r}; masks must be class-index PNGs (8-bit grey 'L' or palette "
+                "'P') or colour-coded RGB PNGs")
+        kind = "color" if mode in _COLOUR_MODES else "index"
+        first.setdefault(kind, str(path))
+        if len(first) > 1:
+            raise DatasetError(
+                f"Masks mix colour-coded RGB PNGs (e.g. {first['color']}) and class-index PNGs "
+                f"(e.g. {first['index']}); convert them to one kind")
+    return next(iter(first), "index")
+
+
+def parse_label_map(label_map) -> dict[int, int] | None:
+    """``{old: new}`` with integer keys and values in 0..255 (keys may be strings, as JSON
+    and YAML write them); None stays None.
+
+    Raises:
+        ValueError: Not a mapping, or a key or value that is not an integer in 0..255.
+    """
+    if label_map is None:
+        return None
+    if not isinstance(label_map, dict):
+        raise ValueError(f"label_map must be a mapping {{old: new}}, e.g. {{3: 1, 7: 255}}, got {label_map!r}")
+    parsed = {}
+    for key, value in label_map.items():
+        try:
+            old, new = int(str(key).strip()), int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"label_map entry {key!r}: {value!r} must map a label value to a label value "
+                             "(integers in 0..255)") from None
+        if isinstance(value, bool) or isinstance(value, float) and value != new or \
+                not (0 <= old <= 255 and 0 <= new <= 255):
+            raise ValueError(f"label_map entry {key!r}: {value!r} must map a label value to a label value "
+                             "(integers in 0..255)")
+        parsed[old] = new
+    return parsed
+
+
+def label_table(label_map=None, reduce_zero_label: bool = False, base: np.ndarray | None = None
+                ) -> np.ndarray | None:
+    """The ``int64 [256]`` lookup ``decoded value -> label``: ``base`` (a dataset's own table),
+    then ``reduce_zero_label``, then ``label_map`` (see the module docstring); None when there
+    is nothing to remap.
+
+    Args:
+        label_map: ``{old: new}`` (:func:`parse_label_map`), or a whole ``[256]`` table, which
+            then replaces ``base``.
+        reduce_zero_label: ADE20K's convention (module docstring).
+        base: A dataset's own table, e.g. Cityscapes label id -> train id.
+
+    Raises:
+        ValueError: A bad ``label_map`` or a table that is not 256 values.
+    """
+    if label_map is not None and not isinstance(label_map, dict):
+        base, label_map = label_map, None
+    mapping = parse_label_map(label_map)
+    if base is None and not reduce_zero_label and not mapping:
+        return None
+    table = np.arange(256, dtype=np.int64) if base is None else np.asarray(base, np.int64).copy()
+    if table.shape != (256,):
+        raise ValueError(f"A label table must have 256 entries, got shape {table.shape}")
+    if reduce_zero_label:
+        table = np.where(table == 0, IGNORE_LABEL, np.where(table == IGNORE_LABEL, IGNORE_LABEL, table - 1))
+    if mapping:
+        remapped = table.copy()
+        for old, new in mapping.items():
+            remapped[table == old] = new
+        table = remapped
+    return table
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskStyle:
+    """How a dataset's mask pixels become class labels: the mask options of
+    :func:`~spgnet_keras.data.make_dataset` and :func:`~spgnet_keras.data.validate_dataset`
+    in one value, recorded in a run folder's ``data.json``.
+
+    Attributes:
+        mask_format: ``"index"``, ``"color"`` or ``"auto"`` (module docstring).
+        palette: The colour of each class, for ``"color"`` masks.
+        reduce_zero_label: 0 becomes 255, every other class moves down by one (ADE20K).
+        label_map: ``{old: new}`` applied after ``reduce_zero_label``.
+        ignore_colors: Colours of ``"color"`` masks that mean "ignore".
+        unknown_color: ``"error"`` or ``"ignore"`` for colours not in the palette.
+    """
+
+    mask_format: str = "index"
+    palette: tuple | None = None
+    reduce_zero_label: bool = False
+    label_map: dict | None = None
+    ignore_colors: tuple = ()
+    unknown_color: str = "error"
+
+    def __post_init__(self):
+        if self.mask_format not in MASK_FORMAT_CHOICES:
+            raise ValueError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {self.mask_format!r}")
+        if self.palette is not None:
+            object.__setattr__(self, "palette", check_palette(self.palette, who="mask palette"))
+        object.__setattr__(self, "label_map", parse_label_map(self.label_map))
+        object.__setattr__(self, "ignore_colors", tuple(tuple(int(v) for v in c) for c in self.ignore_colors))
+
+    def resolved(self, mask_paths: Sequence[str]) -> "MaskStyle":
+        """This style with ``"auto"`` replaced by what the masks are (:func:`resolve_mask_format`).
+
+        Raises:
+            DatasetError: The masks are colour PNGs but no palette says what the colours mean.
+        """
+        mask_format = resolve_mask_format(self.mask_format, mask_paths)
+        if mask_format == "color" and not self.palette:
+            raise DatasetError(
+                f"The masks (e.g. {mask_paths[0]}) are colour-coded RGB PNGs: give the colour of each class in a "
+                "classes file (classes=..., --classes FILE; one 'name,r,g,b' line per class)")
+        return dataclasses.replace(self, mask_format=mask_format)
+
+    def arguments(self, base_table: np.ndarray | None = None) -> dict:
+        """Keyword arguments of ``make_dataset`` / ``validate_dataset`` / ``MaskReader``."""
+        return dict(mask_format=self.mask_format,
+                    palette=None if self.palette is None else [list(c) for c in self.palette],
+                    ignore_colors=[list(c) for c in self.ignore_colors], unknown_color=self.unknown_color,
+                    label_map=label_table(self.label_map, self.reduce_zero_label, base_table))
+
+    def to_dict(self) -> dict:
+        """JSON-ready (label-map keys as strings, as JSON writes them)."""
+        record = dataclasses.asdict(self)
+        record["palette"] = None if self.palette is None else [list(c) for c in self.palette]
+        record["ignore_colors"] = [list(c) for c in self.ignore_colors]
+        record["label_map"] = None if self.label_map is None else {str(k): v for k, v in self.label_map.items()}
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict) -> "MaskStyle":
+        return cls(**{key: record[key] for key in record if key in {f.name for f in dataclasses.fields(cls)}})

@@ -30,7 +30,8 @@ from spgnet_keras.constants import IGNORE_LABEL, OUTPUT_STRIDE
 from spgnet_keras.data import augment, decoding
 from spgnet_keras.data.cityscapes import LABEL_ID_TO_TRAIN_ID
 from spgnet_keras.data.listing import Pair
-from spgnet_keras.data.masks import check_mask_options, colour_lookup, shared_palette_of_index_masks
+from spgnet_keras.data.masks import (check_mask_options, colour_lookup, label_table, resolve_mask_format,
+                                     shared_palette_of_index_masks)
 from spgnet_keras.data.registry import dataset_files, dataset_spec
 from spgnet_keras.data.spec import DatasetNotFoundError
 from spgnet_keras.labels import check_label_range
@@ -172,10 +173,11 @@ def _resolve_source(source, split: str, root, num_classes: int | None) -> _Sourc
     if isinstance(source, str):
         if root is None:
             raise ValueError(f"make_dataset({source!r}) needs root=<dataset folder>")
-        spec = dataset_spec(source, root)
+        if num_classes is None:
+            num_classes = dataset_spec(source, root).num_classes
         return _Source(
             pairs=dataset_files(source, root, split),
-            num_classes=num_classes or spec.num_classes,
+            num_classes=num_classes,
             label_map=LABEL_ID_TO_TRAIN_ID if source == "cityscapes" else None,
         )
     pairs = [(str(image), str(mask)) for image, mask in source]
@@ -198,7 +200,8 @@ def make_dataset(
     palette: Sequence[Sequence[int]] | None = None,
     ignore_colors: Sequence[Sequence[int]] = (),
     unknown_color: str = "error",
-    label_map: np.ndarray | None = None,
+    label_map: np.ndarray | dict | None = None,
+    reduce_zero_label: bool = False,
     scales: Sequence[float] | None = augment.SCALES,
     flip: bool = True,
     pad_to_multiple: int | bool | None = None,
@@ -240,13 +243,18 @@ def make_dataset(
         training: Augment and shuffle when True.
         seed: Base seed for shuffling and augmentation.
         num_classes: Enables an in-graph label range check (taken from the dataset spec
-            for named datasets).
-        mask_format: ``"index"`` or ``"color"`` (see module docstring).
+            for named datasets; a ``"folder"`` root without ``meta.json`` needs it).
+        mask_format: ``"index"``, ``"color"`` or ``"auto"`` (from the masks' PNG headers;
+            see :mod:`spgnet_keras.data.masks`).
         palette: Class colours for ``"color"`` masks (``palette[i]`` is class ``i``).
         ignore_colors: Colours of ``"color"`` masks that mean "ignore" (255).
         unknown_color: ``"error"`` (default) or ``"ignore"`` for colours not in the palette.
-        label_map: Optional ``[256]`` table applied to index masks in the graph (set
-            automatically to label id -> train id for ``"cityscapes"``).
+        label_map: ``{old: new}`` remapping of the decoded labels (merge classes:
+            ``{3: 1}``; drop them: ``{7: 255}``), or a whole ``[256]`` table, applied in the
+            graph (a table replaces the label id -> train id table set automatically for
+            ``"cityscapes"``).
+        reduce_zero_label: 0 ("unlabelled") becomes 255 and every other label moves down by
+            one, as in ADE20K; applied before a ``{old: new}`` ``label_map``.
         scales: Random-scale factors (paper: 0.5..2.0 step 0.25); None disables.
         flip: Random horizontal flip in training.
         pad_to_multiple: Eval only: pad each image at the bottom/right up to a multiple of
@@ -274,8 +282,9 @@ def make_dataset(
     scales = _check_arguments(batch_size, crop_size, training, num_classes, mask_format, palette, unknown_color,
                               scales, repeat, drop_remainder, skip_batches)
     resolved = _resolve_source(source, split, root, num_classes)
-    if label_map is not None:
-        resolved.label_map = label_map
+    resolved.label_map = label_table(label_map, reduce_zero_label, base=resolved.label_map)
+    mask_format = resolve_mask_format(mask_format, [mask for _, mask in resolved.pairs])
+    check_mask_options(mask_format, palette, unknown_color)
     if validate:
         if resolved.num_classes is None:
             raise ValueError("validate=True needs num_classes")
@@ -301,7 +310,7 @@ def make_dataset(
 def _check_arguments(batch_size, crop_size, training, num_classes, mask_format, palette, unknown_color, scales,
                      repeat, drop_remainder, skip_batches):
     """ValueError for a bad or inconsistent `make_dataset` argument; returns the checked scales."""
-    check_mask_options(mask_format, palette, unknown_color)
+    check_mask_options("index" if mask_format == "auto" else mask_format, palette, unknown_color)
     if num_classes is not None and num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if batch_size < 1:

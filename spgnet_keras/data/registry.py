@@ -45,7 +45,10 @@ def dataset_spec(name: str, root: str | Path | None = None) -> DatasetSpec:
         return DatasetSpec.from_meta_json(meta, name=name)
     if name == "camvid":
         return CAMVID_SPEC
-    raise DatasetNotFoundError(f"Dataset {name!r} needs a meta.json in its root, got {meta}")
+    raise DatasetNotFoundError(
+        f"Dataset {name!r} needs its classes: there is no {meta} (a JSON object {{\"classes\": [names], "
+        f"\"palette\": [[r, g, b], ...]}}); give a classes file (read_classes(FILE), --classes FILE) or the "
+        "number of classes (num_classes=N, --num-classes N)")
 
 
 def dataset_files(name: str, root: str | Path, split: str) -> list[Pair]:
@@ -63,4 +66,12 @@ def dataset_files(name: str, root: str | Path, split: str) -> list[Pair]:
         raise ValueError(f"Unknown dataset {name!r}; expected one of {DATASET_NAMES}")
     if name == "cityscapes":
         return cityscapes_files(root, split)
-    return camvid_files(root, split)
+    try:
+        return camvid_files(root, split)
+    except DatasetNotFoundError as error:
+        if name != "folder" or "folder of split" not in str(error):
+            raise
+        raise DatasetNotFoundError(
+            f"{error}. Dataset 'folder' reads ROOT/<split>/images and ROOT/<split>/labels; for folders of other "
+            "names, pass them as they are: folder_files(images_dir, masks_dir, ...) in Python, "
+            "--images DIR --masks DIR on the command line") from None

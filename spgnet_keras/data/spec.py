@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
-from typing import Sequence
 
+from spgnet_keras.classes import check_class_names, check_palette, default_class_names, default_palette
 from spgnet_keras.constants import IGNORE_LABEL
 
 
@@ -30,38 +29,41 @@ class DatasetSpec:
     name: str = ""
 
     def __post_init__(self) -> None:
-        """Checks that names and palette agree with ``num_classes``.
+        """Checks that names and palette agree with ``num_classes`` (the rules of
+        :mod:`spgnet_keras.classes`).
 
         Raises:
-            ValueError: If there are fewer than 2 classes, the lengths disagree or a colour
-                is not three values in 0..255.
+            ValueError: If there are fewer than 2 classes, the lengths disagree, a name is
+                empty or repeated, or a colour is not three integers in 0..255.
         """
-        object.__setattr__(self, "class_names", tuple(str(n) for n in self.class_names))
-        object.__setattr__(
-            self, "palette", tuple(tuple(int(c) for c in colour) for colour in self.palette)
-        )
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
             raise ValueError(
                 f"DatasetSpec {self.name!r}: num_classes must be an integer >= 2, got {self.num_classes!r} "
                 "(with one class the loss is 0 for every pixel: nothing trains)"
             )
-        if len(self.class_names) != self.num_classes:
-            raise ValueError(
-                f"DatasetSpec {self.name!r}: {len(self.class_names)} class names for "
-                f"num_classes={self.num_classes}"
-            )
-        if len(self.palette) != self.num_classes:
-            raise ValueError(
-                f"DatasetSpec {self.name!r}: {len(self.palette)} palette colours for "
-                f"num_classes={self.num_classes}"
-            )
-        for colour in self.palette:
-            if len(colour) != 3 or not all(0 <= c <= 255 for c in colour):
-                raise ValueError(f"DatasetSpec {self.name!r}: bad palette colour {colour}")
+        who = f"DatasetSpec {self.name!r}"
+        object.__setattr__(self, "class_names", check_class_names(
+            tuple(str(n) for n in self.class_names), self.num_classes, f"{who} class names"))
+        object.__setattr__(self, "palette", check_palette(self.palette, self.num_classes, f"{who} palette"))
+
+    @classmethod
+    def with_defaults(cls, num_classes: int, class_names=None, palette=None, name: str = "",
+                      ignore_index: int = IGNORE_LABEL) -> "DatasetSpec":
+        """A description with ``class_0, class_1, ...`` for missing names and the default
+        palette (:func:`spgnet_keras.classes.default_palette`) for missing colours."""
+        return cls(
+            num_classes=num_classes,
+            class_names=default_class_names(num_classes) if class_names is None else tuple(class_names),
+            palette=default_palette(num_classes) if palette is None else palette,
+            ignore_index=ignore_index,
+            name=name,
+        )
 
     @classmethod
     def from_meta_json(cls, path: str | Path, name: str = "") -> "DatasetSpec":
-        """Reads a CamVid-style ``meta.json`` (keys ``classes``, ``palette``, ``ignore_index``).
+        """Reads a CamVid-style ``meta.json`` (keys ``classes``, optional ``palette`` and
+        ``ignore_index``): one of the classes-file formats of
+        :func:`spgnet_keras.data.class_files.read_classes`.
 
         Args:
             path: The ``meta.json`` file.
@@ -72,26 +74,14 @@ class DatasetSpec:
 
         Raises:
             FileNotFoundError: If the file does not exist.
-            ValueError: If a required key is missing.
+            ValueError: If it is not such a JSON object.
         """
+        from spgnet_keras.data.class_files import read_classes
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"Dataset meta file not found: {path}")
-        try:
-            meta = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON: {error}") from None
-        missing = [key for key in ("classes", "palette") if key not in meta]
-        if missing:
-            raise ValueError(f"{path}: missing key(s) {missing}")
-        classes: Sequence[str] = meta["classes"]
-        return cls(
-            num_classes=len(classes),
-            class_names=tuple(classes),
-            palette=tuple(tuple(c) for c in meta["palette"]),
-            ignore_index=int(meta.get("ignore_index", IGNORE_LABEL)),
-            name=name or path.parent.name,
-        )
+        return read_classes(path, name=name or path.parent.name)
 
     def to_meta_dict(self) -> dict:
         """Returns the ``meta.json`` content describing this spec."""

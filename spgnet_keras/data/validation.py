@@ -11,7 +11,8 @@ from PIL import Image
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data import decoding
 from spgnet_keras.data.listing import Pair
-from spgnet_keras.data.masks import check_mask_options, colour_codes, colour_lookup, shared_palette_of_index_masks
+from spgnet_keras.data.masks import (check_mask_options, colour_codes, colour_lookup, label_table,
+                                     resolve_mask_format, shared_palette_of_index_masks)
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError
 from spgnet_keras.labels import check_label_values
 
@@ -25,12 +26,17 @@ class ValidationReport:
         class_pixel_counts: int64 ``[num_classes]`` pixel count of each class.
         ignore_pixels: Number of pixels equal to the ignore label.
         image_sizes: Distinct ``(height, width)`` sizes seen.
+        class_image_pixels: int64 ``[num_classes]``: for each class, the labelled pixels of the
+            images it appears in (the denominator of median-frequency balancing).
+        size_counts: How many images have each ``(height, width)``.
     """
 
     num_pairs: int
     class_pixel_counts: np.ndarray
     ignore_pixels: int
     image_sizes: set[tuple[int, int]]
+    class_image_pixels: np.ndarray | None = None
+    size_counts: dict | None = None
 
 
 def _read_mask_numpy(
@@ -131,7 +137,8 @@ def validate_dataset(
     palette: Sequence[Sequence[int]] | None = None,
     ignore_colors: Sequence[Sequence[int]] = (),
     unknown_color: str = "error",
-    label_map: np.ndarray | None = None,
+    label_map: np.ndarray | dict | None = None,
+    reduce_zero_label: bool = False,
     max_errors: int = 10,
 ) -> ValidationReport:
     """Eagerly checks every pair before training, reading the files as the pipeline does.
@@ -146,12 +153,15 @@ def validate_dataset(
         pairs: ``(image_path, mask_path)`` pairs.
         num_classes: Number of classes.
         ignore_index: Label value allowed besides the classes.
-        mask_format: ``"index"`` or ``"color"``.
+        mask_format: ``"index"``, ``"color"`` or ``"auto"`` (:mod:`.masks`).
         palette: Class colours for ``"color"`` masks.
         ignore_colors: Extra colours mapped to ``ignore_index`` for ``"color"`` masks.
         unknown_color: ``"error"`` or ``"ignore"`` (unknown colours become 255).
-        label_map: Optional uint8 ``[256]`` table applied to index masks (e.g.
-            :data:`~spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID`).
+        label_map: Optional ``[256]`` table (e.g.
+            :data:`~spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID`) or ``{old: new}``
+            mapping applied to the decoded labels.
+        reduce_zero_label: 0 becomes 255 and every other label moves down by one (ADE20K),
+            before a ``{old: new}`` ``label_map``.
         max_errors: Number of problems listed in the error message.
 
     Returns:
@@ -161,24 +171,18 @@ def validate_dataset(
         DatasetError: Listing the offending files and values.
         ValueError: For bad arguments or no pairs.
     """
-    check_mask_options(mask_format, palette, unknown_color)
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     pairs = list(pairs)
     if not pairs:
         raise DatasetNotFoundError("validate_dataset: no pairs given")
-    if mask_format == "color":
-        lookup = colour_lookup(palette, ignore_colors)
-    else:
-        index_palette = shared_palette_of_index_masks([str(mask) for _, mask in pairs])
-        lookup = None if index_palette is None else colour_lookup(index_palette, ignore_colors)
-
-    def read_mask(path: str) -> np.ndarray:
-        return _read_mask_numpy(path, mask_format, lookup, unknown_color, label_map)
-
+    read_mask = MaskReader([str(mask) for _, mask in pairs], mask_format=mask_format, palette=palette,
+                           ignore_colors=ignore_colors, unknown_color=unknown_color,
+                           label_map=label_table(label_map, reduce_zero_label))
     counts = np.zeros(num_classes, dtype=np.int64)
+    image_pixels = np.zeros(num_classes, dtype=np.int64)
     ignore_pixels = 0
-    sizes: set[tuple[int, int]] = set()
+    sizes: dict[tuple[int, int], int] = {}
     errors: list[str] = []
     for image_path, mask_path in pairs:
         try:
@@ -187,12 +191,53 @@ def validate_dataset(
         except DatasetError as error:
             errors.append(str(error))
             continue
-        sizes.add(size)
+        sizes[size] = sizes.get(size, 0) + 1
         valid = labels[labels != ignore_index]
-        counts += np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+        image_counts = np.bincount(valid.ravel(), minlength=num_classes)[:num_classes]
+        counts += image_counts
+        image_pixels[image_counts > 0] += valid.size
         ignore_pixels += labels.size - valid.size
     if errors:
         shown = "\n  ".join(errors[:max_errors])
         more = f"\n  ... and {len(errors) - max_errors} more" if len(errors) > max_errors else ""
         raise DatasetError(f"{len(errors)} of {len(pairs)} pairs are invalid:\n  {shown}{more}")
-    return ValidationReport(len(pairs), counts, ignore_pixels, sizes)
+    return ValidationReport(len(pairs), counts, ignore_pixels, set(sizes), image_pixels, sizes)
+
+
+class MaskReader:
+    """Reads mask files into int64 labels ``[H, W]`` eagerly, exactly as the ``tf.data``
+    pipeline does (its decoder, colour lookups and label table): the dataset check and the
+    evaluation of masks of every style use it.
+
+    Args:
+        mask_paths: All masks of the dataset (their PNG headers decide ``"auto"`` and whether
+            index masks are palette PNGs).
+        mask_format: ``"index"``, ``"color"`` or ``"auto"``.
+        palette: Class colours for ``"color"`` masks.
+        ignore_colors: Colours of ``"color"`` masks that mean 255.
+        unknown_color: ``"error"`` or ``"ignore"``.
+        label_map: ``[256]`` table or ``{old: new}`` applied after decoding
+            (:func:`~spgnet_keras.data.masks.label_table`).
+        reduce_zero_label: ADE20K's 0 -> 255, others down by one, before ``label_map``.
+
+    Raises:
+        ValueError / DatasetError: Inconsistent options or masks (names the file).
+    """
+
+    def __init__(self, mask_paths: Sequence[str], mask_format: str = "index", palette=None,
+                 ignore_colors: Sequence[Sequence[int]] = (), unknown_color: str = "error",
+                 label_map=None, reduce_zero_label: bool = False):
+        mask_paths = [str(path) for path in mask_paths]
+        mask_format = resolve_mask_format(mask_format, mask_paths)
+        check_mask_options(mask_format, palette, unknown_color)
+        if mask_format == "color":
+            self.lookup = colour_lookup(palette, ignore_colors)
+        else:
+            index_palette = shared_palette_of_index_masks(mask_paths)
+            self.lookup = None if index_palette is None else colour_lookup(index_palette, ignore_colors)
+        self.mask_format = mask_format
+        self.unknown_color = unknown_color
+        self.label_map = label_table(label_map, reduce_zero_label)
+
+    def __call__(self, path) -> np.ndarray:
+        return _read_mask_numpy(str(path), self.mask_format, self.lookup, self.unknown_color, self.label_map)

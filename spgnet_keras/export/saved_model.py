@@ -90,6 +90,10 @@ def export_saved_model(
     Returns:
         The `Path` of the written version folder.
 
+    `assets.extra/spgnet_export.json` describes the export for clients: the signatures, the
+    options, and `class_names` / `palette` (`classes` value `i` is `class_names[i]`), the
+    model's own when it knows them (`class_names_given`).
+
     The export is atomic: the SavedModel is written to a hidden sibling folder (a name
     TF Serving ignores) and renamed into place; on failure nothing is left behind.
     """
@@ -118,9 +122,26 @@ def export_saved_model(
         "precision": precision,
         "batchnorm_folded": isinstance(serving_model, SPGNet),
         **options,
+        **class_metadata(model),
     }
     write_atomically(export_dir, lambda tmp: _write(archive, tmp, metadata), overwrite=overwrite)
     return export_dir
+
+
+def class_metadata(model):
+    """`class_names` and `palette` of the served classes (`classes[b, y, x] = i` is
+    `class_names[i]`, drawn in `palette[i]`) for `assets.extra/spgnet_export.json`: the model's
+    own (a trained SPGNet keeps them), else `class_0, class_1, ...` and the default palette."""
+    from spgnet_keras.classes import default_class_names, default_palette
+
+    num_classes = int(segmenter_classes(model, PREDICTION if isinstance(model.output, dict) else None))
+    names = getattr(model, "class_names", None)
+    palette = getattr(model, "palette", None)
+    return {
+        "class_names": list(names) if names is not None else list(default_class_names(num_classes)),
+        "class_names_given": names is not None,
+        "palette": [list(c) for c in palette] if palette is not None else default_palette(num_classes).tolist(),
+    }
 
 
 def check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels):
@@ -223,7 +244,7 @@ def servable_model(model):
 
 def segmenter_classes(model, output):
     outputs = model.output
-    tensor = outputs[output] if isinstance(outputs, dict) else outputs
+    tensor = outputs[output] if isinstance(outputs, dict) and output is not None else outputs
     return tensor.shape[-1]
 
 

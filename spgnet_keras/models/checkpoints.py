@@ -33,9 +33,110 @@ def load_preset_weights(cls, arguments, num_classes, weights):
             f"{str(weights)!r} is not a file."
         )
     source = _saved_spgnet(cls, path, arguments)
-    model = cls(num_classes=num_classes or source.num_classes, **arguments)
+    model = cls(num_classes=num_classes or source.num_classes, **inherited_classes(arguments, source, num_classes))
     copy_weights_for_new_classes(source, model, path)
     return model
+
+
+PRESET_CONFIG_FILE = "config.json"
+PRESET_WEIGHTS_FILE = "model.weights.h5"
+PRESET_METADATA_FILE = "metadata.json"
+# Config keys of a saved SPGNet that are not its architecture (a re-headed or renamed model keeps them out).
+_NOT_ARCHITECTURE = ("name", "trainable", "num_classes", "class_names", "palette")
+
+
+def is_saved_preset(preset):
+    """True when `preset` names a saved SPGNet (a `.keras` file or a preset folder), not a preset name."""
+    if not isinstance(preset, (str, Path)):
+        return False
+    path = Path(preset)
+    return path.suffix.lower() == ".keras" or path.is_dir() or (path.exists() and str(preset) not in _preset_names())
+
+
+def _preset_names():
+    from spgnet_keras.models.presets import PRESETS
+
+    return PRESETS
+
+
+def load_saved_preset(cls, preset, num_classes, weights, overrides):
+    """`SPGNet.from_preset(path)`: the architecture and weights of a saved SPGNet (a `.keras`
+    file or a `save_to_preset` folder), with `overrides` and re-headed for `num_classes`."""
+    if weights is not None:
+        raise ValueError(f"from_preset({str(preset)!r}) loads the weights saved there; leave `weights` at None "
+                         f"(got {weights!r}).")
+    source = read_preset_folder(preset) if Path(preset).is_dir() else read_spgnet(preset)
+    config = source.get_config()
+    arguments = {key: value for key, value in config.items() if key not in _NOT_ARCHITECTURE}
+    arguments.update(overrides)
+    model = cls(num_classes=num_classes or source.num_classes, **inherited_classes(arguments, source, num_classes))
+    copy_weights_for_new_classes(source, model, preset)
+    return model
+
+
+def inherited_classes(arguments, source, num_classes):
+    """`arguments` with the saved model's class names and palette when it keeps its classes
+    (a new head, for another class count, starts without names unless they are given)."""
+    arguments = dict(arguments)
+    if num_classes in (None, source.num_classes):
+        for key in ("class_names", "palette"):
+            if arguments.get(key) is None:
+                arguments[key] = getattr(source, key, None)
+    return arguments
+
+
+def save_preset_folder(model, preset_dir, overwrite=False):
+    """Writes `model` as a keras-hub-style preset folder: `config.json` (the serialized
+    model), `model.weights.h5` and `metadata.json`; `SPGNet.from_preset(preset_dir)` loads it."""
+    import datetime
+    import json
+
+    preset_dir = Path(preset_dir)
+    if (preset_dir / PRESET_CONFIG_FILE).exists() and not overwrite:
+        raise ValueError(f"{preset_dir} already holds a preset ({PRESET_CONFIG_FILE}); pass overwrite=True to replace it.")
+    preset_dir.mkdir(parents=True, exist_ok=True)
+    (preset_dir / PRESET_CONFIG_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(model), indent=2))
+    model.save_weights(preset_dir / PRESET_WEIGHTS_FILE, overwrite=True)
+    metadata = {"keras_version": keras.__version__, "parameter_count": model.count_params(),
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    (preset_dir / PRESET_METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    return preset_dir
+
+
+def read_preset_folder(preset_dir):
+    """The SPGNet of a preset folder (`save_preset_folder`), loaded with `safe_mode=True`."""
+    import json
+
+    from spgnet_keras.models.spgnet import SPGNet
+
+    preset_dir = Path(preset_dir)
+    missing = [name for name in (PRESET_CONFIG_FILE, PRESET_WEIGHTS_FILE) if not (preset_dir / name).is_file()]
+    if missing:
+        raise ValueError(f"{preset_dir} is not a preset folder: it has no {' or '.join(missing)} "
+                         "(written by SPGNet.save_to_preset).")
+    try:
+        config = json.loads((preset_dir / PRESET_CONFIG_FILE).read_text())
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except Exception as error:
+        raise ValueError(f"Cannot read the preset {preset_dir / PRESET_CONFIG_FILE}: {error}") from None
+    if not isinstance(model, SPGNet):
+        raise ValueError(f"{preset_dir} holds a {type(model).__name__}, not an SPGNet.")
+    try:
+        model.load_weights(preset_dir / PRESET_WEIGHTS_FILE)
+    except Exception as error:
+        raise ValueError(f"Cannot load {preset_dir / PRESET_WEIGHTS_FILE} into its config's model: {error}") from None
+    return model
+
+
+def architecture_differences(source, target):
+    """["decoder_channels: 64 in the saved model, 128 here", ...] for the architecture arguments
+    on which two SPGNets differ."""
+    saved, asked = source.get_config(), target.get_config()
+    saved["backbones"], asked["backbones"] = list(source.stage_backbones), list(target.stage_backbones)
+    skipped = set(_NOT_ARCHITECTURE) | {"num_stages", "dtype", "test_pooling", "test_pooling_crop", "sync_batchnorm",
+                                        "input_shape"}
+    return [f"{key}={saved[key]!r} in the saved model, {asked.get(key)!r} here"
+            for key in saved if key not in skipped and saved[key] != asked.get(key)]
 
 
 def _required_classes(num_classes, weights):
@@ -99,10 +200,12 @@ def copy_weights_for_new_classes(source, target, where):
     if source.num_classes == target.num_classes:
         foreign = report.new + report.unused
     if foreign:
+        differences = architecture_differences(source, target)
+        found = "; ".join(differences) if differences else f"e.g. variable {foreign[0]!r} does not match"
         raise ValueError(
-            f"{where} is another architecture than the model asked for: e.g. variable {foreign[0]!r} "
-            "does not match. Build the model with the saved model's arguments (or load it with "
-            "keras.saving.load_model)."
+            f"{where} is another architecture than the model asked for: {found}. Pass the saved model's "
+            f"arguments, or use the saved model itself as the preset: SPGNet.from_preset({str(where)!r}, "
+            "num_classes=...)."
         )
     return report
 

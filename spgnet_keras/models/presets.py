@@ -53,7 +53,8 @@ ABLATIONS = {
 def preset_arguments(name):
     """SPGNet arguments of preset `name`; ValueError listing the presets otherwise."""
     if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)}.")
+        raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)} (SPGNet.from_preset also "
+                         "takes the path of a saved .keras file or preset folder).")
     return dict(PRESETS[name])
 
 

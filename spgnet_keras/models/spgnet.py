@@ -6,6 +6,7 @@ import warnings
 
 import keras
 
+from spgnet_keras.classes import check_class_names, check_palette
 from spgnet_keras.constants import (
     DEFAULT_STAGE_WEIGHT,
     IGNORE_LABEL,
@@ -111,6 +112,10 @@ class SPGNet(keras.Model):
             training crop's feature map, see `spgnet_keras.layers.pooling`). Training
             always pools globally.
         test_pooling_crop: the training crop (height, width) in pixels, for "crop".
+        class_names: optional name of each class (one per class, in label order): kept in
+            the config, so `.keras` files, fine-tuned models and exports know what they
+            predict; `spgnet predict`, `evaluate` and the figures use them.
+        palette: optional (r, g, b) colour of each class (0-255), kept likewise.
         **kwargs: `name`, `dtype` or `trainable` (`keras.Model` arguments); any other
             keyword is a TypeError.
     """
@@ -134,6 +139,8 @@ class SPGNet(keras.Model):
         folded_batchnorm=False,
         test_pooling="global",
         test_pooling_crop=None,
+        class_names=None,
+        palette=None,
         **kwargs,
     ):
         check_model_kwargs(kwargs)
@@ -144,6 +151,8 @@ class SPGNet(keras.Model):
         check_choice(guidance, GUIDANCES, "guidance")
         check_choice(spg_excitation, EXCITATIONS, "spg_excitation")
         pooling_crop = check_pooling(test_pooling, test_pooling_crop)
+        class_names = None if class_names is None else check_class_names(class_names, num_classes)
+        palette = None if palette is None else check_palette(palette, num_classes)
         use_sync_bn = resolve_sync_batchnorm(sync_batchnorm)
         block_args = dict(bottleneck_ratio=bottleneck_ratio, sync_batchnorm=use_sync_bn)
 
@@ -179,6 +188,8 @@ class SPGNet(keras.Model):
         self.folded_batchnorm = bool(folded_batchnorm)
         self.test_pooling = test_pooling
         self.test_pooling_crop = pooling_crop
+        self.class_names = class_names
+        self.palette = palette
         self.stage_backbones = stage_backbones
 
     def get_config(self):
@@ -203,6 +214,8 @@ class SPGNet(keras.Model):
             "folded_batchnorm": self.folded_batchnorm,
             "test_pooling": self.test_pooling,
             "test_pooling_crop": None if self.test_pooling_crop is None else list(self.test_pooling_crop),
+            "class_names": None if self.class_names is None else list(self.class_names),
+            "palette": None if self.palette is None else [list(colour) for colour in self.palette],
         }
 
     @classmethod
@@ -231,9 +244,14 @@ class SPGNet(keras.Model):
         """Builds a preset architecture and loads weights into it.
 
         Args:
-            preset: a name from `SPGNet.presets` (e.g. "spgnet_r50x2_256", Table 1).
-            num_classes: number of classes. Required unless `weights` is a saved SPGNet,
-                whose class count is then kept.
+            preset: a name from `SPGNet.presets` (e.g. "spgnet_r50x2_256", Table 1), or, as
+                in keras-hub, a saved SPGNet: the path of a `.keras` file or of a folder
+                written by `save_to_preset`; its architecture and weights are loaded
+                (`weights` stays None) and re-headed when `num_classes` differs.
+            num_classes: number of classes. Required unless `weights` (or `preset`) is a
+                saved SPGNet, whose class count, class names and palette are then kept;
+                with another class count the new head starts without names unless
+                `class_names=` / `palette=` are given.
             weights: None (random initialisation: no SPGNet checkpoints are published),
                 "imagenet" (every encoder from keras-hub's ImageNet ResNet presets; needs
                 `pip install keras-hub` and a network to download them), or the path of
@@ -248,11 +266,21 @@ class SPGNet(keras.Model):
         Returns:
             An `SPGNet`.
         """
-        from spgnet_keras.models.checkpoints import load_preset_weights
+        from spgnet_keras.models.checkpoints import is_saved_preset, load_preset_weights, load_saved_preset
 
+        check_argument_names(overrides)
+        if is_saved_preset(preset):
+            return load_saved_preset(cls, preset, num_classes, weights, overrides)
         arguments = {**preset_arguments(preset), **overrides}
-        check_argument_names(arguments)
         return load_preset_weights(cls, arguments, num_classes, weights)
+
+    def save_to_preset(self, preset_dir, overwrite=False):
+        """Saves this model as a preset folder (keras-hub's layout: `config.json`,
+        `model.weights.h5`, `metadata.json`) that `SPGNet.from_preset(preset_dir)` loads.
+        An existing preset there is replaced only with `overwrite=True`."""
+        from spgnet_keras.models.checkpoints import save_preset_folder
+
+        return save_preset_folder(self, preset_dir, overwrite=overwrite)
 
     # === Training defaults: compile(), compute_loss() ===
 

@@ -117,10 +117,10 @@ def test_malformed_set_overrides(tmp_path, capsys, assignment, fragment):
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
-        ([], "data.root is required for dataset 'synthetic'."),
-        (["data.root={missing}"], "Dataset 'synthetic' needs a meta.json in its root, got {missing}/meta.json"),
+        ([], "data.root is required for dataset 'synthetic' (or give the folders themselves: --images DIR"),
+        (["data.root={missing}"], "Dataset root not found: {missing}"),
         (["data.root={root}", "data.num_classes=3"],
-         "data.num_classes=3 disagrees with the 8 classes of dataset 'synthetic' at {root}."),
+         "num_classes=3 disagrees with the 8 classes of dataset 'synthetic' at {root}."),
         (["data.root={root}", "run.precision=float64"],
          "run.precision must be one of ('float32', 'mixed_float16', 'mixed_bfloat16'), got 'float64'."),
         (["data.root={root}", "data.batch_size=0"], "batch_size must be >= 1, got 0"),
@@ -260,12 +260,15 @@ def test_pipeline_argument_errors(synthetic_root):
 
 
 def test_bad_meta_json(tmp_path):
-    (tmp_path / "meta.json").write_text('{"classes": ["a", "b"]}')
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'meta.json'}: missing key(s) ['palette']")):
+    (tmp_path / "meta.json").write_text('{"names": ["a", "b"]}')
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'meta.json'}: a JSON object needs a 'classes' list")):
         dataset_spec("synthetic", tmp_path)
     (tmp_path / "meta.json").write_text('{"classes": ["a", "b"], "palette": [[0, 0, 0]]}')
-    with pytest.raises(ValueError, match=re.escape("DatasetSpec 'synthetic': 1 palette colours for num_classes=2")):
+    with pytest.raises(ValueError, match=re.escape("'palette' must give one [r, g, b] colour per class (2 classes)")):
         dataset_spec("synthetic", tmp_path)
+    (tmp_path / "meta.json").write_text('{"classes": ["a", "b"]}')  # colours are optional: the default palette
+    spec = dataset_spec("synthetic", tmp_path)
+    assert spec.class_names == ("a", "b") and len(set(spec.palette)) == 2
 
 
 # ---------------------------------------------------------------- faults: non-finite loss

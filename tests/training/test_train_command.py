@@ -69,7 +69,7 @@ def test_train_command_end_to_end(synthetic_root, tmp_path, capsys, monkeypatch)
     assert written["run"]["epochs"] == 1 and written["run"]["steps_per_epoch"] == 2
     assert written["run"]["out_dir"] == str(out_dir)
     assert written["model"] == {"preset": "spgnet_r18x2_128", "arguments": {"decoder_channels": 8},
-                                "backbone_weights": None}
+                                "backbone_weights": None, "weights": None}
     assert written["data"]["root"] == str(synthetic_root) and written["data"]["crop_size"] == [64, 96]
     assert written["data"]["scales"] == [0.75, 1.0, 1.25]  # from experiment synthetic_demo
 
@@ -259,13 +259,13 @@ def test_num_classes_mismatch_with_dataset(synthetic_root, camvid_root, tmp_path
     config = load_config(write_config(tmp_path / "c.yaml", {
         **tiny_synthetic_sections(synthetic_root, out_dir=str(tmp_path / "run")), "data": {
             "root": str(synthetic_root), "num_classes": 5}}))
-    with pytest.raises(ValueError, match=r"data.num_classes=5 disagrees with the 8 classes of dataset 'synthetic'"):
+    with pytest.raises(ValueError, match=r"num_classes=5 disagrees with the 8 classes of dataset 'synthetic'"):
         train(config)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
     camvid = experiment_config("camvid_cpu")
     camvid.data.root, camvid.data.num_classes = str(camvid_root), 12
-    with pytest.raises(ValueError, match="data.num_classes=12 disagrees with the 11 classes of dataset 'camvid'"):
+    with pytest.raises(ValueError, match="num_classes=12 disagrees with the 11 classes of dataset 'camvid'"):
         make_datasets(camvid.data, seed=0, global_batch_size=2)
     camvid.data.num_classes = 11  # agreeing value is accepted
     assert make_datasets(camvid.data, seed=0, global_batch_size=2)[3] == 11

@@ -39,45 +39,48 @@ def demo_config(out_dir, dataset="synthetic", data_root=None, epochs=None, steps
 
 
 def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=None, steps_per_epoch=None,
-             num_train=DEMO_TRAIN_IMAGES, num_val=DEMO_VAL_IMAGES, log=print):
-    """Runs the whole job and returns a summary dict (also written to `summary.json`)."""
+             num_train=DEMO_TRAIN_IMAGES, num_val=DEMO_VAL_IMAGES, log=print, config=None):
+    """Runs the whole job and returns a summary dict (also written to `summary.json`).
+
+    `config` (an `ExperimentConfig`, e.g. your folders from `spgnet demo --images DIR --masks
+    DIR`) replaces the one `demo_config` builds from the other arguments.
+    """
     from spgnet_keras.data import write_synthetic_folder
-    from spgnet_keras.data import LABEL_ID_TO_TRAIN_ID, dataset_files, dataset_spec
-    from spgnet_keras.evaluation import evaluate, format_table, to_json
+    from spgnet_keras.data.sources import DATA_RECORD, read_data_record
+    from spgnet_keras.evaluation import evaluate_data, format_table, to_json
     from spgnet_keras.export import export_saved_model
     from spgnet_keras.inference import load_model
     from spgnet_keras.training import RunFinished, train
 
-    out_dir = Path(out_dir)
-    for value, option in ((num_train, "--train-images"), (num_val, "--val-images")):
+    for value, option in ((num_train, "--synthetic-train"), (num_val, "--synthetic-val")):
         if value < 1:
             raise ValueError(f"{option} must be a positive integer, got {value}.")
     started = time.time()
-    config = demo_config(out_dir, dataset, data_root, epochs, steps_per_epoch)
-    if dataset == "synthetic" and data_root is None:
+    if config is None:
+        config = demo_config(out_dir, dataset, data_root, epochs, steps_per_epoch)
+    out_dir = Path(config.run.out_dir)
+    if config.data.dataset == "synthetic" and data_root is None and config.data.root == str(out_dir / "data"):
         log(f"[1/5] Writing {num_train}+{num_val} SYNTHETIC street scenes to {out_dir / 'data'}")
         write_synthetic_folder(out_dir / "data", num_train=num_train, num_val=num_val, size=DEMO_SIZE, seed=0)
     log(f"[2/5] Training {config.model.preset} {config.model.arguments} for "
         f"{config.run.epochs} x {config.run.steps_per_epoch} steps")
     try:
-        model, _, checkpoint = train(config)
+        model, _, checkpoint = train(config, log=lambda line: log(f"      {line}"))
         checkpoint_path = checkpoint.latest_path
     except RunFinished as finished:  # the demo ran here before: its checkpoints are kept
         checkpoint_path = out_dir / "checkpoints" / "latest.keras"
         log(f"      {finished} Using {checkpoint_path}.")
         model = load_model(checkpoint_path)
-    log("[3/5] Evaluating on the validation split (full images)")
-    spec = dataset_spec(config.data.dataset, config.data.root)
-    pairs = dataset_files(config.data.dataset, config.data.root, config.data.val_split)
-    label_map = LABEL_ID_TO_TRAIN_ID if config.data.dataset == "cityscapes" else None
-    result = evaluate(model, pairs, num_classes=spec.num_classes, class_names=spec.class_names, label_map=label_map)
+    log(f"[3/5] Evaluating on the validation split (full images, as recorded in {out_dir / DATA_RECORD})")
+    data, _ = read_data_record(out_dir / DATA_RECORD)
+    result = evaluate_data(model, data)
     log(format_table(result))
     to_json(result, out_dir / "metrics.json")
     log("[4/5] Exporting a TF Serving SavedModel")
     export_dir = out_dir / "export" / "spgnet" / "1"
     export_saved_model(model, export_dir, overwrite=True)
     log("[5/5] Writing prediction overlays and the guided-attention figure")
-    figures = write_figures(model, config, out_dir)
+    figures = write_figures(model, data.val_pairs, config.data.dataset, out_dir)
     summary = {
         "dataset": config.data.dataset,
         "synthetic": config.data.dataset == "synthetic",
@@ -93,25 +96,26 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
     return summary
 
 
-def write_figures(model, config, out_dir, num_images=3):
-    """Overlays of a few validation images and the Sec 4.5 guided-attention figure."""
+def write_figures(model, val_pairs, dataset, out_dir, num_images=3):
+    """Overlays of a few validation images and the Sec 4.5 guided-attention figure, in the
+    model's own class names and colours."""
     from PIL import Image
 
-    from spgnet_keras.data import dataset_files, dataset_spec
+    from spgnet_keras.classes import default_class_names, default_palette
     from spgnet_keras.data import load_image
     from spgnet_keras.inference import predict
-    from spgnet_keras.visualization import (attention_figure, guided_attention_maps, overlay,
+    from spgnet_keras.visualization import (TOP_K, attention_figure, guided_attention_maps, overlay,
                                             plot_training_curves, save_figure)
 
-    spec = dataset_spec(config.data.dataset, config.data.root)
-    pairs = dataset_files(config.data.dataset, config.data.root, config.data.val_split)[:num_images]
+    class_names = model.class_names or default_class_names(model.num_classes)
+    palette = np.asarray(model.palette if model.palette is not None else default_palette(model.num_classes), np.uint8)
     figures_dir = Path(out_dir) / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     images, maps, predictions, written = [], [], [], []
-    wanted = [c for c in ATTENTION_CLASSES.get(config.data.dataset, ()) if c in spec.class_names]
-    classes = wanted or list(spec.class_names[:4])
-    palette = np.asarray(spec.palette, dtype=np.uint8)
-    for index, (image_path, _) in enumerate(pairs):
+    wanted = [c for c in ATTENTION_CLASSES.get(dataset, ()) if c in class_names]
+    classes = wanted or list(class_names[:4])
+    attention = model.guidance == "spg" and len(model.stage_backbones) > 1 and model.decoder_channels >= TOP_K
+    for index, (image_path, _) in enumerate(val_pairs[:num_images]):
         image = load_image(image_path)
         prediction = predict(model, image)
         path = figures_dir / f"overlay_{index}.png"
@@ -119,8 +123,8 @@ def write_figures(model, config, out_dir, num_images=3):
         written.append(path)
         images.append(image)
         predictions.append(prediction)
-        if model.guidance == "spg":
-            maps.append(guided_attention_maps(model, image, classes, class_names=spec.class_names))
+        if attention:
+            maps.append(guided_attention_maps(model, image, classes, class_names=class_names))
     if maps:
         figure = attention_figure(images, maps, classes, predictions=predictions, palette=palette)
         written.append(save_figure(figure, figures_dir / "guided_attention.png"))

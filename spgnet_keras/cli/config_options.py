@@ -195,3 +195,25 @@ def config_from_flags(args, base):
     from spgnet_keras.config import apply_assignments
 
     return apply_assignments(base, assignments_of(args))
+
+
+def add_run_flags(parser):
+    """The flags of the model and the recipe (`spgnet train`, `spgnet demo`), and `--set`."""
+    group = parser.add_argument_group("model and run")
+    add_flag(group, "--preset", fields=("model.preset",), metavar="NAME", help="architecture (SPGNet.presets)")
+    add_flag(group, "--weights", fields=("model.weights",), metavar="MODEL",
+             help="fine-tune a saved SPGNet (.keras or preset folder): its architecture, re-headed for your classes")
+    add_flag(group, "--backbone-weights", fields=("model.backbone_weights",), metavar="W",
+             help="encoder weights: imagenet (keras-hub, downloads) or a saved ResNetBackbone .keras file")
+    add_flag(group, "--epochs", fields=("run.epochs",), type=int, metavar="N")
+    add_flag(group, "--steps-per-epoch", fields=("run.steps_per_epoch",), type=int, metavar="N")
+    add_flag(group, "--batch-size", fields=("data.batch_size",), type=int, metavar="N")
+    add_flag(group, "--crop-size", fields=("data.crop_size",), convert=crop_size, nargs="+", metavar="H W",
+             help="training crop, e.g. 512 1024 (or 512x1024)")
+    add_flag(group, "--learning-rate", fields=("optimizer.learning_rate",), type=float, metavar="LR")
+    add_flag(group, "--class-weights", fields=("loss.class_weights",), convert=class_weights, metavar="W",
+             help="auto (median-frequency balancing of the training masks) or w0,w1,... per class")
+    add_flag(group, "--seed", fields=("run.seed",), type=int, metavar="N", help="initial weights and batches")
+    add_flag(group, "--out", fields=("run.out_dir",), metavar="DIR", help="run folder (checkpoints, logs, data.json)")
+    add_set_option(group)
+    return group

@@ -1,31 +1,43 @@
-"""`spgnet demo`: train + evaluate + export + figures on bundled SYNTHETIC scenes (or --data)."""
+"""`spgnet demo`: train + evaluate + export + figures in one command, on bundled SYNTHETIC scenes,
+a named dataset (--data ROOT --dataset NAME) or your folders as they are (--images DIR --masks DIR),
+with the data and run options of `spgnet train`."""
+
+from pathlib import Path
+
+from spgnet_keras.cli.config_options import add_data_flags, add_run_flags, assignments_of, config_from_flags
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("demo", help="the main job: a few minutes on a CPU, no download")
-    parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    parser.add_argument("--data", default=None, help="root of a real dataset instead of the synthetic scenes")
-    parser.add_argument("--dataset", default=None, choices=["camvid", "cityscapes", "folder"],
-                        help="layout of --data (default camvid)")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--steps-per-epoch", type=int, default=None)
-    parser.add_argument("--train-images", type=int, default=None, help="synthetic training images")
-    parser.add_argument("--val-images", type=int, default=None, help="synthetic validation images")
+    parser = subparsers.add_parser(
+        "demo", help="the main job: train, evaluate, export and draw (a few minutes on a CPU, no download)",
+        description="Train, evaluate, export (TF Serving SavedModel) and draw in one command: on SYNTHETIC scenes "
+                    "by default (output in runs/demo), or on real data given with the data options of spgnet train "
+                    "(the CamVid CPU recipe).")
+    parser.add_argument("--synthetic-train", type=int, default=None, help="synthetic training images")
+    parser.add_argument("--synthetic-val", type=int, default=None, help="synthetic validation images")
+    add_data_flags(parser)
+    add_run_flags(parser)
     parser.set_defaults(func=run)
 
 
 def run(args):
-    from spgnet_keras.demo import DEMO_TRAIN_IMAGES, DEMO_VAL_IMAGES, run_demo
+    from spgnet_keras.demo import DEMO_TRAIN_IMAGES, DEMO_VAL_IMAGES, demo_config, run_demo
 
-    if args.dataset and not args.data:
+    data_given = any(section == "data" and key not in ("batch_size", "crop_size")
+                     for section, key, *_ in assignments_of(args))
+    if data_given and (args.synthetic_train is not None or args.synthetic_val is not None):
+        raise ValueError("--synthetic-train and --synthetic-val are for the synthetic scenes; your data has its own.")
+    dataset = (args.dataset or ("folder" if args.images else "camvid")) if data_given else "synthetic"
+    config = demo_config("runs/demo", dataset)  # the recipe of that kind of data (e.g. Cityscapes crops)
+    if data_given:
+        config.data.root = None
+    config = config_from_flags(args, config)
+    if data_given and config.data.root is None and config.data.dataset != "folder":
         raise ValueError("--dataset needs --data ROOT.")
-    dataset = (args.dataset or "camvid") if args.data else "synthetic"
+    if config.data.dataset == "synthetic" and not data_given:
+        config.data.root = str(Path(config.run.out_dir) / "data")
     run_demo(
-        out_dir=args.out,
-        dataset=dataset,
-        data_root=args.data,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch,
-        num_train=DEMO_TRAIN_IMAGES if args.train_images is None else args.train_images,
-        num_val=DEMO_VAL_IMAGES if args.val_images is None else args.val_images,
+        config=config,
+        num_train=DEMO_TRAIN_IMAGES if args.synthetic_train is None else args.synthetic_train,
+        num_val=DEMO_VAL_IMAGES if args.synthetic_val is None else args.synthetic_val,
     )

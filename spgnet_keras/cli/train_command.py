@@ -11,8 +11,7 @@ that set the same field the later one wins.
 
 import json
 
-from spgnet_keras.cli.config_options import (add_data_flags, add_flag, add_set_option, class_weights,
-                                             config_from_flags, crop_size, parse_assignments)
+from spgnet_keras.cli.config_options import add_data_flags, add_run_flags, config_from_flags, parse_assignments
 
 __all__ = ["add_parser", "parse_assignments", "run"]
 
@@ -25,23 +24,7 @@ def add_parser(subparsers):
     parser.add_argument("--config", default=None, help="YAML experiment (see spgnet_keras/configs/); default: "
                         "the camvid_cpu experiment")
     add_data_flags(parser)
-    run = parser.add_argument_group("model and run")
-    add_flag(run, "--preset", fields=("model.preset",), metavar="NAME", help="architecture (SPGNet.presets)")
-    add_flag(run, "--weights", fields=("model.weights",), metavar="MODEL",
-             help="fine-tune a saved SPGNet (.keras or preset folder): its architecture, re-headed for your classes")
-    add_flag(run, "--backbone-weights", fields=("model.backbone_weights",), metavar="W",
-             help="encoder weights: imagenet (keras-hub, downloads) or a saved ResNetBackbone .keras file")
-    add_flag(run, "--epochs", fields=("run.epochs",), type=int, metavar="N")
-    add_flag(run, "--steps-per-epoch", fields=("run.steps_per_epoch",), type=int, metavar="N")
-    add_flag(run, "--batch-size", fields=("data.batch_size",), type=int, metavar="N")
-    add_flag(run, "--crop-size", fields=("data.crop_size",), convert=crop_size, nargs="+", metavar="H W",
-             help="training crop, e.g. 512 1024 (or 512x1024)")
-    add_flag(run, "--learning-rate", fields=("optimizer.learning_rate",), type=float, metavar="LR")
-    add_flag(run, "--class-weights", fields=("loss.class_weights",), convert=class_weights, metavar="W",
-             help="auto (median-frequency balancing of the training masks) or w0,w1,... per class")
-    add_flag(run, "--seed", fields=("run.seed",), type=int, metavar="N", help="initial weights and batches")
-    add_flag(run, "--out", fields=("run.out_dir",), metavar="DIR", help="run folder (checkpoints, logs, data.json)")
-    add_set_option(run)
+    add_run_flags(parser)
     parser.add_argument("--dry-run", action="store_true",
                         help="read and check the data, build the model, print the plan, and stop (nothing written)")
     parser.set_defaults(func=run_command)

@@ -363,8 +363,8 @@ def test_diverged_training_is_a_one_line_error(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["demo", "--epochs", "0"], "--epochs must be a positive integer"),
-    (["demo", "--train-images", "0"], "--train-images must be a positive integer"),
+    (["demo", "--epochs", "0"], "run.epochs must be >= 1, got 0"),
+    (["demo", "--synthetic-train", "0"], "--synthetic-train must be a positive integer"),
     (["profile", "--height", "0"], "--height and --width must be positive"),
 ])
 def test_non_positive_sizes_are_rejected(tmp_path, capsys, argv, message):

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from spgnet_keras.classes import check_palette
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data.spec import DatasetError
 

@@ -64,6 +64,13 @@ def test_finetune_custom_dataset_notebook(python3_kernel, tmp_path, monkeypatch)
     assert "smoke mode" in text
     assert "Could not load ImageNet weights" in text or "ImageNet weights loaded" in text
     assert "SavedModel vs. Keras model" in text and "mIoU" in text
+    # The three layouts are read in place, the suffix error names the option, the classes travel.
+    assert "end in '_mask.png': pass --mask-suffix _mask.png" in text
+    assert "with mask_suffix='_mask.png': 8 pairs" in text
+    assert "VOC: 8 training and 2 validation pairs" in text and "masks: index (palette PNGs)" in text
+    assert "8 training pairs, 2 validation pairs" in text and "classes (classes file" in text
+    assert "classes of the new model: Sky, Building" in text
+    assert "class names for clients (assets.extra/spgnet_export.json): ['Sky', 'Building'" in text
     for name in ("training_curves.png", "confusion_matrix.png", "overlays.png"):
         assert (out / "figures" / name).is_file()
     assert (out / "export" / "spgnet" / "1" / "saved_model.pb").is_file()

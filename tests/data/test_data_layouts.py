@@ -204,3 +204,19 @@ def test_classes_file_gives_colour_masks_their_colours(tmp_path):
     with pytest.raises(DatasetError, match=re.escape("are colour-coded RGB PNGs: give the colour of each class in a "
                                                      "classes file")):
         resolve_data(images=root / "img", masks=root / "ann", val_fraction=0.34)
+
+
+def test_named_folder_layout_errors_say_what_to_do(tmp_path):
+    from spgnet_keras.data import make_dataset
+
+    for index in range(2):
+        write_image(tmp_path / "train" / "images" / f"{index}.png", index)
+        write_mask(tmp_path / "train" / "labels" / f"{index}.png", labels_of(index))
+    with pytest.raises(DatasetNotFoundError, match=re.escape("needs its classes: there is no "
+                                                             f"{tmp_path / 'meta.json'} (a JSON object")):
+        make_dataset("folder", root=tmp_path)
+    batches = list(make_dataset("folder", root=tmp_path, num_classes=4, batch_size=1))  # no meta.json needed
+    assert len(batches) == 2
+    with pytest.raises(DatasetNotFoundError, match=re.escape("for folders of other names, pass them as they are: "
+                                                             "folder_files(images_dir, masks_dir, ...)")):
+        make_dataset("folder", "valid", root=tmp_path, num_classes=4)

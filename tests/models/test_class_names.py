@@ -78,3 +78,14 @@ def test_the_saved_model_exposes_the_class_names(tmp_path):
     metadata = json.loads((folder / "assets.extra" / "spgnet_export.json").read_text())
     assert metadata["class_names"] == list(NAMES) and metadata["palette"] == [list(c) for c in PALETTE]
     assert metadata["class_names_given"] is True and metadata["num_classes"] == 3
+
+
+def test_guided_attention_takes_class_names_from_the_model():
+    from spgnet_keras.visualization import guided_attention_maps
+
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=16, class_names=NAMES)
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    maps = guided_attention_maps(model, image, ["car", "sky"])
+    assert maps.shape == (2, 40, 56) and np.isfinite(maps).all()
+    with pytest.raises(ValueError, match="Unknown class name 'bus'"):
+        guided_attention_maps(model, image, ["bus"])

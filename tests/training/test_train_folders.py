@@ -140,3 +140,32 @@ def test_train_evaluate_predict_export_on_folders_as_they_are(tmp_path, capsys):
     code, out, err = run(capsys, "train", *suffixed_args(root), "--classes", classes, *TINY, "--epochs", 1,
                          "--steps-per-epoch", 1, "--out", out_dir)
     assert code == 0 and "already finished 1 epochs" in out and "--epochs 2" in out and "--out DIR" in out
+
+
+README_PATCHES = [
+    ('backbones=("resnet18", "resnet18"), decoder_channels=64', 'backbones=("resnet18",), decoder_channels=8'),
+    ('batch_size=8, crop_size=(160, 224)', 'batch_size=2, crop_size=(32, 48)'),
+    ('epochs=20, steps_per_epoch=46', 'epochs=1, steps_per_epoch=1, verbose=0'),
+]
+
+
+@pytest.mark.slow
+def test_readme_your_own_data_block_runs(tmp_path, monkeypatch, capsys):
+    import re
+
+    from tests.training.conftest import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text[text.index("## Your own data"):]
+    section = section[:section.index("\n## ", 4)]
+    [code] = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    for old, new in README_PATCHES:
+        assert old in code, f"README changed: patch target {old!r} not found; update README_PATCHES"
+        code = code.replace(old, new)
+    suffixed_layout(tmp_path / "mydata")
+    classes_csv(tmp_path / "classes.csv")
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert "6 training pairs, 2 validation pairs" in capsys.readouterr().out
+    assert namespace["model"].class_names == tuple(NAMES)

@@ -198,7 +198,8 @@ def make_datasets(data_config, seed, global_batch_size, val_batch_size=1, skip_b
 def data_plan(prepared, data_config):
     """The lines `spgnet train` prints about its data before the first step."""
     resolved = prepared.resolved
-    where = data_config.images or data_config.root or data_config.train_list
+    where = data_config.images or data_config.train_list
+    where = data_config.root if where is None else (Path(data_config.root) / where if data_config.root else where)
     naming = FolderNaming(data_config.image_suffix, data_config.mask_suffix, data_config.image_prefix,
                           data_config.mask_prefix).describe()
     lines = [f"data: {resolved.dataset} {where}" + (f" ({naming})" if naming else ""),

@@ -114,7 +114,8 @@ def shared_palette_of_index_masks(mask_paths: Sequence[str]) -> np.ndarray | Non
     if first_palette is not None and len(np.unique(colour_codes(first_palette))) < len(
             first_palette):
         warnings.warn(
-            f"Palette of {modes['P']} repeats colours; the lowest index is used for each colour",
+            f"Palette of {modes['P']} repeats colours: a pixel of such a colour reads as its lowest index (the "
+            "dataset check names any mask whose stored indices read back differently)",
             stacklevel=3)
     return first_palette
 

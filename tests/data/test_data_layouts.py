@@ -4,7 +4,6 @@ that suggests the option; validation splits; classes files (Python API, files th
 import re
 import warnings
 
-import numpy as np
 import pytest
 
 from spgnet_keras.data import (

@@ -293,9 +293,16 @@ def test_model_without_preprocessing_is_refused_and_converted():
     assert converted.include_preprocessing
     expected = raw.predict(normalise(picture)[None], verbose=0)["prediction"][0]
     got = converted.predict(picture[None], verbose=0)["prediction"][0]
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
-    np.testing.assert_array_equal(np.argmax(got, -1), np.argmax(expected, -1))
-    np.testing.assert_array_equal(predict(converted, picture), np.argmax(expected, -1))
+    # The two paths round the normalised input differently (NumPy vs the model's Rescaling) and a
+    # random network amplifies that by an amount that depends on the CPU's kernels (oneDNN, AMX or
+    # not): measured 1.5e-4 on logits near 20 on an AMD EPYC. The tolerance scales with the logits.
+    tolerance = 1e-4 * float(np.abs(expected).max())
+    np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance)
+    top2 = np.sort(expected, axis=-1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 2 * tolerance  # pixels whose winner no round-off can change
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(np.argmax(got, -1)[clear], np.argmax(expected, -1)[clear])
+    np.testing.assert_array_equal(predict(converted, picture)[clear], np.argmax(expected, -1)[clear])
 
 
 # ---------------------------------------------------------------- image loading

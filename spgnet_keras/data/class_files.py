@@ -62,7 +62,7 @@ def read_classes(path: str | Path, name: str = "") -> DatasetSpec:
     palette = [list(c) for c in colours] if all(given) else default_palette(len(names)).tolist()
     try:
         return DatasetSpec(num_classes=len(names), class_names=tuple(names), palette=tuple(map(tuple, palette)),
-                           ignore_index=ignore_index, name=name or path.stem)
+                           ignore_index=ignore_index, name=name or path.stem, palette_given=all(given))
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
 

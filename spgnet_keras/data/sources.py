@@ -185,6 +185,10 @@ def resolve_data(
     spec, classes_source = _classes(dataset, root, classes, num_classes, folders)
     mask_paths = [mask for _, mask in train_pairs + val_pairs]
     if style.palette is None and spec is not None and resolve_mask_format(style.mask_format, mask_paths) == "color":
+        if not spec.palette_given:
+            raise DatasetError(f"The masks (e.g. {mask_paths[0]}) are colour-coded RGB PNGs, but the classes "
+                               f"({classes_source}) have no colours: give each class its colour (a 'name,r,g,b' "
+                               "line per class)")
         style = dataclasses.replace(style, palette=spec.palette)  # colour masks painted in the classes' colours
     style = style.resolved(mask_paths)
     base = LABEL_ID_TO_TRAIN_ID if dataset == "cityscapes" else None

@@ -20,6 +20,8 @@ class DatasetSpec:
             reading colour-coded masks.
         ignore_index: Label value excluded from losses and metrics.
         name: Short dataset name, for logs.
+        palette_given: False when the colours are the default palette (nobody chose them):
+            they cannot decode colour-coded masks.
     """
 
     num_classes: int
@@ -27,6 +29,7 @@ class DatasetSpec:
     palette: tuple[tuple[int, int, int], ...]
     ignore_index: int = IGNORE_LABEL
     name: str = ""
+    palette_given: bool = dataclasses.field(default=True, compare=False)  # False: the default colours
 
     def __post_init__(self) -> None:
         """Checks that names and palette agree with ``num_classes`` (the rules of
@@ -57,6 +60,7 @@ class DatasetSpec:
             palette=default_palette(num_classes) if palette is None else palette,
             ignore_index=ignore_index,
             name=name,
+            palette_given=palette is not None,
         )
 
     @classmethod

@@ -203,6 +203,10 @@ def test_classes_file_gives_colour_masks_their_colours(tmp_path):
     with pytest.raises(DatasetError, match=re.escape("are colour-coded RGB PNGs: give the colour of each class in a "
                                                      "classes file")):
         resolve_data(images=root / "img", masks=root / "ann", val_fraction=0.34)
+    (tmp_path / "names.txt").write_text("\n".join(NAMES))
+    with pytest.raises(DatasetError, match=re.escape(f"but the classes (classes file {tmp_path / 'names.txt'}) have no "
+                                                     "colours")):
+        resolve_data(images=root / "img", masks=root / "ann", classes=tmp_path / "names.txt", val_fraction=0.34)
 
 
 def test_named_folder_layout_errors_say_what_to_do(tmp_path):

@@ -1,4 +1,4 @@
-"""Command-line flags that set fields of the experiment config (`spgnet train`, `spgnet evaluate`).
+"""Command-line flags that set fields of the experiment config (`spgnet train`, `evaluate`, `demo`).
 
 Every flag is a short name for one `--set SECTION.KEY=VALUE`: flags and `--set` are applied in
 the order they are given, so of two that set the same field the later one wins.
@@ -36,7 +36,7 @@ def parse_assignments(assignments):
 
 
 class _Assign(argparse.Action):
-    """Appends `(section, key, value)` to `namespace.overrides` for each field the flag sets."""
+    """Appends `(section, key, value, option)` to `namespace.overrides` for each field the flag sets."""
 
     def __init__(self, option_strings, dest, fields=(), convert=None, **kwargs):
         self.fields, self.convert = fields, convert

@@ -184,7 +184,8 @@ def resolve_data(
             val_source = f"split {val_split!r} of {root}"
     spec, classes_source = _classes(dataset, root, classes, num_classes, folders)
     mask_paths = [mask for _, mask in train_pairs + val_pairs]
-    if style.palette is None and spec is not None and resolve_mask_format(style.mask_format, mask_paths) == "color":
+    style = dataclasses.replace(style, mask_format=resolve_mask_format(style.mask_format, mask_paths))  # headers read once
+    if style.palette is None and spec is not None and style.mask_format == "color":
         if not spec.palette_given:
             raise DatasetError(f"The masks (e.g. {mask_paths[0]}) are colour-coded RGB PNGs, but the classes "
                                f"({classes_source}) have no colours: give each class its colour (a 'name,r,g,b' "

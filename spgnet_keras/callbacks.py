@@ -8,12 +8,14 @@ from pathlib import Path
 
 import keras
 
+from spgnet_keras.errors import SPGNetError
 
-class CheckpointWriteError(OSError):
+
+class CheckpointWriteError(SPGNetError, OSError):
     """A checkpoint could not be written; the previous one is intact."""
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(SPGNetError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint was kept."""
 
 

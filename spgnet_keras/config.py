@@ -15,7 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from spgnet_keras.classes import check_num_classes
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, MAX_IMAGE_SIDE
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.scales import check_scales
 
 # Allowed values of run.precision (Keras dtype policies) and run.strategy (spgnet_keras.training).
@@ -182,11 +184,11 @@ EXPERIMENTS = {
 def experiment_config(name):
     """A fresh copy of named experiment `name`."""
     if name not in EXPERIMENTS:
-        raise ValueError(f"Unknown experiment {name!r}; expected one of {sorted(EXPERIMENTS)}.")
+        raise InvalidInputError(f"Unknown experiment {name!r}; expected one of {sorted(EXPERIMENTS)}.")
     return EXPERIMENTS[name]()
 
 
-class DuplicateKeyError(ValueError):
+class DuplicateKeyError(InvalidInputError):
     """A YAML mapping names the same key twice (PyYAML would keep the last silently)."""
 
 
@@ -230,14 +232,14 @@ def load_config(path):
     try:
         raw = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from None
+        raise InvalidInputError(f"{path}: not valid YAML: {error}") from None
     except DuplicateKeyError as error:
-        raise ValueError(f"{path}: {error}.") from None
+        raise InvalidInputError(f"{path}: {error}.") from None
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}.")
+        raise InvalidInputError(f"{path}: the top level must be a mapping of sections, got {type(raw).__name__}.")
     name = raw.pop("experiment", "camvid_cpu")
     if not isinstance(name, str) or name not in EXPERIMENTS:
-        raise ValueError(f"{path}: unknown experiment {name!r}; expected one of {sorted(EXPERIMENTS)}.")
+        raise InvalidInputError(f"{path}: unknown experiment {name!r}; expected one of {sorted(EXPERIMENTS)}.")
     config = experiment_config(name)
     apply_overrides(config, raw, source=str(path))
     return config
@@ -255,15 +257,15 @@ def set_fields(config, overrides, source):
     """Sets `overrides` ({section: {key: value}}) on `config`, checking names and types only."""
     for section, values in overrides.items():
         if section not in {f.name for f in dataclasses.fields(config)}:
-            raise ValueError(f"{source}: unknown section {section!r}; expected one of "
+            raise InvalidInputError(f"{source}: unknown section {section!r}; expected one of "
                              f"{[f.name for f in dataclasses.fields(config)]}.")
         target = getattr(config, section)
         if not isinstance(values, dict):
-            raise ValueError(f"{source}: section {section!r} must be a mapping, got {values!r}.")
+            raise InvalidInputError(f"{source}: section {section!r} must be a mapping, got {values!r}.")
         hints = typing.get_type_hints(type(target))
         for key, value in values.items():
             if key not in hints:
-                raise ValueError(f"{source}: unknown key {section}.{key}; expected one of {sorted(hints)}.")
+                raise InvalidInputError(f"{source}: unknown key {section}.{key}; expected one of {sorted(hints)}.")
             setattr(target, key, _checked(value, hints[key], f"{source}: {section}.{key}"))
 
 
@@ -281,7 +283,7 @@ def apply_assignments(config, assignments, source="command line"):
         if dot:
             current = getattr(getattr(config, section, None), field, None)
             if current is not None and not isinstance(current, dict):
-                raise ValueError(f"{origin}: {section}.{field} is not a mapping; set it whole ({section}.{field}=VALUE).")
+                raise InvalidInputError(f"{origin}: {section}.{field} is not a mapping; set it whole ({section}.{field}=VALUE).")
             value = {**(current or {}), entry: value}
         set_fields(config, {section: {field: value}}, origin)
         if (section, field) == ("model", "arguments"):
@@ -303,8 +305,11 @@ def check_values(config, source="config"):
         check_scales(data.scales, "data.scales")
     except ValueError as error:
         problems.append(str(error).rstrip("."))
-    if data.num_classes is not None and data.num_classes < 2:
-        problems.append(f"data.num_classes must be at least 2 (with one class the loss is 0), got {data.num_classes}")
+    if data.num_classes is not None:
+        try:
+            check_num_classes(data.num_classes, "data.num_classes")
+        except ValueError as error:
+            problems.append(str(error).rstrip("."))
     problems += data_problems(data)
     weights = config.loss.class_weights
     if isinstance(weights, str) and weights != "auto":
@@ -321,7 +326,7 @@ def check_values(config, source="config"):
     problems += learning_problems(config.optimizer)
     problems += model_problems(config.model)
     if problems:
-        raise ValueError(f"{source}: " + "; ".join(problems) + ".")
+        raise InvalidInputError(f"{source}: " + "; ".join(problems) + ".")
 
 
 def data_problems(data):
@@ -397,7 +402,7 @@ def check_model_arguments(arguments, source):
     allowed = set(inspect.signature(SPGNet.__init__).parameters) - {"self", "kwargs", "num_classes"}
     for key in arguments:
         if key not in allowed:
-            raise ValueError(f"{source}: unknown key model.arguments.{key}; expected one of {sorted(allowed)}.")
+            raise InvalidInputError(f"{source}: unknown key model.arguments.{key}; expected one of {sorted(allowed)}.")
 
 
 def _checked(value, hint, where):
@@ -415,7 +420,7 @@ def _checked(value, hint, where):
         origin = typing.get_origin(hint)
     if origin in (list, typing.List):
         if not isinstance(value, list):
-            raise ValueError(f"{where} must be a list, got {value!r}.")
+            raise InvalidInputError(f"{where} must be a list, got {value!r}.")
         item_hints = typing.get_args(hint)
         if not item_hints:
             return value
@@ -424,9 +429,9 @@ def _checked(value, hint, where):
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is bool and not isinstance(value, bool):
-        raise ValueError(f"{where} must be true or false, got {value!r}.")
+        raise InvalidInputError(f"{where} must be true or false, got {value!r}.")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ValueError(f"{where} must be of type {expected.__name__}, got {value!r}.")
+        raise InvalidInputError(f"{where} must be of type {expected.__name__}, got {value!r}.")
     return value
 
 

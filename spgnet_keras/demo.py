@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from spgnet_keras.config import experiment_config
+from spgnet_keras.errors import InvalidInputError
 
 DEMO_SIZE = (128, 192)
 DEMO_TRAIN_IMAGES = 160
@@ -30,7 +31,7 @@ def demo_config(out_dir, dataset="synthetic", data_root=None, epochs=None, steps
     config.run.out_dir = str(out_dir)
     for value, option in ((epochs, "--epochs"), (steps_per_epoch, "--steps-per-epoch")):
         if value is not None and value < 1:
-            raise ValueError(f"{option} must be a positive integer, got {value}.")
+            raise InvalidInputError(f"{option} must be a positive integer, got {value}.")
     config.run.epochs = config.run.epochs if epochs is None else epochs
     config.run.steps_per_epoch = config.run.steps_per_epoch if steps_per_epoch is None else steps_per_epoch
     if dataset == "cityscapes":
@@ -54,7 +55,7 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
 
     for value, option in ((num_train, "--synthetic-train"), (num_val, "--synthetic-val")):
         if value < 1:
-            raise ValueError(f"{option} must be a positive integer, got {value}.")
+            raise InvalidInputError(f"{option} must be a positive integer, got {value}.")
     started = time.time()
     if config is None:
         config = demo_config(out_dir, dataset, data_root, epochs, steps_per_epoch)
@@ -104,8 +105,14 @@ def write_figures(model, val_pairs, dataset, out_dir, num_images=3):
     from spgnet_keras.classes import default_class_names, default_palette
     from spgnet_keras.data import load_image
     from spgnet_keras.inference import predict
-    from spgnet_keras.visualization import (TOP_K, attention_figure, guided_attention_maps, overlay,
-                                            plot_training_curves, save_figure)
+    from spgnet_keras.visualization import (
+        TOP_K,
+        attention_figure,
+        guided_attention_maps,
+        overlay,
+        plot_training_curves,
+        save_figure,
+    )
 
     class_names = model.class_names or default_class_names(model.num_classes)
     palette = np.asarray(model.palette if model.palette is not None else default_palette(model.num_classes), np.uint8)

@@ -27,6 +27,7 @@ from PIL import Image
 from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
 from spgnet_keras.data.decoding import load_image, load_label
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.inference import check_batch_size, check_window, predict_logits
 from spgnet_keras.labels import check_label_values
 from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
@@ -81,7 +82,7 @@ class EvaluationResult:
         self.unassigned = np.asarray(self.unassigned, np.int64)
         size = len(self.class_names)
         if self.confusion.shape != (size, size) or self.unassigned.shape != (size,):
-            raise ValueError(
+            raise InvalidInputError(
                 f"EvaluationResult: confusion {self.confusion.shape} / unassigned {self.unassigned.shape} "
                 f"do not match {size} class names."
             )
@@ -199,7 +200,7 @@ def cityscapes_result_path(out_dir: str | os.PathLike, image_path: str | os.Path
     stem = name.split("_leftImg8bit")[0] if "_leftImg8bit" in name else Path(name).stem
     parts = stem.split("_")
     if len(parts) < 3:
-        raise ValueError(f"{name!r} is not a Cityscapes file name (<city>_<seq>_<frame>_leftImg8bit.png).")
+        raise InvalidInputError(f"{name!r} is not a Cityscapes file name (<city>_<seq>_<frame>_leftImg8bit.png).")
     city = "_".join(parts[:-2])
     return Path(out_dir) / city / f"{stem}_leftImg8bit.png"
 
@@ -219,7 +220,7 @@ class CityscapesResultWriter:
         from spgnet_keras.data.cityscapes import train_ids_to_label_ids
 
         if image_path is None:
-            raise ValueError("Cityscapes result files are named after the input image; got no path.")
+            raise InvalidInputError("Cityscapes result files are named after the input image; got no path.")
         path = cityscapes_result_path(self.out_dir, image_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(train_ids_to_label_ids(prediction)).save(path)
@@ -237,7 +238,7 @@ class IndexPngWriter:
 
     def __call__(self, prediction: np.ndarray, image_path, index: int | None = None) -> Path:
         if prediction.max(initial=0) > 255:
-            raise ValueError("More than 256 classes do not fit an 8-bit PNG.")
+            raise InvalidInputError("More than 256 classes do not fit an 8-bit PNG.")
         name = Path(image_path).stem if image_path is not None else f"{len(self.written) if index is None else index:06d}"
         path = self.out_dir / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +257,7 @@ def _accumulate(result_cm, result_unassigned, label, prediction, num_classes, ig
     label = np.asarray(label).astype(np.int64)
     prediction = np.asarray(prediction).astype(np.int64)
     if label.shape != prediction.shape:
-        raise ValueError(f"Label shape {label.shape} differs from prediction shape {prediction.shape}.")
+        raise InvalidInputError(f"Label shape {label.shape} differs from prediction shape {prediction.shape}.")
     outside = (prediction < 0) | (prediction >= num_classes)
     if outside.any():
         kept = label[outside]
@@ -274,21 +275,21 @@ def _resolve_classes(model, num_classes, class_names, output):
         num_classes = len(class_names)
     predicted = _model_classes(model, output)
     if num_classes is not None and predicted is not None and int(num_classes) != predicted:
-        raise ValueError(
+        raise InvalidInputError(
             f"The model predicts {predicted} classes but the data has {int(num_classes)}: its scores would "
             "be meaningless. Evaluate a model trained for this dataset (fine-tune one with "
             "SPGNet.from_preset(..., num_classes=..., weights=PATH))."
         )
     num_classes = predicted if num_classes is None else num_classes
     if num_classes is None:
-        raise ValueError("num_classes is unknown; pass num_classes or class_names.")
+        raise InvalidInputError("num_classes is unknown; pass num_classes or class_names.")
     num_classes = int(num_classes)
     if class_names is None:  # the names a trained SPGNet keeps, else class_0, class_1, ...
         model_names = getattr(model, "class_names", None)
         class_names = model_names if model_names is not None and len(model_names) == num_classes \
             else default_class_names(num_classes)
     if len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names for {num_classes} classes.")
+        raise InvalidInputError(f"{len(class_names)} class names for {num_classes} classes.")
     return num_classes, tuple(class_names)
 
 
@@ -314,16 +315,16 @@ def _iterate_examples(data, label_map, read_label=None):
     count = 0
     for element in data:
         if not isinstance(element, (tuple, list)) or len(element) < 2:
-            raise ValueError("Evaluation data must yield (image, label) pairs.")
+            raise InvalidInputError("Evaluation data must yield (image, label) pairs.")
         image, label = element[0], element[1]
         count += 1
         if isinstance(image, (str, os.PathLike)):
             if not isinstance(label, (str, os.PathLike)):
-                raise ValueError("A pair with an image path needs a label path.")
+                raise InvalidInputError("A pair with an image path needs a label path.")
             array = load_image(image)
             label_array = load_label(label, label_map) if read_label is None else read_label(label)
             if array.shape[:2] != label_array.shape:
-                raise ValueError(
+                raise InvalidInputError(
                     f"Image {image} is {array.shape[1]}x{array.shape[0]} but label {label} is "
                     f"{label_array.shape[1]}x{label_array.shape[0]}."
                 )
@@ -336,7 +337,7 @@ def _iterate_examples(data, label_map, read_label=None):
                 label = np.asarray(label_map)[label.astype(np.int64)]
             yield image, label, None
     if count == 0:
-        raise ValueError("No images to evaluate (empty dataset).")
+        raise InvalidInputError("No images to evaluate (empty dataset).")
 
 
 def evaluate(
@@ -417,7 +418,7 @@ def evaluate(
         else:
             labels = label
         if labels.shape != predictions.shape:
-            raise ValueError(f"Label shape {labels.shape} differs from image size {predictions.shape}.")
+            raise InvalidInputError(f"Label shape {labels.shape} differs from image size {predictions.shape}.")
         for prediction, one_label in zip(predictions, labels):
             if max_images is not None and done >= max_images:
                 break
@@ -446,9 +447,9 @@ def evaluate_label_files(
     (:attr:`EvaluationResult.unassigned`), as in cityscapesscripts.
     """
     if len(prediction_paths) != len(label_paths):
-        raise ValueError(f"{len(prediction_paths)} predictions but {len(label_paths)} labels.")
+        raise InvalidInputError(f"{len(prediction_paths)} predictions but {len(label_paths)} labels.")
     if not prediction_paths:
-        raise ValueError("No files to evaluate.")
+        raise InvalidInputError("No files to evaluate.")
     num_classes, class_names = _resolve_classes(None, num_classes, class_names, None)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     unassigned = np.zeros(num_classes, np.int64)
@@ -457,7 +458,7 @@ def evaluate_label_files(
         prediction = load_label(prediction_path, prediction_map)
         label = load_label(label_path, label_map)
         if prediction.shape != label.shape:
-            raise ValueError(f"{prediction_path} {prediction.shape} and {label_path} {label.shape} differ in size.")
+            raise InvalidInputError(f"{prediction_path} {prediction.shape} and {label_path} {label.shape} differ in size.")
         _accumulate(confusion, unassigned, label, prediction, num_classes, ignore_index)
     return EvaluationResult(
         confusion, class_names, len(label_paths), unassigned, {"files": True}, time.perf_counter() - start
@@ -479,7 +480,7 @@ def _split_of(dataset, root, split):
     from spgnet_keras.data import MaskStyle, resolve_data
 
     if dataset not in ("camvid", "cityscapes", "folder"):
-        raise ValueError(f"Unknown dataset {dataset!r}; expected camvid, cityscapes or folder.")
+        raise InvalidInputError(f"Unknown dataset {dataset!r}; expected camvid, cityscapes or folder.")
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Dataset root not found: {root}")
@@ -530,7 +531,7 @@ def evaluate_data(model, data, predictions_dir: str | os.PathLike | None = None,
 
     pairs = data.val_pairs
     if not pairs:
-        raise ValueError("No images to evaluate (empty dataset).")
+        raise InvalidInputError("No images to evaluate (empty dataset).")
     kwargs.setdefault("read_label", MaskReader([mask for _, mask in pairs], **data.dataset_arguments()))
     if data.spec is not None:
         kwargs.setdefault("class_names", data.spec.class_names)

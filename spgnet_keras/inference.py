@@ -51,15 +51,16 @@ from spgnet_keras.constants import (
     MAX_IMAGE_PIXELS,
     MAX_IMAGE_SIDE,
     MAX_INFERENCE_BATCH,
-    MAX_WINDOWS_PER_IMAGE,
     MAX_WINDOW_SIDE,
+    MAX_WINDOWS_PER_IMAGE,
     OUTPUT_STRIDE,
     PREDICTION,
 )
 from spgnet_keras.data.augment import scaled_size as augment_scaled_size
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.models.spgnet import check_takes_raw_images
+from spgnet_keras.multiscale import multi_scale_probabilities
 from spgnet_keras.scales import check_scales
-from spgnet_keras.test_time import multi_scale_probabilities
 
 __all__ = [
     "PAPER_SCALES",
@@ -112,26 +113,26 @@ def image_batch(image) -> np.ndarray:
     if array.ndim == 3:
         array = array[None]
     if array.ndim != 4 or array.shape[-1] != 3:
-        raise ValueError(
+        raise InvalidInputError(
             f"Expected an RGB image [H, W, 3] or a batch [N, H, W, 3], got shape {np.shape(image)}; "
             "use load_image() to convert grayscale/RGBA files."
         )
     if array.shape[1] < 1 or array.shape[2] < 1 or array.shape[0] < 1:
-        raise ValueError(f"Empty image of shape {np.shape(image)}.")
+        raise InvalidInputError(f"Empty image of shape {np.shape(image)}.")
     if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"Unsupported image dtype {array.dtype}; expected RGB values in [0, 255].")
+        raise InvalidInputError(f"Unsupported image dtype {array.dtype}; expected RGB values in [0, 255].")
     array = array.astype(np.float32)
     if not np.isfinite(array).all():
-        raise ValueError("The image holds NaN or infinite values.")
+        raise InvalidInputError("The image holds NaN or infinite values.")
     return array
 
 
 def check_batch_size(batch_size) -> int:
     """ValueError unless ``batch_size`` is an integer in [1, MAX_INFERENCE_BATCH]."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        raise InvalidInputError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     if batch_size > MAX_INFERENCE_BATCH:
-        raise ValueError(
+        raise InvalidInputError(
             f"`batch_size` must be at most {MAX_INFERENCE_BATCH} (spgnet_keras.constants.MAX_INFERENCE_BATCH), "
             f"got {batch_size}."
         )
@@ -141,7 +142,7 @@ def check_batch_size(batch_size) -> int:
 def check_image_size(height: int, width: int, what: str = "The image") -> None:
     """ValueError when an image side exceeds MAX_IMAGE_SIDE or its area MAX_IMAGE_PIXELS."""
     if max(height, width) > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS:
-        raise ValueError(
+        raise InvalidInputError(
             f"{what} is {height}x{width} = {height * width} pixels; the limits are {MAX_IMAGE_SIDE} pixels a "
             f"side and {MAX_IMAGE_PIXELS} in all (spgnet_keras.constants.MAX_IMAGE_SIDE / MAX_IMAGE_PIXELS)."
         )
@@ -160,7 +161,7 @@ def check_workload(height: int, width: int, scales, window, stride) -> None:
         win_h, win_w = min(window[0], _round_up(scaled_h)), min(window[1], _round_up(scaled_w))
         count = len(sliding_windows(scaled_h, win_h, stride[0])) * len(sliding_windows(scaled_w, win_w, stride[1]))
         if count > MAX_WINDOWS_PER_IMAGE:
-            raise ValueError(
+            raise InvalidInputError(
                 f"At scale {scale:g} the {height}x{width} image needs {count} windows of {window[0]}x{window[1]} "
                 f"with stride {stride[0]}x{stride[1]}, more than the limit of {MAX_WINDOWS_PER_IMAGE} "
                 "(spgnet_keras.constants.MAX_WINDOWS_PER_IMAGE); use a larger stride or window."
@@ -173,10 +174,10 @@ def _pair(value, name: str) -> tuple[int, int]:
     try:
         height, width = value
     except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be an int or a (height, width) pair, got {value!r}.") from None
+        raise InvalidInputError(f"`{name}` must be an int or a (height, width) pair, got {value!r}.") from None
     for size in (height, width):
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ValueError(f"`{name}` sizes must be positive integers, got {value!r}.")
+            raise InvalidInputError(f"`{name}` sizes must be positive integers, got {value!r}.")
     return int(height), int(width)
 
 
@@ -184,13 +185,13 @@ def check_window(window, stride) -> tuple[tuple[int, int] | None, tuple[int, int
     """Validates window/stride; returns them as pairs (stride defaults to 2/3 of window)."""
     if window is None:
         if stride is not None:
-            raise ValueError("`stride` needs a `window`.")
+            raise InvalidInputError("`stride` needs a `window`.")
         return None, None
     window = _pair(window, "window")
     if any(size % OUTPUT_STRIDE for size in window):
-        raise ValueError(f"`window` sizes must be multiples of {OUTPUT_STRIDE}, got {window}.")
+        raise InvalidInputError(f"`window` sizes must be multiples of {OUTPUT_STRIDE}, got {window}.")
     if max(window) > MAX_WINDOW_SIDE:
-        raise ValueError(
+        raise InvalidInputError(
             f"`window` sizes must be at most {MAX_WINDOW_SIDE} (spgnet_keras.constants.MAX_WINDOW_SIDE), "
             f"got {window}."
         )
@@ -198,7 +199,7 @@ def check_window(window, stride) -> tuple[tuple[int, int] | None, tuple[int, int
         stride = tuple(max(1, (2 * size) // 3) for size in window)
     stride = _pair(stride, "stride")
     if any(s > w for s, w in zip(stride, window)):
-        raise ValueError(f"`stride` {stride} must not exceed `window` {window} (pixels would be skipped).")
+        raise InvalidInputError(f"`stride` {stride} must not exceed `window` {window} (pixels would be skipped).")
     return window, stride
 
 
@@ -237,10 +238,10 @@ def sliding_windows(size: int, window: int, stride: int) -> list[int]:
 def _select_output(outputs, output: str):
     if isinstance(outputs, dict):
         if output not in outputs:
-            raise ValueError(f"Model has no output {output!r}; outputs are {sorted(outputs)}.")
+            raise InvalidInputError(f"Model has no output {output!r}; outputs are {sorted(outputs)}.")
         return outputs[output]
     if isinstance(outputs, (list, tuple)):
-        raise ValueError("Model returns a list; give it a dict output or a single tensor.")
+        raise InvalidInputError("Model returns a list; give it a dict output or a single tensor.")
     return outputs
 
 
@@ -253,7 +254,7 @@ def _run_model(model, batch: np.ndarray, output: str, batch_size: int) -> np.nda
         results.append(np.asarray(tf.cast(logits, tf.float32)))
     logits = np.concatenate(results, axis=0)
     if logits.ndim != 4 or logits.shape[1:3] != batch.shape[1:3]:
-        raise ValueError(
+        raise InvalidInputError(
             f"Model output {output!r} has shape {logits.shape}; expected logits at the input resolution "
             f"{batch.shape[1:3]}."
         )
@@ -337,7 +338,7 @@ def predict_logits(
 
     Returns:
         float32 ``[H, W, C]`` (or ``[N, H, W, C]`` for a batch input): log of the averaged
-        softmax probabilities (`spgnet_keras.test_time.multi_scale_probabilities`, which
+        softmax probabilities (`spgnet_keras.multiscale.multi_scale_probabilities`, which
         the exported SavedModel runs too; floored at the smallest positive float32), or
         for one plain pass its log-softmax.
 

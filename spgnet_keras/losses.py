@@ -54,6 +54,7 @@ import keras
 import tensorflow as tf
 
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, PREDICTION
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.labels import check_label_range
 
 __all__ = [
@@ -282,7 +283,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         if self.class_weights is None or not isinstance(num_classes, int):
             return
         if len(self.class_weights) != num_classes:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{type(self).__name__}: class_weights has "
                 f"{len(self.class_weights)} entries but the logits have "
                 f"{num_classes} classes."
@@ -381,23 +382,23 @@ def _validate_class_weights(class_weights) -> tuple[float, ...] | None:
         return None
     weights = tuple(float(w) for w in class_weights)
     if not weights:
-        raise ValueError("class_weights must be None or a non-empty sequence.")
+        raise InvalidInputError("class_weights must be None or a non-empty sequence.")
     if any(w < 0 or not math.isfinite(w) for w in weights):
-        raise ValueError(f"class_weights must be finite and >= 0, got {weights}.")
+        raise InvalidInputError(f"class_weights must be finite and >= 0, got {weights}.")
     return weights
 
 
 def _validate_ohem(threshold, min_kept, top_k) -> None:
     if threshold is not None and top_k is not None:
-        raise ValueError("Use either ohem_threshold or ohem_top_k, not both.")
+        raise InvalidInputError("Use either ohem_threshold or ohem_top_k, not both.")
     if threshold is not None and not 0.0 < float(threshold) <= 1.0:
-        raise ValueError(f"ohem_threshold must be in (0, 1], got {threshold}.")
+        raise InvalidInputError(f"ohem_threshold must be in (0, 1], got {threshold}.")
     if top_k is not None and not 0.0 < float(top_k) <= 1.0:
-        raise ValueError(f"ohem_top_k must be a fraction in (0, 1], got {top_k}.")
+        raise InvalidInputError(f"ohem_top_k must be a fraction in (0, 1], got {top_k}.")
     if int(min_kept) < 0:
-        raise ValueError(f"ohem_min_kept must be >= 0, got {min_kept}.")
+        raise InvalidInputError(f"ohem_min_kept must be >= 0, got {min_kept}.")
     if int(min_kept) > 0 and threshold is None:
-        raise ValueError("ohem_min_kept requires ohem_threshold.")
+        raise InvalidInputError("ohem_min_kept requires ohem_threshold.")
 
 
 def deep_supervision_losses(
@@ -439,11 +440,11 @@ def deep_supervision_losses(
     """
     names = list(output_names)
     if prediction_name not in names:
-        raise ValueError(
+        raise InvalidInputError(
             f"Output {prediction_name!r} not found in output names {names}."
         )
     if len(set(names)) != len(names):
-        raise ValueError(f"Duplicate output names: {names}.")
+        raise InvalidInputError(f"Duplicate output names: {names}.")
     losses, weights = {}, {}
     for out_name in names:
         losses[out_name] = SegmentationCrossEntropy(

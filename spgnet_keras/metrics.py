@@ -18,7 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spgnet_keras.classes import check_num_classes
 from spgnet_keras.constants import IGNORE_LABEL
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.labels import check_label_range, check_label_values
 
 __all__ = [
@@ -52,7 +54,7 @@ def confusion_matrix(labels, preds, num_classes: int, ignore_index: int = IGNORE
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     preds = np.asarray(preds).reshape(-1).astype(np.int64)
     if labels.shape != preds.shape:
-        raise ValueError(
+        raise InvalidInputError(
             f"labels and preds differ in size: {labels.size} vs {preds.size}."
         )
     valid = labels != ignore_index
@@ -132,9 +134,7 @@ class SegmentationMeanIoU(keras.metrics.Metric):
         dtype=None,
     ):
         super().__init__(name=name, dtype=dtype or "float32")
-        if int(num_classes) < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
-        self.num_classes = int(num_classes)
+        self.num_classes = check_num_classes(num_classes)
         self.ignore_index = int(ignore_index)
         self._direction = "up"
         self.total_cm = self.add_variable(

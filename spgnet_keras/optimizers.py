@@ -26,6 +26,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from spgnet_keras.errors import InvalidInputError
+
 __all__ = ["DECAY_VARIABLES", "WEIGHT_DECAY_MODES", "KernelDecaySGD", "build_sgd"]
 
 _PACKAGE = "spgnet_keras"
@@ -77,7 +79,7 @@ class KernelDecaySGD(keras.optimizers.SGD):
         **kwargs,
     ):
         if weight_decay_mode not in WEIGHT_DECAY_MODES:
-            raise ValueError(f"`weight_decay_mode` must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}.")
+            raise InvalidInputError(f"`weight_decay_mode` must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}.")
         super().__init__(
             learning_rate=learning_rate,
             momentum=float(momentum),
@@ -185,7 +187,7 @@ def build_sgd(
             ``weight_decay_mode``/``decay_variables``.
     """
     if decay_variables not in DECAY_VARIABLES:
-        raise ValueError(f"`decay_variables` must be one of {sorted(DECAY_VARIABLES)}, got {decay_variables!r}.")
+        raise InvalidInputError(f"`decay_variables` must be one of {sorted(DECAY_VARIABLES)}, got {decay_variables!r}.")
     optimizer = KernelDecaySGD(
         learning_rate=learning_rate,
         momentum=momentum,
@@ -198,6 +200,6 @@ def build_sgd(
     )
     if model is not None:
         if not model.built:
-            raise ValueError("build_sgd(model=...) needs a built model.")
+            raise InvalidInputError("build_sgd(model=...) needs a built model.")
         optimizer.build(model.trainable_variables)
     return optimizer

@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.resize import PadToMultiple
 from spgnet_keras.models.presets import ablation_arguments, preset_arguments
 from spgnet_keras.models.spgnet import SPGNet
@@ -104,7 +105,7 @@ def _identity(inputs):
 def _op_macs(op):
     output = op.outputs[0].shape
     if not output.is_fully_defined():
-        raise ValueError(f"Cannot count MACs of {op.name}: output shape {output} is not static.")
+        raise InvalidInputError(f"Cannot count MACs of {op.name}: output shape {output} is not static.")
     output_elements = int(np.prod(output.as_list()))
     weights = op.inputs[1].shape.as_list()
     if op.type == "Conv2D":  # kernel (kh, kw, cin, cout)

@@ -7,6 +7,7 @@ import math
 import numbers
 
 from spgnet_keras.constants import MAX_SCALE
+from spgnet_keras.errors import InvalidInputError
 
 
 def check_scales(scales, name: str = "scales") -> tuple[float, ...]:
@@ -17,14 +18,14 @@ def check_scales(scales, name: str = "scales") -> tuple[float, ...]:
     try:
         scales = tuple(scales)
     except TypeError:
-        raise ValueError(f"`{name}` must be a sequence of positive numbers, got {scales!r}.") from None
+        raise InvalidInputError(f"`{name}` must be a sequence of positive numbers, got {scales!r}.") from None
     if not scales:
-        raise ValueError(f"`{name}` must contain at least one scale.")
+        raise InvalidInputError(f"`{name}` must contain at least one scale.")
     for scale in scales:
         if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
-            raise ValueError(f"`{name}` must be positive numbers, got {scale!r}.")
+            raise InvalidInputError(f"`{name}` must be positive numbers, got {scale!r}.")
         if scale > MAX_SCALE:
-            raise ValueError(
+            raise InvalidInputError(
                 f"`{name}` must be at most {MAX_SCALE} (spgnet_keras.constants.MAX_SCALE; the paper's "
                 f"largest is 2.0), got {scale!r}."
             )

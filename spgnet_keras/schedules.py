@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from spgnet_keras.errors import InvalidInputError
+
 __all__ = ["PolyDecay"]
 
 _PACKAGE = "spgnet_keras"
@@ -59,11 +61,11 @@ class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
     ):
         super().__init__()
         if int(max_steps) <= 0:
-            raise ValueError(f"max_steps must be > 0, got {max_steps}.")
+            raise InvalidInputError(f"max_steps must be > 0, got {max_steps}.")
         if float(power) <= 0:
-            raise ValueError(f"power must be > 0, got {power}.")
+            raise InvalidInputError(f"power must be > 0, got {power}.")
         if not 0 <= int(warmup_steps) <= int(max_steps):
-            raise ValueError(
+            raise InvalidInputError(
                 f"warmup_steps must be in [0, max_steps={max_steps}], "
                 f"got {warmup_steps}."
             )

@@ -8,13 +8,13 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from spgnet_keras.callbacks import (AtomicCheckpoint, GuardedBackupAndRestore, StopOnNonFiniteLoss,
-                                    TrainingDivergedError)
+from spgnet_keras.callbacks import AtomicCheckpoint, GuardedBackupAndRestore, StopOnNonFiniteLoss, TrainingDivergedError
 from spgnet_keras.config import PRECISIONS, STRATEGIES, config_to_dict
 from spgnet_keras.data.masks import MaskStyle
 from spgnet_keras.data.report import DataReport, describe_data
 from spgnet_keras.data.sources import DATA_RECORD, FolderNaming, ResolvedData, data_record, resolve_data
 from spgnet_keras.data.spec import DatasetSpec
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
 from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metric
@@ -37,10 +37,10 @@ def make_strategy(kind="auto"):
     configured by the `TF_CONFIG` environment variable.
     """
     if kind not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {kind!r}.")
+        raise InvalidInputError(f"`strategy` must be one of {STRATEGIES}, got {kind!r}.")
     if kind == "multiworker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("strategy 'multiworker' needs the TF_CONFIG environment variable.")
+            raise InvalidInputError("strategy 'multiworker' needs the TF_CONFIG environment variable.")
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if kind == "mirrored":
@@ -54,7 +54,7 @@ def make_strategy(kind="auto"):
 def set_precision(policy):
     """Global dtype policy; SPGNet keeps its logits (and the losses) in float32."""
     if policy not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {policy!r}.")
+        raise InvalidInputError(f"`precision` must be one of {PRECISIONS}, got {policy!r}.")
     keras.mixed_precision.set_dtype_policy(policy)
 
 
@@ -138,7 +138,7 @@ def resolve_config_data(data_config, splits="both"):
     """`resolve_data` of the fields of a `DataConfig` (`splits="val"`: the validation part only)."""
     if data_config.root is None and data_config.images is None and data_config.train_list is None and \
             data_config.val_images is None:
-        raise ValueError(f"data.root is required for dataset {data_config.dataset!r} (or give the folders "
+        raise InvalidInputError(f"data.root is required for dataset {data_config.dataset!r} (or give the folders "
                          "themselves: --images DIR --masks DIR, data.images / data.masks).")
     naming = FolderNaming(data_config.image_suffix, data_config.mask_suffix, data_config.image_prefix,
                           data_config.mask_prefix, data_config.recursive)
@@ -407,11 +407,11 @@ def with_class_weights(loss_config, prepared):
     weights = loss_config.class_weights
     if weights == "auto":
         if prepared.report is None:
-            raise ValueError("loss.class_weights 'auto' counts the class pixels in the data check: set data.validate "
+            raise InvalidInputError("loss.class_weights 'auto' counts the class pixels in the data check: set data.validate "
                              "to true.")
         return dataclasses.replace(loss_config, class_weights=prepared.report.median_frequency_weights())
     if weights is not None and len(weights) != prepared.spec.num_classes:
-        raise ValueError(f"loss.class_weights has {len(weights)} entries for the {prepared.spec.num_classes} classes "
+        raise InvalidInputError(f"loss.class_weights has {len(weights)} entries for the {prepared.spec.num_classes} classes "
                          f"of the data ({', '.join(prepared.spec.class_names)}).")
     return loss_config
 

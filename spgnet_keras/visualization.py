@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from spgnet_keras.classes import check_palette, default_palette
+from spgnet_keras.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -84,7 +85,7 @@ def resolve_palette(palette=None, num_classes: int | None = None) -> np.ndarray:
     """
     if palette is None:
         if num_classes is None:
-            raise ValueError("resolve_palette(None) needs num_classes.")
+            raise InvalidInputError("resolve_palette(None) needs num_classes.")
         result = default_palette(num_classes)
     elif isinstance(palette, (str, os.PathLike)):
         from spgnet_keras.data.registry import builtin_spec
@@ -94,7 +95,7 @@ def resolve_palette(palette=None, num_classes: int | None = None) -> np.ndarray:
     else:
         result = _check_palette(palette, "given")
     if num_classes is not None and len(result) < num_classes:
-        raise ValueError(f"Palette has {len(result)} colours but the model predicts {num_classes} classes.")
+        raise InvalidInputError(f"Palette has {len(result)} colours but the model predicts {num_classes} classes.")
     return result
 
 
@@ -102,16 +103,16 @@ def _read_palette_file(path: Path) -> np.ndarray:
     if not path.is_file():
         from spgnet_keras.data.registry import BUILTIN_SPECS
 
-        raise ValueError(f"Palette must be one of {tuple(BUILTIN_SPECS)} or an existing file, got {str(path)!r}.")
+        raise InvalidInputError(f"Palette must be one of {tuple(BUILTIN_SPECS)} or an existing file, got {str(path)!r}.")
     text = path.read_text()
     if path.suffix.lower() == ".json" or text.lstrip().startswith(("[", "{")):
         try:
             content = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ValueError(f"Palette file {path} is not valid JSON: {error}") from None
+            raise InvalidInputError(f"Palette file {path} is not valid JSON: {error}") from None
         if isinstance(content, dict):
             if "palette" not in content:
-                raise ValueError(f"Palette file {path} has no 'palette' key.")
+                raise InvalidInputError(f"Palette file {path} has no 'palette' key.")
             content = content["palette"]
         return _check_palette(content, str(path))
     rows = []
@@ -122,7 +123,7 @@ def _read_palette_file(path: Path) -> np.ndarray:
         try:
             rows.append([int(v) for v in line.replace(",", " ").split()])
         except ValueError:
-            raise ValueError(f"Palette file {path}, line {number}: expected 'r g b', got {line!r}.") from None
+            raise InvalidInputError(f"Palette file {path}, line {number}: expected 'r g b', got {line!r}.") from None
     return _check_palette(rows, str(path))
 
 
@@ -137,7 +138,7 @@ def colorize(class_map, palette, ignore_color=(0, 0, 0)) -> np.ndarray:
     palette = resolve_palette(palette)
     class_map = np.asarray(class_map)
     if not np.issubdtype(class_map.dtype, np.integer):
-        raise ValueError(f"class_map must be an integer array, got dtype {class_map.dtype}.")
+        raise InvalidInputError(f"class_map must be an integer array, got dtype {class_map.dtype}.")
     table = np.concatenate([palette, np.asarray(ignore_color, np.uint8).reshape(1, 3)], axis=0)
     indices = np.where((class_map >= 0) & (class_map < len(palette)), class_map, len(palette))
     return table[indices]
@@ -158,11 +159,11 @@ def overlay(image, class_map, palette, alpha: float = 0.5) -> np.ndarray:
         ``uint8 [H, W, 3]``.
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+        raise InvalidInputError(f"alpha must be in [0, 1], got {alpha}.")
     image = np.asarray(image)
     class_map = np.asarray(class_map)
     if image.ndim != 3 or image.shape[-1] != 3 or image.shape[:2] != class_map.shape:
-        raise ValueError(f"overlay: image {image.shape} and class map {class_map.shape} sizes differ.")
+        raise InvalidInputError(f"overlay: image {image.shape} and class map {class_map.shape} sizes differ.")
     palette = resolve_palette(palette)
     colours = colorize(class_map, palette).astype(np.float32)
     blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
@@ -181,12 +182,12 @@ def _spg_layer(model, stage: int):
     if isinstance(model, SemanticPredictionGuidance):
         return model
     if not hasattr(model, "guidance_layer"):
-        raise ValueError("Expected an SPGNet model (or its SemanticPredictionGuidance layer).")
+        raise InvalidInputError("Expected an SPGNet model (or its SemanticPredictionGuidance layer).")
     if getattr(model, "guidance", "spg") != "spg":
-        raise ValueError(f"Guided attention needs guidance='spg'; this model uses {model.guidance!r}.")
+        raise InvalidInputError(f"Guided attention needs guidance='spg'; this model uses {model.guidance!r}.")
     layer = model.guidance_layer(stage)
     if not isinstance(layer, SemanticPredictionGuidance):
-        raise ValueError(f"Layer {layer.name} is not a SemanticPredictionGuidance layer.")
+        raise InvalidInputError(f"Layer {layer.name} is not a SemanticPredictionGuidance layer.")
     return layer
 
 
@@ -209,9 +210,9 @@ def top_attention_channels(weights: np.ndarray, class_index: int, top_k: int = T
     """
     weights = np.asarray(weights)
     if not 0 <= class_index < weights.shape[0]:
-        raise ValueError(f"class index {class_index} out of range [0, {weights.shape[0]}).")
+        raise InvalidInputError(f"class index {class_index} out of range [0, {weights.shape[0]}).")
     if not 1 <= top_k <= weights.shape[1]:
-        raise ValueError(f"top_k must be in [1, {weights.shape[1]}] (the number of channels D), got {top_k}.")
+        raise InvalidInputError(f"top_k must be in [1, {weights.shape[1]}] (the number of channels D), got {top_k}.")
     order = np.argsort(-weights[class_index], kind="stable")
     return order[:top_k]
 
@@ -221,17 +222,17 @@ def _class_indices(classes, class_names, num_classes) -> list[int]:
     for entry in classes:
         if isinstance(entry, str):
             if class_names is None:
-                raise ValueError(f"Class {entry!r} given by name but the class names are unknown; use indices.")
+                raise InvalidInputError(f"Class {entry!r} given by name but the class names are unknown; use indices.")
             if entry not in list(class_names):
-                raise ValueError(f"Unknown class name {entry!r}; known: {list(class_names)}.")
+                raise InvalidInputError(f"Unknown class name {entry!r}; known: {list(class_names)}.")
             indices.append(list(class_names).index(entry))
         else:
             index = int(entry)
             if not 0 <= index < num_classes:
-                raise ValueError(f"class index {index} out of range [0, {num_classes}).")
+                raise InvalidInputError(f"class index {index} out of range [0, {num_classes}).")
             indices.append(index)
     if not indices:
-        raise ValueError("No classes given.")
+        raise InvalidInputError("No classes given.")
     return indices
 
 
@@ -282,11 +283,11 @@ def guided_attention_maps(
     from spgnet_keras.preprocessing import pad_bottom_right
 
     if normalization not in ("minmax", "absolute"):
-        raise ValueError(f"normalization must be 'minmax' or 'absolute', got {normalization!r}.")
+        raise InvalidInputError(f"normalization must be 'minmax' or 'absolute', got {normalization!r}.")
     layer = _spg_layer(model, stage)
     check_takes_raw_images(model)  # before the other arguments: no setting makes it usable
     if normalization == "absolute" and layer.excitation != "sigmoid":
-        raise ValueError("normalization='absolute' assumes a sigmoid attention (values in (0, 1)).")
+        raise InvalidInputError("normalization='absolute' assumes a sigmoid attention (values in (0, 1)).")
     weights = attention_matrix(layer)
     if class_names is None:  # the names a trained SPGNet keeps in its config
         class_names = getattr(model, "class_names", None)
@@ -295,7 +296,7 @@ def guided_attention_maps(
 
     batch = image_batch(image)
     if batch.shape[0] != 1:
-        raise ValueError("guided_attention_maps takes one image [H, W, 3].")
+        raise InvalidInputError("guided_attention_maps takes one image [H, W, 3].")
     height, width = batch.shape[1:3]
     padded_h = -(-height // OUTPUT_STRIDE) * OUTPUT_STRIDE
     padded_w = -(-width // OUTPUT_STRIDE) * OUTPUT_STRIDE
@@ -345,10 +346,10 @@ def attention_figure(
         predictions = None if predictions is None else [predictions]
     images, maps = list(images), [np.asarray(m) for m in maps]
     if len(images) != len(maps):
-        raise ValueError(f"{len(images)} images but {len(maps)} sets of maps.")
+        raise InvalidInputError(f"{len(images)} images but {len(maps)} sets of maps.")
     num_maps = maps[0].shape[0]
     if len(titles) != num_maps or any(m.shape[0] != num_maps for m in maps):
-        raise ValueError(f"Need one title per map: {len(titles)} titles, {num_maps} maps.")
+        raise InvalidInputError(f"Need one title per map: {len(titles)} titles, {num_maps} maps.")
     extra = 1 if predictions is not None else 0
     columns = 1 + extra + num_maps
     height, width = np.asarray(images[0]).shape[:2]
@@ -394,11 +395,11 @@ def plot_confusion_matrix(
     """
     confusion = np.asarray(confusion, np.float64)
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
-        raise ValueError(f"Confusion matrix must be square, got shape {confusion.shape}.")
+        raise InvalidInputError(f"Confusion matrix must be square, got shape {confusion.shape}.")
     size = confusion.shape[0]
     names = list(class_names) if class_names is not None else [str(i) for i in range(size)]
     if len(names) != size:
-        raise ValueError(f"{len(names)} class names for a {size}x{size} confusion matrix.")
+        raise InvalidInputError(f"{len(names)} class names for a {size}x{size} confusion matrix.")
     values = confusion
     if normalize:
         totals = confusion.sum(axis=1, keepdims=True)
@@ -441,7 +442,7 @@ def read_csv_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
         delimiter = ";" if sample.count(";") > sample.count(",") else ","
         rows = list(csv.DictReader(handle, delimiter=delimiter))
     if not rows or "epoch" not in rows[0]:
-        raise ValueError(f"{path} is not a CSVLogger log (needs an 'epoch' column and at least one row).")
+        raise InvalidInputError(f"{path} is not a CSVLogger log (needs an 'epoch' column and at least one row).")
 
     def number(text):
         try:
@@ -467,10 +468,10 @@ def plot_training_curves(path_or_log, metrics: Sequence[str] | None = None) -> F
     if metrics is not None:
         unknown = [m for m in metrics if m not in bases]
         if unknown:
-            raise ValueError(f"Metrics {unknown} not in the log; available: {bases}.")
+            raise InvalidInputError(f"Metrics {unknown} not in the log; available: {bases}.")
         bases = list(metrics)
     if not bases:
-        raise ValueError("The log has no metric columns.")
+        raise InvalidInputError("The log has no metric columns.")
     columns = min(3, len(bases))
     rows = -(-len(bases) // columns)
     figure = new_figure((4.5 * columns, 3.2 * rows))

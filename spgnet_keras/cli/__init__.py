@@ -13,10 +13,12 @@ import os
 import sys
 from pathlib import Path
 
+from spgnet_keras.errors import SPGNetError
+
 SUBCOMMANDS = ("train", "evaluate", "predict", "export", "profile", "demo")
 
 
-class CommandError(Exception):
+class CommandError(SPGNetError):
     """A user error reported as one line, exit code 2 (no traceback)."""
 
 
@@ -58,12 +60,10 @@ def check_utf8_arguments(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from spgnet_keras.callbacks import TrainingDivergedError
-
     try:
         check_utf8_arguments(args)
         return args.func(args) or 0
-    except (CommandError, ValueError, OSError, TrainingDivergedError) as error:  # one line, exit 2
+    except (SPGNetError, OSError) as error:  # the package's own errors: one line, exit 2; a bug keeps its traceback
         print(f"spgnet {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -6,6 +6,8 @@ the order they are given, so of two that set the same field the later one wins.
 
 import argparse
 
+from spgnet_keras.errors import InvalidInputError
+
 OVERRIDES = "overrides"
 
 
@@ -18,11 +20,11 @@ def parse_assignment(item):
     key, sep, value = item.partition("=")
     section, dot, field = key.partition(".")
     if not sep or not dot or not section or not field:
-        raise ValueError(f"--set expects SECTION.KEY=VALUE, got {item!r}.")
+        raise InvalidInputError(f"--set expects SECTION.KEY=VALUE, got {item!r}.")
     try:
         parsed = load_yaml(value)
     except (yaml.YAMLError, DuplicateKeyError) as error:
-        raise ValueError(f"--set {item!r}: the value is not valid YAML ({error}).") from None
+        raise InvalidInputError(f"--set {item!r}: the value is not valid YAML ({error}).") from None
     return section, field, parsed
 
 
@@ -84,7 +86,7 @@ def assignments_of(args):
             try:
                 value = convert(raw)
             except ValueError as error:
-                raise ValueError(f"{option} {raw!r}: {error}") from None
+                raise InvalidInputError(f"{option} {raw!r}: {error}") from None
         result.append((section, key, value, option))
     return result
 
@@ -95,11 +97,11 @@ def crop_size(values):
     try:
         sides = [int(part) for part in parts]
     except ValueError:
-        raise ValueError("expected HEIGHT WIDTH (or HEIGHTxWIDTH), e.g. 512 1024") from None
+        raise InvalidInputError("expected HEIGHT WIDTH (or HEIGHTxWIDTH), e.g. 512 1024") from None
     if len(sides) == 1:
         sides *= 2
     if len(sides) != 2:
-        raise ValueError("expected HEIGHT WIDTH (or HEIGHTxWIDTH), e.g. 512 1024")
+        raise InvalidInputError("expected HEIGHT WIDTH (or HEIGHTxWIDTH), e.g. 512 1024")
     return sides
 
 
@@ -115,7 +117,7 @@ def label_map(text):
     path = Path(text)
     if path.suffix.lower() in (".json", ".yaml", ".yml") or path.is_file():
         if not path.is_file():
-            raise ValueError("no such file")
+            raise InvalidInputError("no such file")
         text = path.read_text()
     text = text.strip()
     if not text.startswith("{"):
@@ -123,7 +125,7 @@ def label_map(text):
     try:
         mapping = load_yaml(text)
     except yaml.YAMLError:
-        raise ValueError("expected a mapping such as '{\"3\": 1, \"7\": 255}' or 3:1,7:255") from None
+        raise InvalidInputError("expected a mapping such as '{\"3\": 1, \"7\": 255}' or 3:1,7:255") from None
     return {str(key): value for key, value in parse_label_map(mapping).items()}
 
 
@@ -134,7 +136,7 @@ def class_weights(text):
     try:
         return [float(value) for value in text.split(",")]
     except ValueError:
-        raise ValueError("expected 'auto' (median-frequency balancing) or comma-separated numbers") from None
+        raise InvalidInputError("expected 'auto' (median-frequency balancing) or comma-separated numbers") from None
 
 
 def add_data_flags(parser, evaluation=False):

@@ -5,6 +5,7 @@ with the data and run options of `spgnet train`."""
 from pathlib import Path
 
 from spgnet_keras.cli.config_options import add_data_flags, add_run_flags, assignments_of, config_from_flags
+from spgnet_keras.errors import InvalidInputError
 
 
 def add_parser(subparsers):
@@ -26,14 +27,14 @@ def run(args):
     data_given = any(section == "data" and key not in ("batch_size", "crop_size")
                      for section, key, *_ in assignments_of(args))
     if data_given and (args.synthetic_train is not None or args.synthetic_val is not None):
-        raise ValueError("--synthetic-train and --synthetic-val are for the synthetic scenes; your data has its own.")
+        raise InvalidInputError("--synthetic-train and --synthetic-val are for the synthetic scenes; your data has its own.")
     dataset = (args.dataset or ("folder" if args.images else "camvid")) if data_given else "synthetic"
     config = demo_config("runs/demo", dataset)  # the recipe of that kind of data (e.g. Cityscapes crops)
     if data_given:
         config.data.root = None
     config = config_from_flags(args, config)
     if data_given and config.data.root is None and config.data.dataset != "folder":
-        raise ValueError("--dataset needs --data ROOT.")
+        raise InvalidInputError("--dataset needs --data ROOT.")
     if config.data.dataset == "synthetic" and not data_given:
         config.data.root = str(Path(config.run.out_dir) / "data")
     run_demo(

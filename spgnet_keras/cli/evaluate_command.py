@@ -6,6 +6,7 @@ from pathlib import Path
 from spgnet_keras.cli import check_utf8_path
 from spgnet_keras.cli.config_options import add_data_flags, add_set_option
 from spgnet_keras.cli.inference_options import add_inference_arguments, inference_settings, load_spgnet
+from spgnet_keras.errors import InvalidInputError
 
 
 def add_parser(subparsers):
@@ -55,7 +56,7 @@ def evaluation_data(args):
         return resolve_config_data(config.data, splits="val"), "the command line"
     run_dir = run_folder_of(args.model)
     if run_dir is None:
-        raise ValueError(
+        raise InvalidInputError(
             "Say what to evaluate on: --data ROOT --dataset NAME, or your folders (--images DIR --masks DIR); "
             f"a model inside a run folder (RUN/checkpoints/*.keras with RUN/{DATA_RECORD}) needs neither.")
     resolved, _ = read_data_record(run_dir / DATA_RECORD)
@@ -69,7 +70,7 @@ def run(args):
 
     settings = inference_settings(args)
     if args.max_images is not None and args.max_images < 1:
-        raise ValueError(f"--max-images must be positive, got {args.max_images}.")
+        raise InvalidInputError(f"--max-images must be positive, got {args.max_images}.")
     data, source = evaluation_data(args)  # dataset errors before loading the model
     for pair in data.val_pairs:
         for path in pair:

@@ -13,6 +13,7 @@ Every format serves the inference graph with BatchNorm folded into the convoluti
 from pathlib import Path
 
 from spgnet_keras.constants import PREDICTION
+from spgnet_keras.errors import InvalidInputError
 
 FORMATS = ("saved_model", "onnx", "tflite")
 PRECISIONS = ("float32", "bfloat16")
@@ -87,9 +88,9 @@ def parse_size(text, option):
     try:
         height, width = (int(p) for p in parts)
     except ValueError:
-        raise ValueError(f"{option} must be HEIGHTxWIDTH (e.g. 512x1024), got {text!r}.") from None
+        raise InvalidInputError(f"{option} must be HEIGHTxWIDTH (e.g. 512x1024), got {text!r}.") from None
     if height <= 0 or width <= 0:
-        raise ValueError(f"{option} must be positive, got {text!r}.")
+        raise InvalidInputError(f"{option} must be positive, got {text!r}.")
     return height, width
 
 
@@ -97,7 +98,7 @@ def parse_scales(text):
     try:
         scales = tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise ValueError(f"--scales must be comma-separated numbers (e.g. 0.75,1,1.25), got {text!r}.") from None
+        raise InvalidInputError(f"--scales must be comma-separated numbers (e.g. 0.75,1,1.25), got {text!r}.") from None
     from spgnet_keras.scales import check_scales
 
     return check_scales(scales)  # the one scale rule of predict, evaluate and export
@@ -116,18 +117,18 @@ def check_quantization_options(args):
                                           ("--calibration-images", args.calibration_images)) if value is not None]
         if given:
             verb = "applies" if len(given) == 1 else "apply"
-            raise ValueError(f"{' / '.join(given)} {verb} only to --quantize int8.")
+            raise InvalidInputError(f"{' / '.join(given)} {verb} only to --quantize int8.")
         return
     if args.format != "tflite":
-        raise ValueError(f"--quantize int8 is for --format tflite, got --format {args.format}.")
+        raise InvalidInputError(f"--quantize int8 is for --format tflite, got --format {args.format}.")
     if args.calibration is None:
-        raise ValueError("--quantize int8 needs --calibration DIR (a folder of a few hundred images from your data).")
-    from spgnet_keras.export.quantize import DEFAULT_CALIBRATION_IMAGES, MAX_CALIBRATION_IMAGES, validation_pairs
+        raise InvalidInputError("--quantize int8 needs --calibration DIR (a folder of a few hundred images from your data).")
     from spgnet_keras.data import list_images
+    from spgnet_keras.export.quantize import DEFAULT_CALIBRATION_IMAGES, MAX_CALIBRATION_IMAGES, validation_pairs
 
     count = DEFAULT_CALIBRATION_IMAGES if args.calibration_images is None else args.calibration_images
     if not 1 <= count <= MAX_CALIBRATION_IMAGES:
-        raise ValueError(f"--calibration-images must be in [1, {MAX_CALIBRATION_IMAGES}], got {count}.")
+        raise InvalidInputError(f"--calibration-images must be in [1, {MAX_CALIBRATION_IMAGES}], got {count}.")
     args.calibration_images = count
     list_images([args.calibration])  # a missing or empty folder is an error now, not after the load
     if args.validation is not None:
@@ -136,21 +137,21 @@ def check_quantization_options(args):
 
 def check_min_agreement(value):
     if value is not None and not 0 <= value <= 1:
-        raise ValueError(f"--min-agreement must be a fraction in [0, 1], got {value}.")
+        raise InvalidInputError(f"--min-agreement must be a fraction in [0, 1], got {value}.")
 
 
 def run(args):
     check_min_agreement(args.min_agreement)
     check_quantization_options(args)
     if args.precision != "float32" and args.format != "saved_model":
-        raise ValueError(f"--precision {args.precision} is for --format saved_model; use --quantize int8 for tflite.")
+        raise InvalidInputError(f"--precision {args.precision} is for --format saved_model; use --quantize int8 for tflite.")
     if args.format == "saved_model":
         scales = parse_scales(args.scales)
         output_size = "original" if args.output_size == "original" else parse_size(args.output_size, "--output-size")
         if args.input_size is not None:
-            raise ValueError("--input-size is for --format onnx / tflite; a SavedModel takes any size.")
+            raise InvalidInputError("--input-size is for --format onnx / tflite; a SavedModel takes any size.")
         if args.min_agreement is not None:
-            raise ValueError("--min-agreement is for --format onnx / tflite.")
+            raise InvalidInputError("--min-agreement is for --format onnx / tflite.")
         from spgnet_keras.export import DEFAULT_MAX_PIXELS, export_saved_model
         from spgnet_keras.export.saved_model import check_output_size, check_version_dir
 
@@ -158,11 +159,11 @@ def run(args):
             try:
                 check_output_size(output_size)
             except ValueError as error:
-                raise ValueError(str(error).replace("`output_size`", "--output-size")) from None
+                raise InvalidInputError(str(error).replace("`output_size`", "--output-size")) from None
 
         check_version_dir(args.out)  # fail before the (slow) checkpoint load
         if args.out.exists() and not args.overwrite:
-            raise ValueError(f"Export folder {args.out} already exists; pass --overwrite to replace it.")
+            raise InvalidInputError(f"Export folder {args.out} already exists; pass --overwrite to replace it.")
         model = load_checkpoint(args.checkpoint)
 
         path = export_saved_model(
@@ -184,14 +185,14 @@ def run(args):
         return 0
 
     if args.input_size is None:
-        raise ValueError(f"--format {args.format} needs --input-size HEIGHTxWIDTH (a fixed shape).")
+        raise InvalidInputError(f"--format {args.format} needs --input-size HEIGHTxWIDTH (a fixed shape).")
     if args.scales != "1" or args.flip or args.output_size != "original" or args.probabilities:
-        raise ValueError("--scales / --flip / --output-size / --probabilities only apply to --format saved_model.")
+        raise InvalidInputError("--scales / --flip / --output-size / --probabilities only apply to --format saved_model.")
     if args.batch_size <= 0:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}.")
+        raise InvalidInputError(f"--batch-size must be positive, got {args.batch_size}.")
     height, width = parse_size(args.input_size, "--input-size")
     if args.out.exists() and not args.overwrite:
-        raise ValueError(f"{args.out} already exists; pass --overwrite to replace it.")
+        raise InvalidInputError(f"{args.out} already exists; pass --overwrite to replace it.")
     model = load_checkpoint(args.checkpoint)
     from spgnet_keras.export.portable import ParityError, check_parity, export_onnx, export_tflite
 
@@ -206,7 +207,7 @@ def run(args):
             kwargs = {} if args.min_agreement is None else {"min_agreement": args.min_agreement}
             print(check_parity(model, path, output=args.output, **kwargs))
     except (ImportError, ParityError) as error:
-        raise ValueError(str(error)) from error
+        raise InvalidInputError(str(error)) from error
     return 0
 
 

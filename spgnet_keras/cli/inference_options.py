@@ -1,6 +1,7 @@
 """What `spgnet predict` and `spgnet evaluate` share: the test-time options and the model."""
 
 from spgnet_keras.constants import PREDICTION
+from spgnet_keras.errors import InvalidInputError
 
 
 def add_inference_arguments(parser):
@@ -23,21 +24,21 @@ def inference_settings(args):
     from spgnet_keras.scales import check_scales
 
     if args.paper_scales and args.scales:
-        raise ValueError("Give either --scales or --paper-scales, not both.")
+        raise InvalidInputError("Give either --scales or --paper-scales, not both.")
     scales = PAPER_SCALES if args.paper_scales else check_scales(args.scales or (1.0,))
 
     def pair(values, name):
         if values is None:
             return None
         if len(values) not in (1, 2):
-            raise ValueError(f"--{name} takes one size or two (height width), got {len(values)} values.")
+            raise InvalidInputError(f"--{name} takes one size or two (height width), got {len(values)} values.")
         return values[0] if len(values) == 1 else tuple(values)
 
     window, stride = check_window(pair(args.window, "window"), pair(args.stride, "stride"))
     if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}.")
+        raise InvalidInputError(f"--batch-size must be positive, got {args.batch_size}.")
     if args.batch_size > MAX_INFERENCE_BATCH:
-        raise ValueError(f"--batch-size must be at most {MAX_INFERENCE_BATCH}, got {args.batch_size}.")
+        raise InvalidInputError(f"--batch-size must be at most {MAX_INFERENCE_BATCH}, got {args.batch_size}.")
     return dict(scales=scales, flip=args.flip, window=window, stride=stride, output=args.output,
                 batch_size=args.batch_size)
 
@@ -50,7 +51,7 @@ def load_spgnet(path):
 
     model = read_saved_model(path, "model")
     if not isinstance(model, SPGNet):
-        raise ValueError(
+        raise InvalidInputError(
             f"--model {path} holds a {type(model).__name__} named {model.name!r}, not an SPGNet; "
             "give a model saved from spgnet_keras.SPGNet (e.g. runs/<name>/checkpoints/best.keras)."
         )

@@ -18,6 +18,7 @@ used as ``--out``: its ``labels/`` are ground-truth masks.
 from pathlib import Path
 
 from spgnet_keras.cli.inference_options import add_inference_arguments, inference_settings, load_spgnet
+from spgnet_keras.errors import InvalidInputError
 
 
 def add_parser(subparsers):
@@ -55,19 +56,19 @@ def check_attention_model(model, path, classes, class_names):
 
     stages = len(model.stage_backbones)
     if stages < 2:
-        raise ValueError(
+        raise InvalidInputError(
             f"--attention needs a model of two or more stages (guided attention is the SPG module between "
             f"stages, paper Sec 4.5); --model {path} has {stages} stage."
         )
     if model.guidance != "spg":
-        raise ValueError(f"--attention needs guidance='spg'; --model {path} uses guidance={model.guidance!r}.")
+        raise InvalidInputError(f"--attention needs guidance='spg'; --model {path} uses guidance={model.guidance!r}.")
     if model.decoder_channels < TOP_K:
-        raise ValueError(f"--attention shows the {TOP_K} strongest attention channels of a class (paper Sec 4.5); "
+        raise InvalidInputError(f"--attention shows the {TOP_K} strongest attention channels of a class (paper Sec 4.5); "
                          f"--model {path} has {model.decoder_channels} decoder channels.")
     try:
         _class_indices(classes, class_names, model.num_classes)
     except ValueError as error:
-        raise ValueError(f"--attention: {error}") from None
+        raise InvalidInputError(f"--attention: {error}") from None
 
 
 def check_image_sizes(files, settings):
@@ -83,14 +84,14 @@ def check_image_sizes(files, settings):
         try:
             check_workload(height, width, settings["scales"], settings["window"], settings["stride"])
         except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+            raise InvalidInputError(f"{path}: {error}") from None
 
 
 def output_classes(model, output):
     outputs = model.output
     tensor = outputs[output] if isinstance(outputs, dict) and output in outputs else outputs
     if isinstance(tensor, dict):
-        raise ValueError(f"Model has no output {output!r}; outputs are {sorted(outputs)}.")
+        raise InvalidInputError(f"Model has no output {output!r}; outputs are {sorted(outputs)}.")
     return int(tensor.shape[-1])
 
 
@@ -117,13 +118,13 @@ def check_output_folder(out, targets, overwrite):
     """ValueError when `out` is a dataset's folder, or (without `overwrite`) when one of
     `targets` already exists: predictions never replace masks or earlier results silently."""
     if (out / "images").is_dir() and (out / "labels").is_dir() or (out / "meta.json").is_file():
-        raise ValueError(
+        raise InvalidInputError(
             f"--out {out} holds a dataset (images/ and labels/, or meta.json): predictions would "
             "replace its ground-truth masks. Choose another output folder."
         )
     existing = [path for path in targets if path.exists()]
     if existing and not overwrite:
-        raise ValueError(
+        raise InvalidInputError(
             f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite to replace "
             "them or choose another --out."
         )
@@ -159,14 +160,14 @@ def run(args):
 
     settings = inference_settings(args)
     if not 0.0 <= args.alpha <= 1.0:
-        raise ValueError(f"--alpha must be in [0, 1], got {args.alpha}.")
+        raise InvalidInputError(f"--alpha must be in [0, 1], got {args.alpha}.")
     files = list_images(args.images)
     for path in files:  # names found in folders: the command line's were checked by main()
         check_utf8_path(path, "input")
     stems = {}
     for path in files:
         if path.stem in stems:
-            raise ValueError(f"Two inputs share the name {path.stem!r}: {stems[path.stem]} and {path}.")
+            raise InvalidInputError(f"Two inputs share the name {path.stem!r}: {stems[path.stem]} and {path}.")
         stems[path.stem] = path
     if args.cityscapes_results:
         from spgnet_keras.evaluation import cityscapes_result_path
@@ -197,14 +198,14 @@ def run(args):
         from spgnet_keras.evaluation import CityscapesResultWriter
 
         if num_classes != 19:
-            raise ValueError(f"--cityscapes-results needs a 19-class (train id) model, this one has {num_classes}.")
+            raise InvalidInputError(f"--cityscapes-results needs a 19-class (train id) model, this one has {num_classes}.")
         writer = CityscapesResultWriter(args.out / "cityscapes_results")
 
     for number, path in enumerate(files, 1):
         image = load_image(path)
         prediction = predict(model, image, **settings)
         if prediction.max(initial=0) > 255:
-            raise ValueError("More than 256 classes do not fit an 8-bit PNG.")
+            raise InvalidInputError("More than 256 classes do not fit an 8-bit PNG.")
         for folder, array in (
             ("labels", prediction.astype(np.uint8)),
             ("color", colorize(prediction, palette)),

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from spgnet_keras.errors import InvalidInputError
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser("profile", help="params / MACs table next to the paper's numbers")
@@ -18,9 +20,9 @@ def run(args):
 
     rows = [r for r in PAPER_ROWS if args.rows is None or args.rows in r.label]
     if not rows:
-        raise ValueError(f"No paper row matches --rows {args.rows!r}.")
+        raise InvalidInputError(f"No paper row matches --rows {args.rows!r}.")
     if args.height < 1 or args.width < 1:
-        raise ValueError(f"--height and --width must be positive, got {args.height}x{args.width}.")
+        raise InvalidInputError(f"--height and --width must be positive, got {args.height}x{args.width}.")
     check_image_size(args.height, args.width, "--height x --width")
     size = (args.height, args.width)
     table = format_table(paper_table(size=size, rows=rows), size)

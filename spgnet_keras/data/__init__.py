@@ -30,6 +30,7 @@ from spgnet_keras.data.augment import (
     random_horizontal_flip,
     random_scale,
 )
+from spgnet_keras.data.camvid import CAMVID_SPEC, camvid_files
 from spgnet_keras.data.cityscapes import (
     CITYSCAPES_CLASSES,
     CITYSCAPES_LABELS,
@@ -41,14 +42,12 @@ from spgnet_keras.data.cityscapes import (
     label_ids_to_train_ids,
     train_ids_to_label_ids,
 )
-from spgnet_keras.data.camvid import CAMVID_SPEC, camvid_files
-from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image, load_label
 from spgnet_keras.data.class_files import read_classes
+from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image, load_label
 from spgnet_keras.data.listing import folder_files, list_images, read_pair_list, split_pairs
 from spgnet_keras.data.masks import MaskStyle, label_table
 from spgnet_keras.data.pipeline import decode_image, make_dataset
 from spgnet_keras.data.registry import DATASET_NAMES, dataset_files, dataset_spec
-from spgnet_keras.data.validation import MaskReader, ValidationReport, validate_dataset
 from spgnet_keras.data.report import DataReport, describe_data
 from spgnet_keras.data.sources import FolderNaming, ResolvedData, resolve_data
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError, DatasetSpec
@@ -59,6 +58,7 @@ from spgnet_keras.data.synthetic import (
     make_synthetic_dataset,
     write_synthetic_folder,
 )
+from spgnet_keras.data.validation import MaskReader, ValidationReport, validate_dataset
 
 __all__ = [
     "CAMVID_SPEC",

@@ -17,6 +17,7 @@ import numpy as np
 
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data.spec import DatasetNotFoundError, DatasetSpec
+from spgnet_keras.errors import InvalidInputError
 
 
 class CityscapesLabel(NamedTuple):
@@ -138,7 +139,7 @@ def train_ids_to_label_ids(train_ids: np.ndarray, ignore_as: int = 0) -> np.ndar
     bad = np.unique(train_ids[(train_ids >= CITYSCAPES_NUM_CLASSES) & (train_ids != IGNORE_LABEL)])
     bad = np.union1d(bad, np.unique(train_ids[train_ids < 0]))
     if bad.size:
-        raise ValueError(f"Not Cityscapes train ids: {bad.tolist()[:10]}")
+        raise InvalidInputError(f"Not Cityscapes train ids: {bad.tolist()[:10]}")
     table = np.full(256, ignore_as, dtype=np.uint8)
     table[:CITYSCAPES_NUM_CLASSES] = TRAIN_ID_TO_LABEL_ID
     return table[train_ids]
@@ -164,7 +165,7 @@ def cityscapes_files(root: str | Path, split: str) -> list[tuple[str, str]]:
             (the message names the file).
     """
     if split not in SPLITS:
-        raise ValueError(f"Unknown Cityscapes split {split!r}; expected one of {SPLITS}")
+        raise InvalidInputError(f"Unknown Cityscapes split {split!r}; expected one of {SPLITS}")
     root = Path(root)
     image_dir = root / "leftImg8bit" / split
     label_dir = root / "gtFine" / split

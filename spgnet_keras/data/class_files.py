@@ -21,9 +21,10 @@ import csv
 import json
 from pathlib import Path
 
-from spgnet_keras.classes import default_palette
+from spgnet_keras.classes import check_num_classes, default_palette
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data.spec import DatasetSpec
+from spgnet_keras.errors import InvalidInputError
 
 CLASSES_FILE_FORMATS = ("JSON (a list of names, or {\"classes\": [...], \"palette\": [[r, g, b], ...]}), "
                         "CSV (name[,r,g,b] rows) or text (name [r g b] lines)")
@@ -51,49 +52,47 @@ def read_classes(path: str | Path, name: str = "") -> DatasetSpec:
         names, colours, ignore_index = (*_from_rows(path, _csv_rows(text)), IGNORE_LABEL)
     else:
         names, colours, ignore_index = (*_from_rows(path, _text_rows(text)), IGNORE_LABEL)
-    if len(names) < 2:
-        raise ValueError(f"{path}: {len(names)} class(es); a segmentation dataset needs at least 2 "
-                         "(for foreground/background, name both)")
+    check_num_classes(len(names), f"the number of classes in {path}")
     given = [colour is not None for colour in colours]
     if any(given) and not all(given):
         missing = names[given.index(False)]
-        raise ValueError(f"{path}: some classes have colours and some not (e.g. {missing!r}); give every class one "
+        raise InvalidInputError(f"{path}: some classes have colours and some not (e.g. {missing!r}); give every class one "
                          "or none")
     palette = [list(c) for c in colours] if all(given) else default_palette(len(names)).tolist()
     try:
         return DatasetSpec(num_classes=len(names), class_names=tuple(names), palette=tuple(map(tuple, palette)),
                            ignore_index=ignore_index, name=name or path.stem, palette_given=all(given))
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise InvalidInputError(f"{path}: {error}") from None
 
 
 def _from_json(path: Path, text: str):
     try:
         content = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); a classes file is {CLASSES_FILE_FORMATS}") from None
+        raise InvalidInputError(f"{path}: not valid JSON ({error}); a classes file is {CLASSES_FILE_FORMATS}") from None
     ignore_index = IGNORE_LABEL
     if isinstance(content, dict):
         if "classes" not in content:
-            raise ValueError(f"{path}: a JSON object needs a 'classes' list (and optionally 'palette')")
+            raise InvalidInputError(f"{path}: a JSON object needs a 'classes' list (and optionally 'palette')")
         names, palette = content["classes"], content.get("palette")
         ignore_index = int(content.get("ignore_index", IGNORE_LABEL))
         if not isinstance(names, list):
-            raise ValueError(f"{path}: 'classes' must be a list of names")
+            raise InvalidInputError(f"{path}: 'classes' must be a list of names")
         if palette is not None and (not isinstance(palette, list) or len(palette) != len(names)):
-            raise ValueError(f"{path}: 'palette' must give one [r, g, b] colour per class "
+            raise InvalidInputError(f"{path}: 'palette' must give one [r, g, b] colour per class "
                              f"({len(names)} classes)")
         colours = palette if palette is not None else [None] * len(names)
     elif isinstance(content, list) and all(isinstance(entry, dict) for entry in content):
         missing = [entry for entry in content if "name" not in entry]
         if missing:
-            raise ValueError(f"{path}: every class object needs a 'name', got {missing[0]!r}")
+            raise InvalidInputError(f"{path}: every class object needs a 'name', got {missing[0]!r}")
         names = [entry["name"] for entry in content]
         colours = [entry.get("color", entry.get("colour")) for entry in content]
     elif isinstance(content, list):
         names, colours = content, [None] * len(content)
     else:
-        raise ValueError(f"{path}: a classes file is {CLASSES_FILE_FORMATS}")
+        raise InvalidInputError(f"{path}: a classes file is {CLASSES_FILE_FORMATS}")
     return [str(n) if isinstance(n, (str, int)) else n for n in names], colours, ignore_index
 
 
@@ -130,10 +129,10 @@ def _from_rows(path: Path, rows):
             try:
                 colour = [int(value) for value in cells[1:]]
             except ValueError:
-                raise ValueError(f"{path}, line {number}: expected 'name' or 'name r g b', got {cells!r}") from None
+                raise InvalidInputError(f"{path}, line {number}: expected 'name' or 'name r g b', got {cells!r}") from None
             names.append(cells[0])
             colours.append(colour)
         else:
-            raise ValueError(f"{path}, line {number}: expected 'name' or 'name r g b' (a name with spaces: use a "
+            raise InvalidInputError(f"{path}, line {number}: expected 'name' or 'name r g b' (a name with spaces: use a "
                              f"CSV file), got {cells!r}")
     return names, colours

@@ -49,6 +49,7 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from spgnet_keras.constants import MAX_IMAGE_PIXELS
+from spgnet_keras.errors import InvalidInputError
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -247,7 +248,7 @@ def check_image_header(path: str | os.PathLike) -> None:
     """ValueError naming `path` and the reason when the image rule refuses the file (header only)."""
     code = int(_header_problem(tf.constant(_header(path)), tf.constant(os.path.getsize(path), tf.int64)))
     if code != _OK:
-        raise ValueError(_refusal(path, code))
+        raise InvalidInputError(_refusal(path, code))
 
 
 def decode_image_bytes(data: bytes, name) -> np.ndarray:
@@ -255,11 +256,11 @@ def decode_image_bytes(data: bytes, name) -> np.ndarray:
     contents = tf.constant(data)
     code = int(_image_problem(contents))
     if code != _OK:
-        raise ValueError(_refusal(name, code))
+        raise InvalidInputError(_refusal(name, code))
     try:
         return _decode_rgb(contents).numpy()
     except tf.errors.OpError as error:
-        raise ValueError(f"Not a readable image file: {name} ({_last_line(error)})") from None
+        raise InvalidInputError(f"Not a readable image file: {name} ({_last_line(error)})") from None
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -272,7 +273,7 @@ def check_mask_file(path: str | os.PathLike, index: bool) -> None:
     read it as a class-index mask, `index=True`, or as a colour mask)."""
     code = int((_index_mask_problem if index else _colour_mask_problem)(tf.constant(_header(path))))
     if code != _OK:
-        raise ValueError(f"Unreadable mask {path}: {_REASONS[code]}")
+        raise InvalidInputError(f"Unreadable mask {path}: {_REASONS[code]}")
 
 
 def read_mask(path: str | os.PathLike, index: bool) -> np.ndarray:
@@ -280,11 +281,11 @@ def read_mask(path: str | os.PathLike, index: bool) -> np.ndarray:
     contents = tf.constant(Path(path).read_bytes())
     code = int((_index_mask_problem if index else _colour_mask_problem)(contents))
     if code != _OK:
-        raise ValueError(f"Unreadable mask {path}: {_REASONS[code]}")
+        raise InvalidInputError(f"Unreadable mask {path}: {_REASONS[code]}")
     try:
         return _decode_png(contents).numpy()
     except tf.errors.OpError as error:
-        raise ValueError(f"Unreadable mask {path}: {_last_line(error)}") from None
+        raise InvalidInputError(f"Unreadable mask {path}: {_last_line(error)}") from None
 
 
 def _last_line(error: tf.errors.OpError) -> str:
@@ -331,16 +332,16 @@ def _opened_image(path):
             check_pixel_count(image.size, path)
             yield image
     except Image.DecompressionBombError as error:  # PIL's own, larger limit fired first
-        raise ValueError(f"Image {path} declares more pixels than the limit of {MAX_IMAGE_PIXELS} ({error})") from None
+        raise InvalidInputError(f"Image {path} declares more pixels than the limit of {MAX_IMAGE_PIXELS} ({error})") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ValueError(f"Not a readable image file: {path} ({error})") from None
+        raise InvalidInputError(f"Not a readable image file: {path} ({error})") from None
 
 
 def check_pixel_count(size, path, max_pixels=MAX_IMAGE_PIXELS):
     """ValueError when an image's declared width x height exceeds `max_pixels`."""
     width, height = size
     if width * height > max_pixels:
-        raise ValueError(
+        raise InvalidInputError(
             f"Image {path} declares {width}x{height} = {width * height} pixels, more than the limit of "
             f"{max_pixels} (spgnet_keras.constants.MAX_IMAGE_PIXELS); resize it first."
         )
@@ -380,10 +381,10 @@ def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> 
         with Image.open(path) as image:
             label = np.asarray(image).astype(np.int64)
     except (OSError, SyntaxError) as error:
-        raise ValueError(f"Not a readable label image: {path} ({error})") from None
+        raise InvalidInputError(f"Not a readable label image: {path} ({error})") from None
     if label_map is not None:
         label_map = np.asarray(label_map)
         if label.min(initial=0) < 0 or label.max(initial=0) >= len(label_map):
-            raise ValueError(f"Label {path} has values outside the label map's range [0, {len(label_map)}).")
+            raise InvalidInputError(f"Label {path} has values outside the label map's range [0, {len(label_map)}).")
         label = label_map[label].astype(np.int64)
     return label

@@ -24,6 +24,7 @@ import numpy as np
 
 from spgnet_keras.data.decoding import IMAGE_EXTENSIONS
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError
+from spgnet_keras.errors import InvalidInputError
 
 MASK_EXTENSIONS: tuple[str, ...] = (".png",)
 LIST_FILE_FORMATS = "a text file of keys (one image name without its suffix per line) or a CSV of image,mask paths"
@@ -100,11 +101,11 @@ def keyed_files(files: Iterable[PurePosixPath], prefix: str, suffixes: Sequence[
 def check_suffixes(image_suffix: str | None, mask_suffix: str) -> None:
     """ValueError for a mask suffix that is not a PNG name or an image suffix of an unread format."""
     if not isinstance(mask_suffix, str) or not mask_suffix.lower().endswith(MASK_EXTENSIONS):
-        raise ValueError(f"mask_suffix must end in .png (masks are PNG files: lossless class values), "
+        raise InvalidInputError(f"mask_suffix must end in .png (masks are PNG files: lossless class values), "
                          f"got {mask_suffix!r}")
     if image_suffix is not None and (not isinstance(image_suffix, str)
                                      or not image_suffix.lower().endswith(IMAGE_EXTENSIONS)):
-        raise ValueError(f"image_suffix must end in one of {', '.join(IMAGE_EXTENSIONS)}, got {image_suffix!r}")
+        raise InvalidInputError(f"image_suffix must end in one of {', '.join(IMAGE_EXTENSIONS)}, got {image_suffix!r}")
 
 
 def _image_suffixes(image_suffix: str | None) -> tuple[str, ...]:
@@ -402,7 +403,7 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int = 0) -> tu
         ValueError: ``val_fraction`` outside (0, 1), or fewer than two pairs.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}")
+        raise InvalidInputError(f"val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}")
     if len(pairs) < 2:
         raise DatasetError(f"Holding out a validation part needs at least 2 pairs, found {len(pairs)}")
     count = min(len(pairs) - 1, max(1, round(val_fraction * len(pairs))))
@@ -424,14 +425,14 @@ def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
         ValueError: A folder holds no image file, or nothing at all was given.
     """
     if not inputs:
-        raise ValueError("No input images given.")
+        raise InvalidInputError("No input images given.")
     files: list[Path] = []
     for entry in inputs:
         entry = Path(entry)
         if entry.is_dir():
             found = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
-                raise ValueError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {entry}")
+                raise InvalidInputError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {entry}")
             files.extend(found)
         elif entry.is_file():
             files.append(entry)

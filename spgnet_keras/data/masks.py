@@ -32,6 +32,7 @@ from PIL import Image
 from spgnet_keras.classes import check_palette
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data.spec import DatasetError
+from spgnet_keras.errors import InvalidInputError
 
 MASK_FORMATS = ("index", "color")
 MASK_FORMAT_CHOICES = MASK_FORMATS + ("auto",)
@@ -56,10 +57,10 @@ def colour_lookup(
     palette = np.asarray(palette, dtype=np.int64).reshape(-1, 3)
     ignore = np.asarray(ignore_colors, dtype=np.int64).reshape(-1, 3)
     if palette.size == 0:
-        raise ValueError("A non-empty palette is needed to read colour masks")
+        raise InvalidInputError("A non-empty palette is needed to read colour masks")
     if palette.min() < 0 or palette.max() > 255 or (ignore.size and
                                                     (ignore.min() < 0 or ignore.max() > 255)):
-        raise ValueError("Palette colours must be in 0..255")
+        raise InvalidInputError("Palette colours must be in 0..255")
     codes = np.concatenate([colour_codes(palette), colour_codes(ignore)])
     labels = np.concatenate([np.arange(len(palette)), np.full(len(ignore), IGNORE_LABEL)])
     codes, first = np.unique(codes, return_index=True)
@@ -70,11 +71,11 @@ def check_mask_options(mask_format: str, palette, unknown_color: str) -> None:
     """Raises ValueError for inconsistent mask-format arguments (``mask_format`` resolved:
     ``"index"`` or ``"color"``)."""
     if mask_format not in MASK_FORMATS:
-        raise ValueError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {mask_format!r}")
+        raise InvalidInputError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {mask_format!r}")
     if mask_format == "color" and not palette:
-        raise ValueError("mask_format='color' needs a palette")
+        raise InvalidInputError("mask_format='color' needs a palette")
     if unknown_color not in ("error", "ignore"):
-        raise ValueError(f"unknown_color must be 'error' or 'ignore', got {unknown_color!r}")
+        raise InvalidInputError(f"unknown_color must be 'error' or 'ignore', got {unknown_color!r}")
 
 
 def shared_palette_of_index_masks(mask_paths: Sequence[str]) -> np.ndarray | None:
@@ -130,7 +131,7 @@ def resolve_mask_format(mask_format: str, mask_paths: Sequence[str]) -> str:
             another mode (names the files).
     """
     if mask_format not in MASK_FORMAT_CHOICES:
-        raise ValueError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {mask_format!r}")
+        raise InvalidInputError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {mask_format!r}")
     if mask_format != "auto":
         return mask_format
     first: dict[str, str] = {}
@@ -163,17 +164,17 @@ def parse_label_map(label_map) -> dict[int, int] | None:
     if label_map is None:
         return None
     if not isinstance(label_map, dict):
-        raise ValueError(f"label_map must be a mapping {{old: new}}, e.g. {{3: 1, 7: 255}}, got {label_map!r}")
+        raise InvalidInputError(f"label_map must be a mapping {{old: new}}, e.g. {{3: 1, 7: 255}}, got {label_map!r}")
     parsed = {}
     for key, value in label_map.items():
         try:
             old, new = int(str(key).strip()), int(value)
         except (TypeError, ValueError):
-            raise ValueError(f"label_map entry {key!r}: {value!r} must map a label value to a label value "
+            raise InvalidInputError(f"label_map entry {key!r}: {value!r} must map a label value to a label value "
                              "(integers in 0..255)") from None
         if isinstance(value, bool) or isinstance(value, float) and value != new or \
                 not (0 <= old <= 255 and 0 <= new <= 255):
-            raise ValueError(f"label_map entry {key!r}: {value!r} must map a label value to a label value "
+            raise InvalidInputError(f"label_map entry {key!r}: {value!r} must map a label value to a label value "
                              "(integers in 0..255)")
         parsed[old] = new
     return parsed
@@ -201,7 +202,7 @@ def label_table(label_map=None, reduce_zero_label: bool = False, base: np.ndarra
         return None
     table = np.arange(256, dtype=np.int64) if base is None else np.asarray(base, np.int64).copy()
     if table.shape != (256,):
-        raise ValueError(f"A label table must have 256 entries, got shape {table.shape}")
+        raise InvalidInputError(f"A label table must have 256 entries, got shape {table.shape}")
     if reduce_zero_label:
         table = np.where(table == 0, IGNORE_LABEL, np.where(table == IGNORE_LABEL, IGNORE_LABEL, table - 1))
     if mapping:
@@ -236,7 +237,7 @@ class MaskStyle:
 
     def __post_init__(self):
         if self.mask_format not in MASK_FORMAT_CHOICES:
-            raise ValueError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {self.mask_format!r}")
+            raise InvalidInputError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {self.mask_format!r}")
         if self.palette is not None:
             object.__setattr__(self, "palette", check_palette(self.palette, who="mask palette"))
         object.__setattr__(self, "label_map", parse_label_map(self.label_map))

@@ -26,17 +26,24 @@ import numpy as np
 import tensorflow as tf
 
 from spgnet_keras import preprocessing
+from spgnet_keras.classes import check_num_classes
 from spgnet_keras.constants import IGNORE_LABEL, OUTPUT_STRIDE
 from spgnet_keras.data import augment, decoding
 from spgnet_keras.data.cityscapes import LABEL_ID_TO_TRAIN_ID
 from spgnet_keras.data.listing import Pair
-from spgnet_keras.data.masks import (check_mask_options, colour_lookup, label_table, resolve_mask_format,
-                                     shared_palette_of_index_masks)
+from spgnet_keras.data.masks import (
+    check_mask_options,
+    colour_lookup,
+    label_table,
+    resolve_mask_format,
+    shared_palette_of_index_masks,
+)
 from spgnet_keras.data.registry import dataset_files, dataset_spec
 from spgnet_keras.data.spec import DatasetNotFoundError
+from spgnet_keras.data.validation import validate_dataset
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.labels import check_label_range
 from spgnet_keras.scales import check_scales
-from spgnet_keras.data.validation import validate_dataset
 
 
 def decode_image(path: tf.Tensor) -> tf.Tensor:
@@ -99,7 +106,7 @@ class _MaskDecoder:
         if label_map is not None:
             label_map = np.asarray(label_map)
             if label_map.shape != (256,):
-                raise ValueError(f"label_map must have shape (256,), got {label_map.shape}")
+                raise InvalidInputError(f"label_map must have shape (256,), got {label_map.shape}")
             self.label_map = tf.constant(label_map, tf.int32)
 
     def __call__(self, path: tf.Tensor) -> tf.Tensor:
@@ -172,7 +179,7 @@ def _resolve_source(source, split: str, root, num_classes: int | None) -> _Sourc
     """Turns a dataset name (+ root) or a list of pairs into pairs and label settings."""
     if isinstance(source, str):
         if root is None:
-            raise ValueError(f"make_dataset({source!r}) needs root=<dataset folder>")
+            raise InvalidInputError(f"make_dataset({source!r}) needs root=<dataset folder>")
         if num_classes is None:
             num_classes = dataset_spec(source, root).num_classes
         return _Source(
@@ -287,7 +294,7 @@ def make_dataset(
     check_mask_options(mask_format, palette, unknown_color)
     if validate:
         if resolved.num_classes is None:
-            raise ValueError("validate=True needs num_classes")
+            raise InvalidInputError("validate=True needs num_classes")
         validate_dataset(resolved.pairs, resolved.num_classes, mask_format=mask_format,
                          palette=palette, ignore_colors=ignore_colors,
                          unknown_color=unknown_color, label_map=resolved.label_map)
@@ -311,20 +318,20 @@ def _check_arguments(batch_size, crop_size, training, num_classes, mask_format, 
                      repeat, drop_remainder, skip_batches):
     """ValueError for a bad or inconsistent `make_dataset` argument; returns the checked scales."""
     check_mask_options("index" if mask_format == "auto" else mask_format, palette, unknown_color)
-    if num_classes is not None and num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if num_classes is not None:
+        check_num_classes(num_classes)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(skip_batches, bool) or not isinstance(skip_batches, int) or skip_batches < 0:
-        raise ValueError(f"skip_batches must be an integer >= 0, got {skip_batches!r}")
+        raise InvalidInputError(f"skip_batches must be an integer >= 0, got {skip_batches!r}")
     if skip_batches and not (training and repeat and drop_remainder is not False):
-        raise ValueError("skip_batches is for repeated training streams (training=True, repeat=True, "
+        raise InvalidInputError("skip_batches is for repeated training streams (training=True, repeat=True, "
                          "drop_remainder=True)")
     if training and crop_size is None and batch_size > 1:
-        raise ValueError("Training with batch_size > 1 needs a crop_size (random scaling "
+        raise InvalidInputError("Training with batch_size > 1 needs a crop_size (random scaling "
                          "changes image sizes)")
     if not training and crop_size is not None:
-        raise ValueError("crop_size is for training; in eval mode use pad_to_multiple "
+        raise InvalidInputError("crop_size is for training; in eval mode use pad_to_multiple "
                          "and/or batch_size=1")
     return None if scales is None else check_scales(scales)
 

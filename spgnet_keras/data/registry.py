@@ -9,6 +9,7 @@ from spgnet_keras.data.camvid import CAMVID_SPEC, camvid_files
 from spgnet_keras.data.cityscapes import CITYSCAPES_SPEC, cityscapes_files
 from spgnet_keras.data.listing import Pair
 from spgnet_keras.data.spec import DatasetNotFoundError, DatasetSpec
+from spgnet_keras.errors import InvalidInputError
 
 DATASET_NAMES = ("camvid", "cityscapes", "folder", "synthetic")
 BUILTIN_SPECS = {"camvid": CAMVID_SPEC, "cityscapes": CITYSCAPES_SPEC}
@@ -37,7 +38,7 @@ def dataset_spec(name: str, root: str | Path | None = None) -> DatasetSpec:
         DatasetNotFoundError: ``meta.json`` required but missing.
     """
     if name not in DATASET_NAMES:
-        raise ValueError(f"Unknown dataset {name!r}; expected one of {DATASET_NAMES}")
+        raise InvalidInputError(f"Unknown dataset {name!r}; expected one of {DATASET_NAMES}")
     if name == "cityscapes":
         return CITYSCAPES_SPEC
     meta = Path(root) / "meta.json" if root is not None else None
@@ -63,7 +64,7 @@ def dataset_files(name: str, root: str | Path, split: str) -> list[Pair]:
         ``(image_path, mask_path)`` pairs (Cityscapes masks are ``*_labelIds.png``).
     """
     if name not in DATASET_NAMES:
-        raise ValueError(f"Unknown dataset {name!r}; expected one of {DATASET_NAMES}")
+        raise InvalidInputError(f"Unknown dataset {name!r}; expected one of {DATASET_NAMES}")
     if name == "cityscapes":
         return cityscapes_files(root, split)
     try:

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from spgnet_keras.data.class_files import read_classes
 from spgnet_keras.data.cityscapes import LABEL_ID_TO_TRAIN_ID
+from spgnet_keras.data.class_files import read_classes
 from spgnet_keras.data.listing import Pair, folder_files, is_csv_list, read_pair_list, split_pairs
 from spgnet_keras.data.masks import MaskStyle, resolve_mask_format
 from spgnet_keras.data.registry import DATASET_NAMES, dataset_files, dataset_spec
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError, DatasetSpec
+from spgnet_keras.errors import InvalidInputError
 
 DEFAULT_VAL_FRACTION = 0.1
 """Share of the pairs held out for validation when a dataset has no validation split."""
@@ -94,7 +95,7 @@ def user_pairs(images, masks, split_list, naming: FolderNaming, what: str) -> li
     if images is None:
         if split_list is not None and is_csv_list(split_list):
             return read_pair_list(split_list, None, masks)
-        raise ValueError(f"The {what} data need an image folder (--images DIR) or a CSV list of image,mask pairs.")
+        raise InvalidInputError(f"The {what} data need an image folder (--images DIR) or a CSV list of image,mask pairs.")
     return folder_files(images, masks, split_list=split_list, **naming.arguments())
 
 
@@ -141,21 +142,21 @@ def resolve_data(
             the option that would pair them), contradictory options, naming the problem.
     """
     if dataset not in DATASET_NAMES:
-        raise ValueError(f"Unknown dataset {dataset!r}; expected one of {DATASET_NAMES}")
+        raise InvalidInputError(f"Unknown dataset {dataset!r}; expected one of {DATASET_NAMES}")
     if val_fraction is not None and (val_images is not None or val_list is not None):
-        raise ValueError("Give one source of validation pairs: a validation folder or list, or val_fraction.")
+        raise InvalidInputError("Give one source of validation pairs: a validation folder or list, or val_fraction.")
     if splits not in ("both", "val"):
-        raise ValueError(f"splits must be 'both' or 'val', got {splits!r}")
+        raise InvalidInputError(f"splits must be 'both' or 'val', got {splits!r}")
     folders = images is not None or train_list is not None or (splits == "val" and val_images is not None)
     if splits == "val" and folders:
         if dataset != "folder":
-            raise ValueError(f"Image folders are read as dataset 'folder', not {dataset!r}.")
+            raise InvalidInputError(f"Image folders are read as dataset 'folder', not {dataset!r}.")
         val_images, val_masks, val_list = _under(root, val_images), _under(root, val_masks), _under(root, val_list)
         train_pairs, val_pairs = [], user_pairs(val_images, val_masks, val_list, naming, "evaluation")
         val_source = f"{val_images}" + (f" (list {val_list})" if val_list else "")
     elif splits == "val":
         if root is None:
-            raise ValueError(f"Dataset {dataset!r} needs its root folder (--data ROOT), or give the folders "
+            raise InvalidInputError(f"Dataset {dataset!r} needs its root folder (--data ROOT), or give the folders "
                              "themselves (--images DIR --masks DIR).")
         if dataset == "folder" and not (Path(root) / val_split).is_dir() and (Path(root) / "images").is_dir():
             val_pairs = folder_files(Path(root) / "images", Path(root) / "labels", recursive=False)  # ROOT/{images,labels}
@@ -166,15 +167,15 @@ def resolve_data(
         train_pairs = []
     elif folders:
         if dataset != "folder":
-            raise ValueError(f"Image folders are read as dataset 'folder', not {dataset!r}.")
+            raise InvalidInputError(f"Image folders are read as dataset 'folder', not {dataset!r}.")
         train_pairs, val_pairs, val_source = _folder_splits(
             root, images, masks, val_images, val_masks, train_list, val_list, val_fraction, split_seed, naming)
     else:
         if root is None:
-            raise ValueError(f"Dataset {dataset!r} needs its root folder (--data ROOT), or give the folders "
+            raise InvalidInputError(f"Dataset {dataset!r} needs its root folder (--data ROOT), or give the folders "
                              "themselves (--images DIR --masks DIR).")
         if any(v is not None for v in (masks, val_images, val_masks, val_list)):
-            raise ValueError("--masks, --val-images, --val-masks and --val-list need --images (or a CSV --train-list).")
+            raise InvalidInputError("--masks, --val-images, --val-masks and --val-list need --images (or a CSV --train-list).")
         train_pairs = dataset_files(dataset, root, train_split)
         if val_fraction is not None:
             train_pairs, val_pairs = split_pairs(train_pairs, val_fraction, split_seed)
@@ -203,7 +204,7 @@ def _folder_splits(root, images, masks, val_images, val_masks, train_list, val_l
     if val_images is not None:
         val_images, val_masks = _under(root, val_images), _under(root, val_masks)
         if val_masks is None and masks is not None:
-            raise ValueError("--val-images needs --val-masks (the masks are not beside the images: --masks was given).")
+            raise InvalidInputError("--val-images needs --val-masks (the masks are not beside the images: --masks was given).")
         train_pairs = user_pairs(images, masks, train_list, naming, "training")
         val_pairs = user_pairs(val_images, val_masks, val_list, naming, "validation")
         return train_pairs, val_pairs, f"{val_images}" + (f" (list {val_list})" if val_list else "")
@@ -233,7 +234,7 @@ def _classes(dataset, root, classes, num_classes, from_folders):
     if classes is not None:
         spec = read_classes(_under(root, classes) if not Path(classes).is_file() else classes)
         if num_classes is not None and num_classes != spec.num_classes:
-            raise ValueError(f"num_classes={num_classes} disagrees with the {spec.num_classes} classes of {classes}.")
+            raise InvalidInputError(f"num_classes={num_classes} disagrees with the {spec.num_classes} classes of {classes}.")
         return spec, f"classes file {classes}"
     if not from_folders and root is not None:
         try:
@@ -242,7 +243,7 @@ def _classes(dataset, root, classes, num_classes, from_folders):
             spec = None
         if spec is not None:
             if num_classes is not None and num_classes != spec.num_classes:
-                raise ValueError(f"num_classes={num_classes} disagrees with the {spec.num_classes} classes of "
+                raise InvalidInputError(f"num_classes={num_classes} disagrees with the {spec.num_classes} classes of "
                                  f"dataset {dataset!r} at {root}.")
             return spec, ("the dataset's meta.json" if (Path(root) / "meta.json").is_file()
                           else f"dataset {dataset!r}")
@@ -300,5 +301,5 @@ def read_data_record(path: str | Path) -> tuple[ResolvedData, DatasetSpec]:
                                                                    "reduce_zero_label": False}),
             None if table is None else np.asarray(table, np.int64), record["val_source"], record["dataset"])
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"Cannot read the run's data record {path}: {error}") from None
+        raise InvalidInputError(f"Cannot read the run's data record {path}: {error}") from None
     return resolved, spec

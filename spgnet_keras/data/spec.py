@@ -5,8 +5,15 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from spgnet_keras.classes import check_class_names, check_palette, default_class_names, default_palette
+from spgnet_keras.classes import (
+    check_class_names,
+    check_num_classes,
+    check_palette,
+    default_class_names,
+    default_palette,
+)
 from spgnet_keras.constants import IGNORE_LABEL
+from spgnet_keras.errors import InvalidInputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,11 +46,7 @@ class DatasetSpec:
             ValueError: If there are fewer than 2 classes, the lengths disagree, a name is
                 empty or repeated, or a colour is not three integers in 0..255.
         """
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
-            raise ValueError(
-                f"DatasetSpec {self.name!r}: num_classes must be an integer >= 2, got {self.num_classes!r} "
-                "(with one class the loss is 0 for every pixel: nothing trains)"
-            )
+        check_num_classes(self.num_classes, f"DatasetSpec {self.name!r}: num_classes")
         who = f"DatasetSpec {self.name!r}"
         object.__setattr__(self, "class_names", check_class_names(
             tuple(str(n) for n in self.class_names), self.num_classes, f"{who} class names"))
@@ -96,7 +99,7 @@ class DatasetSpec:
         }
 
 
-class DatasetError(ValueError):
+class DatasetError(InvalidInputError):
     """A dataset file is unusable (unreadable, unpaired, wrong size, bad label values)."""
 
 

@@ -38,6 +38,7 @@ from PIL import Image
 
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data.spec import DatasetSpec
+from spgnet_keras.errors import InvalidInputError
 
 SKY, BUILDING, ROAD, SIDEWALK, CAR, POLE, PERSON, VEGETATION = range(8)
 
@@ -308,9 +309,9 @@ def make_synthetic_dataset(
         ValueError: For sizes below 32 pixels or a negative count.
     """
     if height < 32 or width < 32:
-        raise ValueError(f"Synthetic scenes need height, width >= 32, got {height}x{width}")
+        raise InvalidInputError(f"Synthetic scenes need height, width >= 32, got {height}x{width}")
     if num_images < 0:
-        raise ValueError(f"num_images must be >= 0, got {num_images}")
+        raise InvalidInputError(f"num_images must be >= 0, got {num_images}")
     images = np.zeros((num_images, height, width, 3), np.uint8)
     labels = np.zeros((num_images, height, width), np.uint8)
     for index in range(num_images):

@@ -8,11 +8,18 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from spgnet_keras.classes import check_num_classes
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data import decoding
 from spgnet_keras.data.listing import Pair
-from spgnet_keras.data.masks import (check_mask_options, colour_codes, colour_lookup, label_table,
-                                     resolve_mask_format, shared_palette_of_index_masks)
+from spgnet_keras.data.masks import (
+    check_mask_options,
+    colour_codes,
+    colour_lookup,
+    label_table,
+    resolve_mask_format,
+    shared_palette_of_index_masks,
+)
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError
 from spgnet_keras.labels import check_label_values
 
@@ -171,8 +178,7 @@ def validate_dataset(
         DatasetError: Listing the offending files and values.
         ValueError: For bad arguments or no pairs.
     """
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    check_num_classes(num_classes)
     pairs = list(pairs)
     if not pairs:
         raise DatasetNotFoundError("validate_dataset: no pairs given")

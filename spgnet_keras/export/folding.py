@@ -20,6 +20,7 @@ logit upsampling and the crop, so the logits are float32.
 import keras
 import numpy as np
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.models.spgnet import SPGNet
 
 PRECISIONS = ("float32", "bfloat16")
@@ -54,7 +55,7 @@ def with_precision(model, precision):
         ValueError: an unknown precision, or a model that is not an `SPGNet`.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+        raise InvalidInputError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
     if precision == "float32":
         return model
     check_spgnet(model)
@@ -65,7 +66,7 @@ def with_precision(model, precision):
 
 def check_spgnet(model):
     if not isinstance(model, SPGNet):
-        raise ValueError(
+        raise InvalidInputError(
             f"fold_batchnorm / with_precision take an SPGNet (spgnet_keras.SPGNet), got {type(model).__name__}."
         )
 
@@ -87,7 +88,7 @@ def copy_folded_weights(source, target):
             folded.add(id(batchnorm))
     unused = [layer.name for layer in batchnorms(source) if id(layer) not in folded]
     if unused:
-        raise ValueError(f"BatchNorm layer(s) {unused} follow no convolution of the same name; cannot fold them.")
+        raise InvalidInputError(f"BatchNorm layer(s) {unused} follow no convolution of the same name; cannot fold them.")
 
 
 def paired_leaves(source, target):
@@ -97,7 +98,7 @@ def paired_leaves(source, target):
     target_children = children(target)
     for name, source_child in source_children.items():
         if name not in target_children:
-            raise ValueError(f"The folded model has no layer {name!r} inside {target.name!r}.")
+            raise InvalidInputError(f"The folded model has no layer {name!r} inside {target.name!r}.")
         target_child = target_children[name]
         if children(source_child):
             yield from paired_leaves(source_child, target_child)
@@ -129,7 +130,7 @@ def following_batchnorm(conv, siblings):
         return None
     channels = conv.kernel.shape[-1] * (conv.kernel.shape[-2] if isinstance(conv, keras.layers.DepthwiseConv2D) else 1)
     if candidate.moving_mean.shape[0] != channels or candidate.axis not in (-1, 3):
-        raise ValueError(f"BatchNorm {candidate.name!r} does not match the channels of {conv.name!r}.")
+        raise InvalidInputError(f"BatchNorm {candidate.name!r} does not match the channels of {conv.name!r}.")
     return candidate
 
 

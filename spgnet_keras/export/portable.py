@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from spgnet_keras.constants import OUTPUT_STRIDE, PREDICTION
+from spgnet_keras.errors import InvalidInputError, SPGNetError
 from spgnet_keras.models.spgnet import check_takes_raw_images
 
 ONNX_REQUIREMENTS = ("tf2onnx", "onnxruntime")
@@ -29,7 +30,7 @@ DEFAULT_MIN_AGREEMENT = 0.999
 QUANTIZATIONS = (None, "int8")
 
 
-class ParityError(AssertionError):
+class ParityError(SPGNetError, AssertionError):
     """The exported model's argmax disagrees with Keras on too many pixels."""
 
 
@@ -77,7 +78,7 @@ def export_onnx(model, path, input_shape, *, output=PREDICTION, opset=None):
     """
     path = Path(path)
     if path.suffix != ".onnx":
-        raise ValueError(f"The ONNX file name must end in .onnx, got {str(path)!r}.")
+        raise InvalidInputError(f"The ONNX file name must end in .onnx, got {str(path)!r}.")
     _require("onnx", ("tf2onnx",))
     network, spec = _single_output_network(model, input_shape, output)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,9 +103,9 @@ def export_tflite(model, path, input_shape, *, output=PREDICTION, quantize=None,
     """
     path = Path(path)
     if path.suffix != ".tflite":
-        raise ValueError(f"The TFLite file name must end in .tflite, got {str(path)!r}.")
+        raise InvalidInputError(f"The TFLite file name must end in .tflite, got {str(path)!r}.")
     if quantize not in QUANTIZATIONS:
-        raise ValueError(f"`quantize` must be one of {QUANTIZATIONS}, got {quantize!r}.")
+        raise InvalidInputError(f"`quantize` must be one of {QUANTIZATIONS}, got {quantize!r}.")
     network, spec = _single_output_network(model, input_shape, output)
     converter_options = {}
     if quantize == "int8":
@@ -120,10 +121,10 @@ def int8_converter_options(calibration_images, shape):
     import tensorflow as tf
 
     if calibration_images is None or len(calibration_images) == 0:
-        raise ValueError("int8 quantization needs calibration images (--calibration DIR).")
+        raise InvalidInputError("int8 quantization needs calibration images (--calibration DIR).")
     images = np.asarray(calibration_images, dtype="float32")
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(shape[1:]):
-        raise ValueError(
+        raise InvalidInputError(
             f"Calibration images have shape {images.shape}; the export takes (N, {', '.join(map(str, shape[1:]))})."
         )
     batch = int(shape[0])
@@ -157,13 +158,13 @@ def check_parity(model, path, images=None, *, output=PREDICTION, min_agreement=D
     path = Path(path)
     kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
     if kind is None:
-        raise ValueError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
+        raise InvalidInputError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
     runner = open_runner(path)
     if images is None:
         images = np.random.default_rng(seed).uniform(0, 255, runner.input_shape).astype("float32")
     images = np.asarray(images, dtype="float32")
     if tuple(images.shape) != tuple(runner.input_shape):
-        raise ValueError(f"`images` has shape {images.shape}; the {kind} model takes {tuple(runner.input_shape)}.")
+        raise InvalidInputError(f"`images` has shape {images.shape}; the {kind} model takes {tuple(runner.input_shape)}.")
     expected = model.predict(images, verbose=0)
     if isinstance(expected, dict):
         expected = expected[output]
@@ -187,7 +188,7 @@ def open_runner(path, num_threads=None):
     path = Path(path)
     kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
     if kind is None:
-        raise ValueError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
+        raise InvalidInputError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
     return _OnnxRunner(path, num_threads) if kind == "onnx" else _TFLiteRunner(path, num_threads)
 
 
@@ -207,12 +208,12 @@ def _fixed_shape(input_shape):
     if len(shape) == 2:
         shape = (1, *shape, 3)
     if len(shape) != 4 or shape[-1] != 3:
-        raise ValueError(f"`input_shape` must be (height, width) or (batch, height, width, 3), got {input_shape!r}.")
+        raise InvalidInputError(f"`input_shape` must be (height, width) or (batch, height, width, 3), got {input_shape!r}.")
     for value in shape:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"`input_shape` must hold positive integers, got {input_shape!r}.")
+            raise InvalidInputError(f"`input_shape` must hold positive integers, got {input_shape!r}.")
     if shape[1] % OUTPUT_STRIDE or shape[2] % OUTPUT_STRIDE:
-        raise ValueError(
+        raise InvalidInputError(
             f"Height and width must be multiples of {OUTPUT_STRIDE} for a fixed-shape export, got {input_shape!r}."
         )
     return tuple(int(v) for v in shape)
@@ -232,10 +233,10 @@ def _single_output_network(model, input_shape, output):
     outputs = model.output
     if isinstance(outputs, dict):
         if output not in outputs:
-            raise ValueError(f"`output` must be one of the model's outputs {sorted(outputs)}, got {output!r}.")
+            raise InvalidInputError(f"`output` must be one of the model's outputs {sorted(outputs)}, got {output!r}.")
         outputs = outputs[output]
     elif output != PREDICTION:
-        raise ValueError(f"The model has a single output; `output` must be 'prediction', got {output!r}.")
+        raise InvalidInputError(f"The model has a single output; `output` must be 'prediction', got {output!r}.")
     network = keras.Model(model.input, outputs, name=f"{model.name}_{output}")
     return network, tf.TensorSpec(shape, tf.float32, name="image")
 

@@ -19,8 +19,9 @@ import tensorflow as tf
 
 from spgnet_keras import preprocessing
 from spgnet_keras.constants import PREDICTION
-from spgnet_keras.export.portable import _single_output_network, export_tflite, open_runner
 from spgnet_keras.data import list_images, load_image
+from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.export.portable import _single_output_network, export_tflite, open_runner
 
 DEFAULT_CALIBRATION_IMAGES = 200
 MAX_CALIBRATION_IMAGES = 1000
@@ -57,7 +58,7 @@ def calibration_images(folder, height, width, limit=DEFAULT_CALIBRATION_IMAGES):
     Resized rather than padded: a small image padded to a large input would calibrate the
     activations mostly on the flat padding colour."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CALIBRATION_IMAGES:
-        raise ValueError(f"The number of calibration images must be in [1, {MAX_CALIBRATION_IMAGES}], got {limit!r}.")
+        raise InvalidInputError(f"The number of calibration images must be in [1, {MAX_CALIBRATION_IMAGES}], got {limit!r}.")
     files = list_images([Path(folder)])
     chosen = [files[i] for i in np.unique(np.linspace(0, len(files) - 1, min(limit, len(files))).round().astype(int))]
     return np.stack([resized(load_image(path), height, width) for path in chosen])

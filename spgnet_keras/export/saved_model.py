@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 from spgnet_keras.constants import MAX_IMAGE_PIXELS, PREDICTION
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
 from spgnet_keras.export.serving import (
     DEFAULT_MAX_PIXELS,
@@ -103,7 +104,7 @@ def export_saved_model(
     check_precision(model, precision)
     check_version_dir(export_dir)
     if export_dir.exists() and not overwrite:
-        raise ValueError(f"Export folder {export_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+        raise InvalidInputError(f"Export folder {export_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
     serving_model = inference_graph(servable_model(model), precision)
     segmenter = Segmenter(
         serving_model,
@@ -149,15 +150,15 @@ def check_options(model, output, scales, flip, output_size, include_probabilitie
     outputs = model.output
     names = sorted(outputs) if isinstance(outputs, dict) else [PREDICTION]
     if output not in names:
-        raise ValueError(f"`output` must be one of the model's outputs {names}, got {output!r}.")
+        raise InvalidInputError(f"`output` must be one of the model's outputs {names}, got {output!r}.")
     scales = check_scales(scales)
     if output_size != "original":
         output_size = list(check_output_size(output_size))
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
-        raise ValueError(f"`max_pixels` must be a positive integer, got {max_pixels!r}.")
+        raise InvalidInputError(f"`max_pixels` must be a positive integer, got {max_pixels!r}.")
     shape = model.input_shape
     if not (isinstance(shape, tuple) and len(shape) == 4 and shape[-1] == 3):
-        raise ValueError(f"The model must take one RGB image input (batch, height, width, 3), got {shape}.")
+        raise InvalidInputError(f"The model must take one RGB image input (batch, height, width, 3), got {shape}.")
     return {
         "output": output,
         "scales": list(scales),
@@ -175,11 +176,11 @@ def check_output_size(output_size):
     try:
         height, width = (int(v) for v in output_size)
     except (TypeError, ValueError):
-        raise ValueError(f'`output_size` must be "original" or (height, width), got {output_size!r}.') from None
+        raise InvalidInputError(f'`output_size` must be "original" or (height, width), got {output_size!r}.') from None
     if height <= 0 or width <= 0 or (height, width) != tuple(output_size):
-        raise ValueError(f"`output_size` must be two positive integers, got {output_size!r}.")
+        raise InvalidInputError(f"`output_size` must be two positive integers, got {output_size!r}.")
     if height * width > MAX_OUTPUT_PIXELS:
-        raise ValueError(
+        raise InvalidInputError(
             f"`output_size` {height}x{width} has {height * width} pixels, more than the limit of "
             f"{MAX_OUTPUT_PIXELS} (4096x4096) that a served class map may have."
         )
@@ -188,9 +189,9 @@ def check_output_size(output_size):
 
 def check_precision(model, precision):
     if precision not in PRECISIONS:
-        raise ValueError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
+        raise InvalidInputError(f"`precision` must be one of {PRECISIONS}, got {precision!r}.")
     if precision != "float32" and not isinstance(model, SPGNet):
-        raise ValueError(f"precision={precision!r} needs an SPGNet, got {type(model).__name__}.")
+        raise InvalidInputError(f"precision={precision!r} needs an SPGNet, got {type(model).__name__}.")
 
 
 def inference_graph(model, precision="float32"):
@@ -202,13 +203,13 @@ def inference_graph(model, precision="float32"):
 
 def check_version_dir(export_dir):
     if not export_dir.name.isdigit():
-        raise ValueError(
+        raise InvalidInputError(
             f"The export folder must end in a numeric version, <base>/<model_name>/<version> as TF Serving "
             f"expects (e.g. models/spgnet/1), got {str(export_dir)!r}."
         )
     same = same_version_folders(export_dir)
     if same:
-        raise ValueError(
+        raise InvalidInputError(
             f"{same[0]} already holds version {int(export_dir.name)}: TF Serving reads the folders "
             f"{same[0].name!r} and {export_dir.name!r} as the same version. Export to {same[0]} (with "
             "--overwrite to replace it) or choose another version number."
@@ -232,7 +233,7 @@ def servable_model(model):
     from spgnet_keras.models.spgnet import SPGNet
 
     if not isinstance(model, SPGNet):
-        raise ValueError(
+        raise InvalidInputError(
             f"The model takes a fixed input size {model.input_shape}; serving needs (None, None, 3) "
             "(any height and width)."
         )
@@ -309,7 +310,7 @@ def write_atomically(target, write, overwrite=False):
         write(tmp)
         if target.exists():
             if not overwrite:
-                raise ValueError(f"Export folder {target} already exists; pass overwrite=True to replace it.")
+                raise InvalidInputError(f"Export folder {target} already exists; pass overwrite=True to replace it.")
             os.rename(target, old)
         os.rename(tmp, target)
     finally:

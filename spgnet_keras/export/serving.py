@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from spgnet_keras import preprocessing
 from spgnet_keras.constants import MAX_IMAGE_PIXELS, OUTPUT_STRIDE, PREDICTION
-from spgnet_keras.test_time import multi_scale_probabilities
+from spgnet_keras.multiscale import multi_scale_probabilities
 
 # === Public names of the served signatures ===
 SIGNATURE_ENCODED = "serving_default"

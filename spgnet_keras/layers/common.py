@@ -4,6 +4,8 @@ import contextlib
 
 import keras
 
+from spgnet_keras.errors import InvalidInputError
+
 # PyTorch-style BatchNorm defaults (the paper trained with Inplace-ABN in PyTorch):
 # running averages updated with weight 0.1 per step, epsilon 1e-5.
 BN_MOMENTUM = 0.9
@@ -73,5 +75,5 @@ def conv(filters, kernel_size, strides=1, use_bias=False, name=None, dtype=None)
 def check_positive_int(value, name):
     """Raises ValueError unless `value` is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        raise InvalidInputError(f"`{name}` must be a positive integer, got {value!r}.")
     return value

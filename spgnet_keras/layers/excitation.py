@@ -19,6 +19,7 @@ import math
 import keras
 from keras import ops
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.common import batch_norm, batchnorm_is_folded, check_positive_int, conv
 from spgnet_keras.layers.pooling import ContextPooling
 from spgnet_keras.layers.resize import ResizeLike
@@ -130,7 +131,7 @@ class GatherExciteTransition(_ExciteTransition):
     def __init__(self, output_channels=64, extent=8, sync_batchnorm=False, **kwargs):
         super().__init__(output_channels=output_channels, sync_batchnorm=sync_batchnorm, **kwargs)
         if not isinstance(extent, int) or extent < 2 or extent & (extent - 1):
-            raise ValueError(f"`extent` must be a power of two >= 2, got {extent!r}.")
+            raise InvalidInputError(f"`extent` must be a power of two >= 2, got {extent!r}.")
         self.extent = extent
         self.gather_convs = []
         self.gather_bns = []

@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from spgnet_keras.constants import OUTPUT_STRIDE
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.common import check_positive_int
 
 POOLING_MODES = ("global", "crop")
@@ -33,11 +34,11 @@ def check_pooling(mode, crop_size):
         The crop size as a tuple (None for "global").
     """
     if mode not in POOLING_MODES:
-        raise ValueError(f"`test_pooling` must be one of {POOLING_MODES}, got {mode!r}.")
+        raise InvalidInputError(f"`test_pooling` must be one of {POOLING_MODES}, got {mode!r}.")
     if mode == "global":
         return None
     if crop_size is None or len(tuple(crop_size)) != 2:
-        raise ValueError(
+        raise InvalidInputError(
             f'`test_pooling="crop"` needs `test_pooling_crop`, the training crop (height, width) in pixels, '
             f"got {crop_size!r}."
         )
@@ -85,10 +86,10 @@ class ContextPooling(keras.layers.Layer):
     def __init__(self, mode="global", pool_size=None, **kwargs):
         super().__init__(**kwargs)
         if mode not in POOLING_MODES:
-            raise ValueError(f"`mode` must be one of {POOLING_MODES}, got {mode!r}.")
+            raise InvalidInputError(f"`mode` must be one of {POOLING_MODES}, got {mode!r}.")
         if mode == "crop":
             if pool_size is None or len(tuple(pool_size)) != 2:
-                raise ValueError(f'`mode="crop"` needs `pool_size` (height, width), got {pool_size!r}.')
+                raise InvalidInputError(f'`mode="crop"` needs `pool_size` (height, width), got {pool_size!r}.')
             pool_size = tuple(check_positive_int(side, "pool_size") for side in pool_size)
         self.mode = mode
         self.pool_size = pool_size

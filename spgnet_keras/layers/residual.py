@@ -2,6 +2,7 @@
 
 import keras
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
 
 
@@ -23,7 +24,7 @@ class BottleneckBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = check_positive_int(filters, "filters")
         if not 0 < bottleneck_ratio <= 4:
-            raise ValueError(f"`bottleneck_ratio` must be in (0, 4], got {bottleneck_ratio!r}.")
+            raise InvalidInputError(f"`bottleneck_ratio` must be in (0, 4], got {bottleneck_ratio!r}.")
         self.bottleneck_ratio = bottleneck_ratio
         self.sync_batchnorm = sync_batchnorm
         width = max(1, int(round(filters * bottleneck_ratio)))

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from spgnet_keras.errors import InvalidInputError
+
 
 @keras.saving.register_keras_serializable(package="spgnet_keras")
 class ResizeLike(keras.layers.Layer):
@@ -99,7 +101,7 @@ class PadToMultiple(keras.layers.Layer):
     def __init__(self, multiple, **kwargs):
         super().__init__(**kwargs)
         if isinstance(multiple, bool) or not isinstance(multiple, int) or multiple < 1:
-            raise ValueError(f"`multiple` must be a positive integer, got {multiple!r}.")
+            raise InvalidInputError(f"`multiple` must be a positive integer, got {multiple!r}.")
         self.multiple = multiple
 
     def call(self, inputs):

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
 
 EXCITATIONS = ("sigmoid", "softmax", "sum")
@@ -62,7 +63,7 @@ class SemanticPredictionGuidance(keras.layers.Layer):
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.output_channels = check_positive_int(output_channels, "output_channels")
         if excitation not in EXCITATIONS:
-            raise ValueError(f"`excitation` must be one of {EXCITATIONS}, got {excitation!r}.")
+            raise InvalidInputError(f"`excitation` must be one of {EXCITATIONS}, got {excitation!r}.")
         self.excitation = excitation
         self.identity = bool(identity)
         self.supervision = bool(supervision)

@@ -2,6 +2,7 @@
 
 import keras
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.common import check_positive_int
 from spgnet_keras.layers.residual import BottleneckBlock
 from spgnet_keras.layers.resize import ResizeLike
@@ -37,7 +38,7 @@ class UpsampleModule(keras.layers.Layer):
     def build(self, input_shapes):
         encoder_shape, previous_shape = (tuple(s) for s in input_shapes)
         if previous_shape[-1] != self.filters:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{self.name}: the previous decoder output has {previous_shape[-1]} channels, "
                 f"expected {self.filters}."
             )

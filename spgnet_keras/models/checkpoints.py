@@ -6,6 +6,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from spgnet_keras.errors import InvalidInputError
+
 
 def load_preset_weights(cls, arguments, num_classes, weights):
     """Builds `cls(num_classes, **arguments)` and fills it from `weights`.
@@ -28,7 +30,7 @@ def load_preset_weights(cls, arguments, num_classes, weights):
         return model
     path = Path(weights)
     if not path.is_file():
-        raise ValueError(
+        raise InvalidInputError(
             f"`weights` must be None, 'imagenet' or the path of a saved SPGNet (.keras or .weights.h5); "
             f"{str(weights)!r} is not a file."
         )
@@ -63,7 +65,7 @@ def load_saved_preset(cls, preset, num_classes, weights, overrides):
     """`SPGNet.from_preset(path)`: the architecture and weights of a saved SPGNet (a `.keras`
     file or a `save_to_preset` folder), with `overrides` and re-headed for `num_classes`."""
     if weights is not None:
-        raise ValueError(f"from_preset({str(preset)!r}) loads the weights saved there; leave `weights` at None "
+        raise InvalidInputError(f"from_preset({str(preset)!r}) loads the weights saved there; leave `weights` at None "
                          f"(got {weights!r}).")
     source = read_preset_folder(preset) if Path(preset).is_dir() else read_spgnet(preset)
     config = source.get_config()
@@ -93,7 +95,7 @@ def save_preset_folder(model, preset_dir, overwrite=False):
 
     preset_dir = Path(preset_dir)
     if (preset_dir / PRESET_CONFIG_FILE).exists() and not overwrite:
-        raise ValueError(f"{preset_dir} already holds a preset ({PRESET_CONFIG_FILE}); pass overwrite=True to replace it.")
+        raise InvalidInputError(f"{preset_dir} already holds a preset ({PRESET_CONFIG_FILE}); pass overwrite=True to replace it.")
     preset_dir.mkdir(parents=True, exist_ok=True)
     (preset_dir / PRESET_CONFIG_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(model), indent=2))
     model.save_weights(preset_dir / PRESET_WEIGHTS_FILE, overwrite=True)
@@ -112,19 +114,19 @@ def read_preset_folder(preset_dir):
     preset_dir = Path(preset_dir)
     missing = [name for name in (PRESET_CONFIG_FILE, PRESET_WEIGHTS_FILE) if not (preset_dir / name).is_file()]
     if missing:
-        raise ValueError(f"{preset_dir} is not a preset folder: it has no {' or '.join(missing)} "
+        raise InvalidInputError(f"{preset_dir} is not a preset folder: it has no {' or '.join(missing)} "
                          "(written by SPGNet.save_to_preset).")
     try:
         config = json.loads((preset_dir / PRESET_CONFIG_FILE).read_text())
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as error:
-        raise ValueError(f"Cannot read the preset {preset_dir / PRESET_CONFIG_FILE}: {error}") from None
+        raise InvalidInputError(f"Cannot read the preset {preset_dir / PRESET_CONFIG_FILE}: {error}") from None
     if not isinstance(model, SPGNet):
-        raise ValueError(f"{preset_dir} holds a {type(model).__name__}, not an SPGNet.")
+        raise InvalidInputError(f"{preset_dir} holds a {type(model).__name__}, not an SPGNet.")
     try:
         model.load_weights(preset_dir / PRESET_WEIGHTS_FILE)
     except Exception as error:
-        raise ValueError(f"Cannot load {preset_dir / PRESET_WEIGHTS_FILE} into its config's model: {error}") from None
+        raise InvalidInputError(f"Cannot load {preset_dir / PRESET_WEIGHTS_FILE} into its config's model: {error}") from None
     return model
 
 
@@ -141,7 +143,7 @@ def architecture_differences(source, target):
 
 def _required_classes(num_classes, weights):
     if num_classes is None:
-        raise ValueError(f"`num_classes` is required with weights={weights!r}.")
+        raise InvalidInputError(f"`num_classes` is required with weights={weights!r}.")
     return num_classes
 
 
@@ -153,10 +155,10 @@ def _saved_spgnet(cls, path, arguments):
         try:
             source.load_weights(path)
         except (ValueError, KeyError, OSError) as error:
-            raise ValueError(f"{path} does not hold weights of this preset's architecture: {error}") from None
+            raise InvalidInputError(f"{path} does not hold weights of this preset's architecture: {error}") from None
         return source
     if not name.endswith(".keras"):
-        raise ValueError(f"`weights` must be a .keras or .weights.h5 file, got {path}.")
+        raise InvalidInputError(f"`weights` must be a .keras or .weights.h5 file, got {path}.")
     return read_spgnet(path)
 
 
@@ -177,10 +179,10 @@ def classes_in_weights_file(path, cls, arguments):
     try:
         with h5py.File(path, "r") as file:
             if key not in file or len(file[key].shape) != 4:
-                raise ValueError(f"{path} does not hold weights of this preset's architecture (no {key}).")
+                raise InvalidInputError(f"{path} does not hold weights of this preset's architecture (no {key}).")
             return int(file[key].shape[-1])
     except OSError as error:
-        raise ValueError(f"Cannot read the weights file {path}: {error}") from None
+        raise InvalidInputError(f"Cannot read the weights file {path}: {error}") from None
 
 
 def copy_weights_for_new_classes(source, target, where):
@@ -202,7 +204,7 @@ def copy_weights_for_new_classes(source, target, where):
     if foreign:
         differences = architecture_differences(source, target)
         found = "; ".join(differences) if differences else f"e.g. variable {foreign[0]!r} does not match"
-        raise ValueError(
+        raise InvalidInputError(
             f"{where} is another architecture than the model asked for: {found}. Pass the saved model's "
             f"arguments, or use the saved model itself as the preset: SPGNet.from_preset({str(where)!r}, "
             "num_classes=...)."
@@ -221,11 +223,11 @@ def read_saved_model(path, what="model"):
     if not path.is_file():
         raise FileNotFoundError(f"{what[0].upper() + what[1:]} file not found: {path}")
     if path.suffix.lower() != ".keras":
-        raise ValueError(f"The {what} must be a .keras file saved with model.save(), got {path}.")
+        raise InvalidInputError(f"The {what} must be a .keras file saved with model.save(), got {path}.")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a truncated or foreign file: say which
-        raise ValueError(f"Cannot read the {what} {path}: {error}") from None
+        raise InvalidInputError(f"Cannot read the {what} {path}: {error}") from None
 
 
 def read_spgnet(path, what="model"):
@@ -234,7 +236,7 @@ def read_spgnet(path, what="model"):
 
     model = read_saved_model(path, what)
     if not isinstance(model, SPGNet):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not an SPGNet.")
+        raise InvalidInputError(f"{path} holds a {type(model).__name__}, not an SPGNet.")
     return model
 
 
@@ -250,14 +252,14 @@ def load_model_weights(model, checkpoint):
     for variable in model.weights:
         match = by_path.pop(variable.path, None)
         if match is None:
-            raise ValueError(f"Checkpoint {path} has no variable {variable.path!r}: it is another architecture.")
+            raise InvalidInputError(f"Checkpoint {path} has no variable {variable.path!r}: it is another architecture.")
         if tuple(match.shape) != tuple(variable.shape):
-            raise ValueError(
+            raise InvalidInputError(
                 f"Checkpoint {path} does not fit this model: {variable.path!r} has shape "
                 f"{tuple(match.shape)} in the checkpoint and {tuple(variable.shape)} in the model."
             )
     if by_path:
-        raise ValueError(f"Checkpoint {path} has {len(by_path)} variables this model lacks, e.g. {sorted(by_path)[0]!r}.")
+        raise InvalidInputError(f"Checkpoint {path} has {len(by_path)} variables this model lacks, e.g. {sorted(by_path)[0]!r}.")
     sources = {v.path: v for v in source.weights}
     for variable in model.weights:
         variable.assign(np.asarray(sources[variable.path]))

@@ -5,6 +5,8 @@ import dataclasses
 import keras
 import numpy as np
 
+from spgnet_keras.errors import InvalidInputError
+
 
 @dataclasses.dataclass
 class TransferReport:
@@ -49,13 +51,12 @@ def finetune_from(checkpoint, num_classes, **overrides):
     Returns:
         (model, TransferReport).
     """
-    from spgnet_keras.models.spgnet import SPGNet
-
     from spgnet_keras.models.checkpoints import read_spgnet
+    from spgnet_keras.models.spgnet import SPGNet
 
     source = checkpoint if isinstance(checkpoint, keras.Model) else read_spgnet(checkpoint)
     if not isinstance(source, SPGNet):
-        raise ValueError(f"{checkpoint!r} is not an SPGNet model (got {type(source).__name__}).")
+        raise InvalidInputError(f"{checkpoint!r} is not an SPGNet model (got {type(source).__name__}).")
     config = {**source.get_config(), **overrides, "num_classes": num_classes}
     model = SPGNet.from_config(config)
     return model, transfer_matching_weights(source, model)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import keras
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.models.finetune import TransferReport
 
 # keras-hub presets (ResNet "v1.5", stride on the 3x3 conv, and explicit zero padding
@@ -80,14 +81,14 @@ def load_backbone_weights(model, source, stages=None):
             try:
                 target = model.get_layer(target_name)
             except ValueError:
-                raise ValueError(
+                raise InvalidInputError(
                     f"Source layer {layer.name!r} has no counterpart {target_name!r} in this SPGNet: "
                     f"is the source a {backbone} ResNet?"
                 ) from None
             _copy_layer_weights(layer, target)
             report.copied.append(target_name)
     if not report.copied:
-        raise ValueError(f"No ResNet layer of {source!r} matched the SPGNet encoder.")
+        raise InvalidInputError(f"No ResNet layer of {source!r} matched the SPGNet encoder.")
     return report
 
 
@@ -95,7 +96,7 @@ def _copy_layer_weights(source_layer, target_layer):
     values = source_layer.get_weights()
     for variable, value in zip(target_layer.weights, values):
         if tuple(variable.shape) != tuple(value.shape):
-            raise ValueError(
+            raise InvalidInputError(
                 f"Shape mismatch for layer {target_layer.name!r}: SPGNet has {tuple(variable.shape)}, "
                 f"the source layer {source_layer.name!r} has {tuple(value.shape)}."
             )
@@ -109,11 +110,11 @@ def _resolve_source(source, backbone):
         return _imagenet_backbone(backbone)
     path = Path(source)
     if not path.is_file():
-        raise ValueError(f"Backbone weights file {path} does not exist.")
+        raise InvalidInputError(f"Backbone weights file {path} does not exist.")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a truncated or foreign file: say which
-        raise ValueError(f"Cannot read backbone weights from {path}: {error}") from None
+        raise InvalidInputError(f"Cannot read backbone weights from {path}: {error}") from None
 
 
 def _imagenet_backbone(backbone):
@@ -134,8 +135,8 @@ def _imagenet_backbone(backbone):
         except Exception as error:
             attempts.append(f"keras_cv preset {KERAS_CV_PRESETS[backbone]!r}: {type(error).__name__}: {error}")
     if not attempts:
-        raise ValueError(f"No ImageNet preset is published for {backbone} in keras-hub or keras-cv.")
-    raise ValueError(
+        raise InvalidInputError(f"No ImageNet preset is published for {backbone} in keras-hub or keras-cv.")
+    raise InvalidInputError(
         f"Could not load ImageNet weights for {backbone} (the presets download from Kaggle). "
         "Save the backbone on a machine with network access "
         "(e.g. keras_hub.models.ResNetBackbone.from_preset(...).save('resnet.keras')) and pass "

@@ -1,5 +1,8 @@
 """Architectures of the paper's tables by name (Tables 1, 3, 5, 6, 7, 9)."""
 
+
+from spgnet_keras.errors import InvalidInputError
+
 # name -> SPGNet arguments (num_classes is given by the user).
 PRESETS = {
     "spgnet_r18x1_128": dict(backbones=("resnet18",), decoder_channels=128),
@@ -53,7 +56,7 @@ ABLATIONS = {
 def preset_arguments(name):
     """SPGNet arguments of preset `name`; ValueError listing the presets otherwise."""
     if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)} (SPGNet.from_preset also "
+        raise InvalidInputError(f"Unknown preset {name!r}; expected one of {sorted(PRESETS)} (SPGNet.from_preset also "
                          "takes the path of a saved .keras file or preset folder).")
     return dict(PRESETS[name])
 
@@ -61,5 +64,5 @@ def preset_arguments(name):
 def ablation_arguments(variant, base="spgnet_r18x2_128"):
     """Arguments of a Table 3/4 variant of the two-stage model `base`."""
     if variant not in ABLATIONS:
-        raise ValueError(f"Unknown ablation variant {variant!r}; expected one of {sorted(ABLATIONS)}.")
+        raise InvalidInputError(f"Unknown ablation variant {variant!r}; expected one of {sorted(ABLATIONS)}.")
     return {**preset_arguments(base), **ABLATIONS[variant]}

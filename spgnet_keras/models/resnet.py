@@ -19,6 +19,7 @@ features. Stride-1 convs keep 'same': it pads (k - 1) // 2 on each side, as kera
 
 import keras
 
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.common import batch_norm, batchnorm_is_folded, conv
 
 # depth name -> (block type, blocks per stack)
@@ -36,7 +37,7 @@ STACK_WIDTHS = (64, 128, 256, 512)
 def check_backbone_name(name):
     """Raises a ValueError naming the known encoders unless `name` is one."""
     if name not in RESNET_SPECS:
-        raise ValueError(f"Unknown backbone {name!r}; expected one of {sorted(RESNET_SPECS)}.")
+        raise InvalidInputError(f"Unknown backbone {name!r}; expected one of {sorted(RESNET_SPECS)}.")
     return name
 
 

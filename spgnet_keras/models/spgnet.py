@@ -6,7 +6,7 @@ import warnings
 
 import keras
 
-from spgnet_keras.classes import check_class_names, check_palette
+from spgnet_keras.classes import check_class_names, check_num_classes, check_palette
 from spgnet_keras.constants import (
     DEFAULT_STAGE_WEIGHT,
     IGNORE_LABEL,
@@ -16,6 +16,7 @@ from spgnet_keras.constants import (
     OUTPUT_STRIDE,
     PREDICTION,
 )
+from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
 from spgnet_keras.layers.common import folded_batchnorm as folded_batchnorm_scope
 from spgnet_keras.layers.cross_stage import CrossStageAggregation
@@ -323,7 +324,7 @@ class SPGNet(keras.Model):
             **kwargs: other `keras.Model.compile` arguments (`jit_compile`, ...).
         """
         if (ohem_threshold is not None or ohem_min_kept) and loss != "auto":
-            raise ValueError(
+            raise InvalidInputError(
                 "`ohem_threshold`/`ohem_min_kept` configure the default loss (loss='auto'); with your "
                 "own loss, configure OHEM in it (e.g. spgnet_keras.losses.SegmentationCrossEntropy("
                 "ohem_threshold=0.7))."
@@ -362,7 +363,7 @@ class SPGNet(keras.Model):
     def guidance_layer(self, stage=1):
         """The layer between stage `stage` and the next (an SPG layer for guidance="spg")."""
         if not 1 <= stage < len(self.stage_backbones):
-            raise ValueError(f"`stage` must be in [1, {len(self.stage_backbones) - 1}], got {stage!r}.")
+            raise InvalidInputError(f"`stage` must be in [1, {len(self.stage_backbones) - 1}], got {stage!r}.")
         return self.get_layer(f"stage{stage}_{self.guidance}")
 
 
@@ -435,7 +436,7 @@ def default_loss(ohem_threshold=None, ohem_min_kept=0):
 
         return SegmentationCrossEntropy(ohem_threshold=ohem_threshold, ohem_min_kept=ohem_min_kept)
     if ohem_threshold is not None or ohem_min_kept:
-        raise ValueError(
+        raise InvalidInputError(
             f"OHEM (ohem_threshold/ohem_min_kept) needs the TensorFlow backend; this is {keras.backend.backend()!r}."
         )
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_LABEL)
@@ -539,34 +540,22 @@ def resolve_backbones(backbones, num_stages):
     if isinstance(backbones, str):
         stages = 2 if num_stages is None else num_stages
         if isinstance(stages, bool) or not isinstance(stages, int) or stages < 1:
-            raise ValueError(f"`num_stages` must be an integer >= 1, got {num_stages!r}.")
+            raise InvalidInputError(f"`num_stages` must be an integer >= 1, got {num_stages!r}.")
         backbones = [backbones] * stages
     else:
         backbones = list(backbones)
         if not backbones:
-            raise ValueError("`backbones` must name at least one encoder (the number of stages must be >= 1).")
+            raise InvalidInputError("`backbones` must name at least one encoder (the number of stages must be >= 1).")
         if num_stages is not None and num_stages != len(backbones):
-            raise ValueError(f"`num_stages`={num_stages!r} disagrees with the {len(backbones)} backbones given.")
+            raise InvalidInputError(f"`num_stages`={num_stages!r} disagrees with the {len(backbones)} backbones given.")
     return tuple(check_backbone_name(name) for name in backbones)
-
-
-def check_num_classes(num_classes):
-    """ValueError unless `num_classes` is an integer >= 2: with one class the softmax
-    cross-entropy is identically 0 and nothing trains."""
-    check_positive_int(num_classes, "num_classes")
-    if num_classes < 2:
-        raise ValueError(
-            "`num_classes` must be at least 2, got 1: with one class the softmax cross-entropy is 0 for "
-            "every pixel and the model cannot learn (for foreground/background, use 2 classes)."
-        )
-    return num_classes
 
 
 def check_decoder_channels(decoder_channels):
     """ValueError unless `decoder_channels` is a positive integer <= MAX_DECODER_CHANNELS."""
     check_positive_int(decoder_channels, "decoder_channels")
     if decoder_channels > MAX_DECODER_CHANNELS:
-        raise ValueError(
+        raise InvalidInputError(
             f"`decoder_channels` must be at most {MAX_DECODER_CHANNELS} "
             f"(spgnet_keras.constants.MAX_DECODER_CHANNELS; the paper's widest is 256), got {decoder_channels}."
         )
@@ -576,11 +565,11 @@ def check_decoder_channels(decoder_channels):
 def check_input_shape(input_shape):
     """Raises ValueError unless (H, W, C) with H, W None or positive integers."""
     if len(tuple(input_shape)) != 3:
-        raise ValueError(f"`input_shape` must be (height, width, channels), got {input_shape!r}.")
+        raise InvalidInputError(f"`input_shape` must be (height, width, channels), got {input_shape!r}.")
     height, width, channels = input_shape
     for size, label in ((height, "height"), (width, "width")):
         if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
-            raise ValueError(f"Input {label} must be a positive integer (or None), got {size!r}.")
+            raise InvalidInputError(f"Input {label} must be a positive integer (or None), got {size!r}.")
     check_positive_int(channels, "input channels")
 
 
@@ -620,7 +609,7 @@ def check_argument_names(arguments):
 
 def check_choice(value, choices, name):
     if value not in choices:
-        raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+        raise InvalidInputError(f"`{name}` must be one of {choices}, got {value!r}.")
 
 
 def resolve_sync_batchnorm(sync_batchnorm):
@@ -641,7 +630,7 @@ def with_preprocessing(model):
     pipeline, inference, evaluation, export) all feed 0-255 RGB.
     """
     if not isinstance(model, SPGNet):
-        raise ValueError(f"Expected an SPGNet, got {type(model).__name__}.")
+        raise InvalidInputError(f"Expected an SPGNet, got {type(model).__name__}.")
     if model.include_preprocessing:
         return model
     converted = SPGNet.from_config({**model.get_config(), "include_preprocessing": True})
@@ -652,7 +641,7 @@ def with_preprocessing(model):
 def check_takes_raw_images(model):
     """ValueError unless `model` takes RGB 0-255 (the package's one input convention)."""
     if getattr(model, "include_preprocessing", True) is False:
-        raise ValueError(
+        raise InvalidInputError(
             "This SPGNet was built with include_preprocessing=False and takes normalised input, while "
             "spgnet_keras feeds RGB in [0, 255]; convert it with spgnet_keras.models.with_preprocessing(model)."
         )

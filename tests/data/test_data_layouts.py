@@ -180,7 +180,7 @@ def test_classes_files(tmp_path, file_name, text):
     ("name,r,g,b\nroad,1,2,3\ncar\n", "some classes have colours and some not (e.g. 'car')"),
     ("road\nroad\n", "the name 'road' is given to more than one class"),
     ("road 1 2\n", "line 1: expected 'name' or 'name r g b'"),
-    ("road\n", "1 class(es); a segmentation dataset needs at least 2"),
+    ("road\n", "must be at least 2, got 1"),
     ("road 1 2 300\ncar 0 0 0\n", "colour values must be integers in 0..255"),
 ])
 def test_bad_classes_files_are_named(tmp_path, text, message):

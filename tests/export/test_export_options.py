@@ -300,7 +300,7 @@ def test_cli_help_lists_options():
 
 
 def test_exported_tta_equals_inference_tta_on_camvid_frames(camvid_root, tmp_path):
-    """One multi-scale + flip implementation (`spgnet_keras.test_time`): the exported
+    """One multi-scale + flip implementation (`spgnet_keras.multiscale`): the exported
     SavedModel and `inference.predict_probabilities` give the same probabilities, not only
     the same class maps, on real CamVid frames (240x180, not multiples of 32)."""
     from spgnet_keras.data import dataset_files

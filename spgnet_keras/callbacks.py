@@ -24,6 +24,15 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     Unlike `keras.callbacks.TerminateOnNaN`, the step is recorded (`bad_step`) so the
     caller can report it, and `AtomicCheckpoint` refuses to save after it.
+
+    Example:
+
+    ```python
+    guard = StopOnNonFiniteLoss()
+    model.fit(train, epochs=2, callbacks=[guard, AtomicCheckpoint("run/checkpoints", guard)])
+    if guard.bad_step is not None:
+        print(f"the loss became {guard.bad_value} at step {guard.bad_step}")
+    ```
     """
 
     def __init__(self):
@@ -45,6 +54,18 @@ class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
     Keras' callback would save the diverged weights at that epoch's end and delete the
     folder when `fit` returns, so re-running would start from scratch; here the last good
     backup stays and the same command resumes from it.
+
+    Args:
+        backup_dir: str. Folder of Keras' backup (`latest.weights.h5` and its metadata).
+        guard: StopOnNonFiniteLoss. The callback that records a non-finite loss.
+        **kwargs: Passed to `keras.callbacks.BackupAndRestore`.
+
+    Example:
+
+    ```python
+    guard = StopOnNonFiniteLoss()
+    callbacks = [guard, GuardedBackupAndRestore("run/backup", guard)]
+    ```
     """
 
     def __init__(self, backup_dir, guard, **kwargs):
@@ -69,6 +90,20 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     file keeps the best epoch (e.g. highest "val_prediction_miou"); its score is kept in
     `best.json` beside it, so a resumed or continued run replaces `best.keras` only with
     a better epoch.
+
+    Args:
+        directory: str. Folder of `latest.keras`, `best.keras` and `best.json`.
+        guard: StopOnNonFiniteLoss or None. No save after the loss it watches diverged.
+        monitor: str or None. Log key of the best epoch, e.g. "val_prediction_miou".
+        mode: str. "max" or "min": whether a higher `monitor` value is better.
+
+    Example:
+
+    ```python
+    checkpoint = AtomicCheckpoint("run/checkpoints", monitor="val_prediction_miou")
+    model.fit(train, validation_data=val, epochs=3, callbacks=[checkpoint])
+    best = keras.saving.load_model(checkpoint.best_path)
+    ```
     """
 
     def __init__(self, directory, guard=None, monitor=None, mode="max"):

@@ -31,7 +31,7 @@ def check_num_classes(num_classes, who: str = "num_classes") -> int:
 
 
 def default_palette(num_classes: int) -> np.ndarray:
-    """The PASCAL VOC bit-interleaved palette, ``uint8 [num_classes, 3]`` (distinct colours)."""
+    """The PASCAL VOC bit-interleaved palette, `uint8 [num_classes, 3]` (distinct colours)."""
     palette = np.zeros((num_classes, 3), np.uint8)
     for index in range(num_classes):
         value, r, g, b = index, 0, 0, 0
@@ -45,7 +45,7 @@ def default_palette(num_classes: int) -> np.ndarray:
 
 
 def default_class_names(num_classes: int) -> tuple[str, ...]:
-    """``("class_0", "class_1", ...)``: the names of classes nobody named."""
+    """`("class_0", "class_1", ...)`: the names of classes nobody named."""
     return tuple(f"class_{index}" for index in range(num_classes))
 
 
@@ -68,7 +68,7 @@ def check_class_names(class_names: Sequence[str], num_classes: int | None = None
 
 
 def check_palette(palette, num_classes: int | None = None, who: str = "palette") -> tuple[tuple[int, int, int], ...]:
-    """The colours as a tuple of ``(r, g, b)`` integer triples; ValueError unless each is three
+    """The colours as a tuple of `(r, g, b)` integer triples; ValueError unless each is three
     integers in 0..255 and there is one per class (`num_classes` when given)."""
     try:
         array = np.asarray(palette)

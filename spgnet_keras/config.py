@@ -28,7 +28,14 @@ STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 @dataclasses.dataclass
 class ModelConfig:
     """SPGNet architecture: a preset of the paper's tables plus argument overrides, or a saved
-    SPGNet to fine-tune (`weights`: its architecture, re-headed for the data's classes)."""
+    SPGNet to fine-tune (`weights`: its architecture, re-headed for the data's classes).
+
+    Example:
+
+    ```python
+    model = ModelConfig(preset="spgnet_r18x2_128", arguments={"spg_excitation": "softmax"})
+    ```
+    """
 
     preset: str = "spgnet_r18x2_128"
     arguments: dict = dataclasses.field(default_factory=dict)  # SPGNet(...) keyword overrides
@@ -44,6 +51,13 @@ class DataConfig:
     labels}). Folders of any other layout are given as they are (dataset "folder"): `images` and
     `masks` (relative to `root` when it is set), file naming, list files, and a validation
     folder, list or held-out fraction.
+
+    Example:
+
+    ```python
+    data = DataConfig(dataset="folder", images="mydata/img", masks="mydata/ann",
+                      mask_suffix="_mask.png", classes="mydata/classes.csv")
+    ```
     """
 
     dataset: str = "camvid"  # camvid | cityscapes | folder | synthetic
@@ -86,6 +100,12 @@ class OptimizerConfig:
     (In-Place ABN's scripts pass `model.parameters()`, BN and biases included): hence
     `weight_decay_mode="coupled"` and `decay_variables="all"`. "decoupled" (Keras' own,
     about 10x weaker at momentum 0.9) and "kernels" (conv/dense kernels only) remain options.
+
+    Example:
+
+    ```python
+    optimizer = OptimizerConfig(learning_rate=0.005, warmup_steps=100)
+    ```
     """
 
     learning_rate: float = 0.01
@@ -99,6 +119,15 @@ class OptimizerConfig:
 
 @dataclasses.dataclass
 class LossConfig:
+    """The deep-supervision loss (`spgnet_keras.losses`): stage weights, OHEM, class weights.
+
+    Example:
+
+    ```python
+    loss = LossConfig(ohem_threshold=0.7, ohem_min_kept=12500, class_weights="auto")
+    ```
+    """
+
     stage_weight: float = DEFAULT_STAGE_WEIGHT  # paper Sec 3.4: a plain sum of the stage losses
     ohem_threshold: typing.Optional[float] = None
     ohem_min_kept: int = 0
@@ -108,6 +137,15 @@ class LossConfig:
 
 @dataclasses.dataclass
 class RunConfig:
+    """Where a run writes (`out_dir`), how long it trains, its seed, precision and strategy.
+
+    Example:
+
+    ```python
+    run = RunConfig(out_dir="runs/camvid", epochs=20, steps_per_epoch=46, precision="mixed_bfloat16")
+    ```
+    """
+
     out_dir: str = "runs/experiment"
     epochs: int = 10
     steps_per_epoch: int = 50
@@ -123,6 +161,18 @@ class RunConfig:
 
 @dataclasses.dataclass
 class ExperimentConfig:
+    """One training run: the five sections above. `load_config` reads it from a named
+    experiment (`EXPERIMENTS`) and a YAML file; `--set section.key=value` overrides fields.
+
+    Example:
+
+    ```python
+    config = ExperimentConfig()
+    config.data.dataset, config.run.epochs = "synthetic", 1
+    print(config.max_steps)  # epochs * steps_per_epoch
+    ```
+    """
+
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
@@ -143,7 +193,7 @@ def _experiment(**sections):
 
 
 EXPERIMENTS = {
-    # Where each number comes from (paper = ../shared/paper/spgnet_iccv2019.md):
+    # Where each number comes from (paper: Cheng et al., "SPGNet: Semantic Prediction Guidance for Scene Parsing", ICCV 2019):
     # - 2 x ResNet-50, D=256: the paper's best model (Tables 1, 9).
     # - batch 8, SGD lr 0.01, momentum 0.9, weight decay 1e-4, poly power 0.9: Sec 4.2 (the
     #   OptimizerConfig defaults; decay coupled on every parameter, as PyTorch's SGD; see there).

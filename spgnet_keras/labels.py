@@ -1,7 +1,7 @@
-"""The one check of label values: in ``[0, num_classes)`` or the ignore label.
+"""The one check of label values: in `[0, num_classes)` or the ignore label.
 
-In the graph (:func:`check_label_range`: the losses, the streaming metric, the ``tf.data``
-pipeline) and on NumPy arrays (:func:`check_label_values`: the dataset check, evaluation,
+In the graph (`check_label_range`: the losses, the streaming metric, the `tf.data`
+pipeline) and on NumPy arrays (`check_label_values`: the dataset check, evaluation,
 the NumPy confusion matrix).
 """
 
@@ -12,7 +12,7 @@ import tensorflow as tf
 
 
 def out_of_range_values(values, num_classes: int, ignore_index: int | None) -> np.ndarray:
-    """The distinct values of ``values`` outside ``[0, num_classes)``, ``ignore_index`` excepted (sorted)."""
+    """The distinct values of `values` outside `[0, num_classes)`, `ignore_index` excepted (sorted)."""
     values = np.asarray(values)
     bad = (values < 0) | (values >= num_classes)
     if ignore_index is not None:
@@ -22,8 +22,8 @@ def out_of_range_values(values, num_classes: int, ignore_index: int | None) -> n
 
 def check_label_values(values, num_classes: int, ignore_index: int | None, who: str,
                        what: str = "label", error: type[Exception] = ValueError) -> None:
-    """Raises ``error`` naming ``who`` and the offending values when a value of the NumPy array
-    ``values`` lies outside ``[0, num_classes)`` and is not ``ignore_index``."""
+    """Raises `error` naming `who` and the offending values when a value of the NumPy array
+    `values` lies outside `[0, num_classes)` and is not `ignore_index`."""
     bad = out_of_range_values(values, num_classes, ignore_index)
     if bad.size:
         allowed = "" if ignore_index is None else f" or equal the ignore label {ignore_index}"
@@ -35,7 +35,7 @@ def check_label_values(values, num_classes: int, ignore_index: int | None, who: 
 def check_label_range(
     labels: tf.Tensor, num_classes, ignore_index: int | None, who
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Asserts that labels lie in ``[0, num_classes)`` or equal ``ignore_index``.
+    """Asserts that labels lie in `[0, num_classes)` or equal `ignore_index`.
 
     Args:
         labels: int32 label tensor of any shape.
@@ -43,15 +43,15 @@ def check_label_range(
         ignore_index: Label value that marks pixels to skip, or None to
             require every value to be in range.
         who: Name used in the error message: a string, or a scalar string tensor
-            (e.g. ``tf.strings.join(["Mask ", path])`` in the ``tf.data`` pipeline).
+            (e.g. `tf.strings.join(["Mask ", path])` in the `tf.data` pipeline).
 
     Returns:
-        ``(in_range, bad_count)``: a boolean mask of non-ignored, in-range
+        `(in_range, bad_count)`: a boolean mask of non-ignored, in-range
         labels, and the number of offending labels (int32 scalar). The
-        assertion raises ``tf.errors.InvalidArgumentError`` (naming the
+        assertion raises `tf.errors.InvalidArgumentError` (naming the
         allowed range and the offending minimum/maximum) in eager mode and in
-        ``tf.function``; under XLA, where asserts are compiled away, callers
-        should turn ``bad_count > 0`` into a NaN result.
+        `tf.function`; under XLA, where asserts are compiled away, callers
+        should turn `bad_count > 0` into a NaN result.
     """
     if ignore_index is None:
         not_ignored = tf.ones_like(labels, dtype=tf.bool)
@@ -86,5 +86,5 @@ def check_label_range(
 
 
 def _message_start(who, text: str):
-    """``who + text`` for a Python string or a scalar string tensor."""
+    """`who + text` for a Python string or a scalar string tensor."""
     return who + text if isinstance(who, str) else tf.strings.join([who, text])

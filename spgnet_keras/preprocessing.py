@@ -1,7 +1,7 @@
 """The package's one input convention: RGB images in [0, 255], padded with the mean colour.
 
-`SPGNet` normalises its own input (its first layer, `keras.layers.Normalization` with the
-ImageNet mean/variance of `spgnet_keras.constants`), so the data pipeline, inference,
+`SPGNet` normalises its own input (its first layer, `keras.layers.Rescaling` by the
+ImageNet mean/std of `spgnet_keras.constants`), so the data pipeline, inference,
 evaluation, visualisation and every export feed it 0-255 RGB. Where an image must grow to
 a multiple of the output stride or to a crop, it is padded at the bottom/right with the
 ImageNet mean colour, which the model normalises to 0 (what zero-padding a normalised

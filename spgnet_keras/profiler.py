@@ -34,7 +34,15 @@ CITYSCAPES_CLASSES = 19
 
 @dataclasses.dataclass(frozen=True)
 class PaperRow:
-    """One configuration of the paper's tables with its reported size and cost."""
+    """One configuration of the paper's tables with its reported size and cost.
+
+    Example:
+
+    ```python
+    row = PAPER_ROWS[0]
+    print(row.label, row.params_m, "M parameters,", row.flops_b, "GFLOPs at 1025x2049")
+    ```
+    """
 
     tables: str
     label: str

@@ -1,8 +1,12 @@
 """Training callbacks that never lose a good checkpoint."""
 
+from __future__ import annotations
+
+import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,37 +52,146 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class GuardedBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that neither backs up nor deletes its backup after a NaN/Inf loss.
+BACKUP_METADATA = "training_metadata.json"
+"""The backup's record: `{"epoch": next epoch, "weights": file name}`, written last, atomically."""
 
-    Keras' callback would save the diverged weights at that epoch's end and delete the
-    folder when `fit` returns, so re-running would start from scratch; here the last good
-    backup stays and the same command resumes from it.
+
+@dataclasses.dataclass(frozen=True)
+class Backup:
+    """What a run folder's backup holds: the epoch to resume at, its weights file (None when
+    there is none), and the half-written files of a write that did not finish (`strays`)."""
+
+    epoch: int
+    weights: Path | None
+    strays: tuple = ()
+
+    def remove_strays(self) -> list[str]:
+        """Deletes the half-written files; returns a sentence for each."""
+        for stray in self.strays:
+            _remove_quietly(stray)
+        return [f"removed {stray}, left by a backup write that did not finish" for stray in self.strays]
+
+
+def read_backup(backup_dir) -> Backup:
+    """The last complete backup in `backup_dir` (nothing is changed on disk).
+
+    Every backup is written under a temporary name, moved into place, and only then named in
+    `training_metadata.json` (also replaced atomically), so the record always points to a
+    complete file; temporary files left by a failed or killed write are listed in `strays`.
+    A backup written by Keras' own `BackupAndRestore` (`latest.weights.h5`) is read too.
+    """
+    backup_dir = Path(backup_dir)
+    strays = tuple(sorted(backup_dir.glob(".tmp-*"))) if backup_dir.is_dir() else ()
+    metadata = backup_dir / BACKUP_METADATA
+    if not metadata.is_file():
+        return Backup(0, None, strays)
+    try:
+        record = json.loads(metadata.read_text())
+        epoch = int(record["epoch"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CheckpointWriteError(f"The backup record {metadata} is unreadable ({error}); move the folder "
+                                   f"{backup_dir} away to train from the start.") from None
+    weights = backup_dir / record.get("weights", "latest.weights.h5")
+    return Backup(epoch, weights if weights.is_file() else None, strays)
+
+
+class AtomicBackup(keras.callbacks.Callback):
+    """Backs up weights and optimizer state at each epoch end so that an interrupted run resumes.
+
+    Unlike `keras.callbacks.BackupAndRestore`, which overwrites `latest.weights.h5` in place
+    (a full disk or a SIGTERM during the write leaves a file no later run can load), each
+    backup (a `.keras` archive: weights and optimizer state, written through Python's file
+    I/O rather than HDF5's, which leaves a broken file open after a failed write) goes to a
+    temporary file that replaces the previous one only once complete, and a
+    failed write raises `CheckpointWriteError` naming the file and the cause, the previous
+    backup intact. Nothing is backed up after `guard` has seen a non-finite loss, and the
+    backup is deleted when training ends normally. The epoch to resume at is read by the
+    caller (`read_backup`) and passed to `fit(initial_epoch=...)`.
 
     Args:
-        backup_dir: str. Folder of Keras' backup (`latest.weights.h5` and its metadata).
-        guard: StopOnNonFiniteLoss. The callback that records a non-finite loss.
-        **kwargs: Passed to `keras.callbacks.BackupAndRestore`.
+        backup_dir: str or Path. Folder of the backup.
+        guard: StopOnNonFiniteLoss or None. No backup after the loss it watches diverged.
+        restore: bool. Load the backup's weights and optimizer state when training begins
+            (False when the caller has loaded them).
 
     Example:
 
     ```python
-    guard = StopOnNonFiniteLoss()
-    callbacks = [guard, GuardedBackupAndRestore("run/backup", guard)]
+    backup = read_backup("run/backup")
+    model.fit(train, epochs=10, initial_epoch=backup.epoch, callbacks=[AtomicBackup("run/backup")])
     ```
     """
 
-    def __init__(self, backup_dir, guard, **kwargs):
-        super().__init__(backup_dir, **kwargs)
+    def __init__(self, backup_dir, guard=None, restore=True):
+        super().__init__()
+        self.backup_dir = Path(backup_dir)
         self.guard = guard
+        self.restore = restore
+
+    def _diverged(self):
+        return self.guard is not None and self.guard.bad_step is not None
+
+    def on_train_begin(self, logs=None):
+        backup = read_backup(self.backup_dir)
+        if self.restore and backup.weights is not None:
+            load_backup_weights(self.model, backup.weights)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.guard.bad_step is None:
-            super().on_epoch_end(epoch, logs)
+        if self._diverged():
+            return
+        self.backup_dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch + 1:05d}.keras"  # a .keras archive: written through Python's file I/O
+        target = self.backup_dir / name
+        temporary = self.backup_dir / f".tmp-{name}"
+        previous = read_backup(self.backup_dir)
+        failure = None
+        try:
+            self.model.save(str(temporary), overwrite=True)
+            os.replace(temporary, target)
+            write_text_atomically(self.backup_dir / BACKUP_METADATA, json.dumps({"epoch": epoch + 1, "weights": name}))
+        except (OSError, RuntimeError, ValueError) as error:
+            failure = _cause(error)
+        if failure is not None:
+            _remove_quietly(temporary)
+            kept = (f"the previous backup ({previous.weights.name}, epoch {previous.epoch}) is intact"
+                    if previous.weights is not None else "there was no earlier backup")
+            raise CheckpointWriteError(f"Could not write the backup {target}: {failure}; {kept}.")
+        for old in [*self.backup_dir.glob("*.keras"), *self.backup_dir.glob("*.weights.h5")]:
+            if old.name != name:
+                _remove_quietly(old)
 
     def on_train_end(self, logs=None):
-        if self.guard.bad_step is None:
-            super().on_train_end(logs)
+        if not self._diverged() and self.backup_dir.is_dir():
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def load_backup_weights(model, path):
+    """Loads a backup's weights and optimizer state into a compiled `model`."""
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model.load_weights(str(path))
+
+
+def write_text_atomically(path, text):
+    """Writes `text` to `path` through a temporary file in the same folder + `os.replace`."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+
+
+def _cause(error):
+    """What went wrong, in a few words: the system's message for an errno (h5py wraps "File too
+    large" or "No space left on device" in a long HDF5 message), else the first line."""
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -127,6 +240,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         return self.directory / "best.json"
 
     def on_train_begin(self, logs=None):
+        for stray in sorted(self.directory.glob(".tmp-*")) if self.directory.is_dir() else ():
+            _remove_quietly(stray)  # a checkpoint write that was killed: the complete files are untouched
         if self.best is None and self.best_path.exists() and self.best_record_path.is_file():
             record = json.loads(self.best_record_path.read_text())
             if record.get("monitor") == self.monitor:
@@ -144,22 +259,22 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             self.best = value
             save_atomically(self.model, self.best_path)
             record = {"monitor": self.monitor, "value": float(value), "epoch": epoch + 1}
-            self.best_record_path.write_text(json.dumps(record))
+            write_text_atomically(self.best_record_path, json.dumps(record))
 
 
 def save_atomically(model, path):
     """`model.save(path)` through a temporary file in the same folder + `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".keras", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=".keras", dir=path.parent)
     os.close(handle)
     try:
         model.save(temporary)
         os.replace(temporary, path)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # h5py and zipfile report a full disk as either
         _remove_quietly(temporary)
         kept = f"the previous {path.name} is intact" if path.exists() else "no earlier checkpoint existed"
-        raise CheckpointWriteError(f"Could not write checkpoint {path}: {error}; {kept}.") from error
+        raise CheckpointWriteError(f"Could not write checkpoint {path}: {_cause(error)}; {kept}.") from error
     except BaseException:
         _remove_quietly(temporary)
         raise

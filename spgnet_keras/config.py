@@ -10,6 +10,8 @@ with a `yaml.SafeLoader` only (`load_yaml`).
 import dataclasses
 import inspect
 import math
+import os
+import re
 import typing
 from pathlib import Path
 
@@ -316,7 +318,10 @@ def set_fields(config, overrides, source):
         for key, value in values.items():
             if key not in hints:
                 raise InvalidInputError(f"{source}: unknown key {section}.{key}; expected one of {sorted(hints)}.")
-            setattr(target, key, _checked(value, hints[key], f"{source}: {section}.{key}"))
+            value = _checked(value, hints[key], f"{source}: {section}.{key}")
+            if (section, key) in PATH_FIELDS and isinstance(value, str) and value != "imagenet":
+                value = os.path.expanduser(value)
+            setattr(target, key, value)
 
 
 def apply_assignments(config, assignments, source="command line"):
@@ -455,6 +460,15 @@ def check_model_arguments(arguments, source):
             raise InvalidInputError(f"{source}: unknown key model.arguments.{key}; expected one of {sorted(allowed)}.")
 
 
+FLOAT_LITERAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+# Fields that hold a path: `~` is expanded when they are set (a shell does it on the command
+# line, YAML does not).
+PATH_FIELDS = {("data", "root"), ("data", "images"), ("data", "masks"), ("data", "val_images"),
+               ("data", "val_masks"), ("data", "train_list"), ("data", "val_list"), ("data", "classes"),
+               ("model", "weights"), ("model", "backbone_weights"), ("run", "out_dir")}
+
+
 def _checked(value, hint, where):
     origin = typing.get_origin(hint)
     if origin is typing.Union:  # Optional[X], Union[X, Y]: the first alternative that takes the value
@@ -478,6 +492,8 @@ def _checked(value, hint, where):
     expected = origin or hint
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is float and isinstance(value, str) and FLOAT_LITERAL.fullmatch(value.strip()):
+        return float(value)  # YAML 1.1 reads 1e-3 (no dot) as a string: take the number the user wrote
     if expected is bool and not isinstance(value, bool):
         raise InvalidInputError(f"{where} must be true or false, got {value!r}.")
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):

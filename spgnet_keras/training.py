@@ -8,23 +8,32 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from spgnet_keras.callbacks import AtomicCheckpoint, GuardedBackupAndRestore, StopOnNonFiniteLoss, TrainingDivergedError
+from spgnet_keras.callbacks import (
+    AtomicBackup,
+    AtomicCheckpoint,
+    StopOnNonFiniteLoss,
+    TrainingDivergedError,
+    load_backup_weights,
+    read_backup,
+    write_text_atomically,
+)
 from spgnet_keras.config import PRECISIONS, STRATEGIES, config_to_dict
 from spgnet_keras.data.masks import MaskStyle
 from spgnet_keras.data.report import DataReport, describe_data
 from spgnet_keras.data.sources import DATA_RECORD, FolderNaming, ResolvedData, data_record, resolve_data
 from spgnet_keras.data.spec import DatasetSpec
-from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.errors import InvalidInputError, SPGNetError
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
 from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metric
 from spgnet_keras.optimizers import build_sgd
+from spgnet_keras.run_folder import run_folder_lock
 from spgnet_keras.schedules import PolyDecay
 
 FINISHED_FILE = "finished.json"
 
 
-class RunFinished(Exception):
+class RunFinished(SPGNetError):
     """`train` was asked for no more epochs than its output folder's run already finished."""
 
 
@@ -270,26 +279,23 @@ def patch_fit_for_multi_worker(model, strategy, element_spec):
 
 
 def resumed_epoch(backup_dir):
-    """The epoch `BackupAndRestore` will resume at (0 when there is no backup)."""
-    metadata = Path(backup_dir) / "training_metadata.json"
-    if not metadata.is_file():
-        return 0
-    return int(json.loads(metadata.read_text())["epoch"])
+    """The epoch a run resumes at from its backup (0 when there is none)."""
+    return read_backup(backup_dir).epoch
 
 
 def make_callbacks(out_dir, monitor=f"val_{PREDICTION}_miou"):
     """Non-finite-loss guard, atomic checkpoints, BackupAndRestore, CSV and TensorBoard logs.
 
     Backups are written at every epoch end (shorten `steps_per_epoch` for finer ones):
-    Keras' `BackupAndRestore` restores weights, optimizer state (so the learning-rate
-    schedule's step) and the epoch, but not a position inside an epoch.
+    the backup restores weights, optimizer state (so the learning-rate schedule's step) and
+    the epoch, but not a position inside an epoch.
     """
     out_dir = Path(out_dir)
     guard = StopOnNonFiniteLoss()
     checkpoint = AtomicCheckpoint(out_dir / "checkpoints", guard=guard, monitor=monitor)
     return [
         guard,
-        GuardedBackupAndRestore(str(out_dir / "backup"), guard, save_freq="epoch"),
+        AtomicBackup(out_dir / "backup", guard, restore=False),  # `train` restores before it writes
         checkpoint,
         keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
         keras.callbacks.TensorBoard(str(out_dir / "tensorboard"), write_graph=False, profile_batch=0),
@@ -324,8 +330,6 @@ def train(config, log=print):
     from spgnet_keras.config import check_values
 
     check_values(config)
-    set_precision(config.run.precision)
-    keras.utils.set_random_seed(config.run.seed)
     out_dir = Path(config.run.out_dir)
     finished = finished_run(out_dir)
     if finished is not None and config.run.epochs <= finished["epochs"]:
@@ -334,8 +338,19 @@ def train(config, log=print):
             f"To train longer, ask for more epochs (--epochs {finished['epochs'] * 2}; run.epochs in a config); "
             "to start again, choose another output folder (--out DIR; run.out_dir)."
         )
+    with run_folder_lock(out_dir):
+        return _train_locked(config, out_dir, finished, log)
+
+
+def _train_locked(config, out_dir, finished, log):
+    """`train` while it holds the run folder's lock: nothing in the folder changes until the
+    data are read, the model is built and the run's earlier state (backup or finished
+    checkpoint) has loaded into it."""
+    set_precision(config.run.precision)
+    keras.utils.set_random_seed(config.run.seed)
     strategy = make_strategy(config.run.strategy)
-    start_epoch = resumed_epoch(out_dir / "backup")
+    backup = read_backup(out_dir / "backup")
+    start_epoch = backup.epoch
     continuing = finished is not None and start_epoch < finished["epochs"]
     if continuing:
         start_epoch = finished["epochs"]
@@ -354,16 +369,21 @@ def train(config, log=print):
                             class_names=spec.class_names, palette=spec.palette)
         arguments = recipe_compile_arguments(model, config.optimizer, loss_config, config.max_steps)
         model.compile(**arguments, jit_compile=config.run.jit_compile)
+    if continuing:
+        checkpoint_path = out_dir / "checkpoints" / "latest.keras"
+        continue_finished_run(model, strategy, checkpoint_path, finished, config)
+    elif backup.weights is not None:
+        restore_backup(model, strategy, backup, out_dir)
+        log(f"resuming: epoch {start_epoch + 1} from the backup {backup.weights} (epochs 1-{start_epoch} done)")
+    for note in backup.remove_strays():
+        log(f"resuming: {note}")
     for line in run_plan(config, prepared, model, loss_config):
         log(line)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
-    (out_dir / DATA_RECORD).write_text(json.dumps(prepared.record(), indent=2))
+    write_text_atomically(out_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
+    write_text_atomically(out_dir / DATA_RECORD, json.dumps(prepared.record(), indent=2))
     # Keras prefixes metric names with the output name only when there are several outputs.
     monitor = f"val_{PREDICTION}_miou" if len(model.output) > 1 else "val_miou"
     callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
-    if continuing:
-        continue_finished_run(model, strategy, checkpoint.latest_path, finished, config)
     patch_fit_for_multi_worker(model, strategy, train_data.element_spec)
     history = model.fit(
         train_data,
@@ -383,7 +403,7 @@ def train(config, log=print):
         )
     record = {"epochs": config.run.epochs, "steps_per_epoch": config.run.steps_per_epoch,
               "latest": str(checkpoint.latest_path), "best": checkpoint.best, "monitor": monitor}
-    (out_dir / FINISHED_FILE).write_text(json.dumps(record, indent=2))
+    write_text_atomically(out_dir / FINISHED_FILE, json.dumps(record, indent=2))
     return model, history.history, checkpoint
 
 
@@ -431,6 +451,22 @@ def run_plan(config, prepared, model, loss_config):
     lines.append(f"run folder: {run.out_dir} (checkpoints/best.keras, checkpoints/latest.keras, history.csv, "
                  f"config.json, {DATA_RECORD})")
     return lines
+
+
+def restore_backup(model, strategy, backup, out_dir):
+    """Loads a run's backup into `model`; InvalidInputError, before the run folder changes, when
+    the backup is of another model than this configuration builds."""
+    try:
+        with strategy.scope():
+            load_backup_weights(model, backup.weights)
+    except (ValueError, OSError) as error:
+        recorded = out_dir / "config.json"
+        raise InvalidInputError(
+            f"The backup {backup.weights} does not load into the model this configuration builds "
+            f"({str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}). The run in "
+            f"{out_dir} was started with the configuration in {recorded}: train it with that configuration, or "
+            "choose another output folder (--out DIR; run.out_dir) for this one. Nothing in the folder was changed."
+        ) from None
 
 
 def continue_finished_run(model, strategy, latest_path, finished, config):

@@ -30,7 +30,7 @@ from spgnet_keras.data.decoding import load_image, load_label
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.inference import check_batch_size, check_window, predict_logits
 from spgnet_keras.labels import check_label_values
-from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
+from spgnet_keras.scoring import confusion_matrix, iou_from_confusion
 from spgnet_keras.models.spgnet import check_takes_raw_images
 from spgnet_keras.scales import check_scales
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
-from spgnet_keras.data.decoding import load_image, load_label
+from spgnet_keras.data.decoding import load_image, load_label, save_label
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.inference import check_batch_size, check_window, predict_logits
 from spgnet_keras.labels import check_label_values
@@ -237,12 +237,8 @@ class IndexPngWriter:
         self.written: list[Path] = []
 
     def __call__(self, prediction: np.ndarray, image_path, index: int | None = None) -> Path:
-        if prediction.max(initial=0) > 255:
-            raise InvalidInputError("More than 256 classes do not fit an 8-bit PNG.")
         name = Path(image_path).stem if image_path is not None else f"{len(self.written) if index is None else index:06d}"
-        path = self.out_dir / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(prediction.astype(np.uint8)).save(path)
+        path = save_label(self.out_dir / f"{name}.png", prediction)
         self.written.append(path)
         return path
 

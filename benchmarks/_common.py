@@ -1,7 +1,7 @@
 """Shared helpers of the benchmark scripts: machine description, markdown sections, paths.
 
-Every script writes one or more sections of ``docs/benchmarks.md`` between the markers
-``<!-- benchmark:KEY:begin -->`` and ``<!-- benchmark:KEY:end -->``; a re-run replaces
+Every script writes one or more sections of `docs/benchmarks.md` between the markers
+`<!-- benchmark:KEY:begin -->` and `<!-- benchmark:KEY:end -->`; a re-run replaces
 its own section and leaves the others alone.
 """
 

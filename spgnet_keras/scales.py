@@ -1,5 +1,5 @@
-"""The one rule for image scale factors: training's random scales (``data.scales``,
-``make_dataset(scales=...)``) and the test-time scales of prediction, evaluation and export,
+"""The one rule for image scale factors: training's random scales (`data.scales`,
+`make_dataset(scales=...)`) and the test-time scales of prediction, evaluation and export,
 and the one rule for the size of a scaled image (`scaled_size`).
 
 Importing this module does not import TensorFlow (`benchmarks/ablation_jax.py` runs on JAX
@@ -18,8 +18,8 @@ from spgnet_keras.errors import InvalidInputError
 
 
 def check_scales(scales, name: str = "scales") -> tuple[float, ...]:
-    """Returns ``scales`` as a tuple of floats; ValueError naming ``name`` unless it holds at
-    least one number and every number is in ``(0, MAX_SCALE]`` (the paper's largest is 2.0)."""
+    """Returns `scales` as a tuple of floats; ValueError naming `name` unless it holds at
+    least one number and every number is in `(0, MAX_SCALE]` (the paper's largest is 2.0)."""
     if isinstance(scales, numbers.Real) and not isinstance(scales, bool):
         scales = (scales,)
     try:

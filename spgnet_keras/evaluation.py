@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
@@ -222,8 +221,7 @@ class CityscapesResultWriter:
         if image_path is None:
             raise InvalidInputError("Cityscapes result files are named after the input image; got no path.")
         path = cityscapes_result_path(self.out_dir, image_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(train_ids_to_label_ids(prediction)).save(path)
+        save_label(path, train_ids_to_label_ids(prediction))
         self.written.append(path)
         return path
 

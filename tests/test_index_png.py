@@ -84,3 +84,14 @@ def test_index_png_writer_writes_through_save_label(tmp_path):
     assert writer(classes, None) == tmp_path / "out" / "000001.png"
     with pytest.raises(InvalidInputError, match="More than 256 classes do not fit an 8-bit PNG"):
         writer(np.full((2, 2), 300), None)
+
+
+def test_cityscapes_result_writer_writes_label_ids_through_save_label(tmp_path):
+    from spgnet_keras.data.cityscapes import train_ids_to_label_ids
+    from spgnet_keras.evaluation import CityscapesResultWriter
+
+    train_ids = random_classes(seed=4, high=19)
+    writer = CityscapesResultWriter(tmp_path)
+    path = writer(train_ids, "/x/frankfurt_000000_000294_leftImg8bit.png")
+    assert path == tmp_path / "frankfurt" / "frankfurt_000000_000294_leftImg8bit.png"
+    np.testing.assert_array_equal(load_label(path), train_ids_to_label_ids(train_ids))

@@ -1,7 +1,7 @@
 """Shared helpers of the benchmark scripts: machine description, markdown sections, paths.
 
-Every script writes one or more sections of ``docs/benchmarks.md`` between the markers
-``<!-- benchmark:KEY:begin -->`` and ``<!-- benchmark:KEY:end -->``; a re-run replaces
+Every script writes one or more sections of `docs/benchmarks.md` between the markers
+`<!-- benchmark:KEY:begin -->` and `<!-- benchmark:KEY:end -->`; a re-run replaces
 its own section and leaves the others alone.
 """
 
@@ -259,6 +259,12 @@ class CompiledModel:
         return self._function(x)
 
 
+def parse_size(text):
+    """`"HxW"` (e.g. `512x1024`) as `(height, width)` ints; ValueError when it is not that."""
+    height, width = (int(side) for side in text.lower().split("x"))
+    return height, width
+
+
 def comma_choices(parser, text, choices, what):
     """The comma-separated values of `text`; a parser error naming `what` for one not in `choices`."""
     values = [value for value in text.split(",") if value]
@@ -266,3 +272,68 @@ def comma_choices(parser, text, choices, what):
         if value not in choices:
             parser.error(f"unknown {what} {value!r}; expected {list(choices)}")
     return values
+
+
+def publish(section, markdown, write_doc=True, log=None, doc=DOC):
+    """Prints `markdown` and, with `write_doc`, writes it as section `section` of the benchmarks document.
+
+    Args:
+        section: str. The section key (`<!-- benchmark:KEY:begin -->`).
+        markdown: str. The section's text.
+        write_doc: bool. Whether to write the document (the scripts' `--no-doc` turns it off).
+        log: optional callable. Told which section of which file was written.
+        doc: path. The document (default `docs/benchmarks.md`).
+    """
+    print(markdown)
+    if write_doc:
+        write_section(section, markdown, doc)
+        if log is not None:
+            log(f"wrote section {section!r} of {doc}")
+
+
+# ----------------------------------------------------------------------------- speed models
+# The reference models that inference_speed.py (CPU, TensorFlow) and gpu_speed.py (GPU, JAX) both time.
+
+NUM_CLASSES = 19  # Cityscapes
+SPGNET_MODELS = ("spgnet_r18x1_128", "spgnet_r18x2_128", "spgnet_r50x2_256")
+MODEL_LABELS = {
+    "resnet50": "ResNet-50 (keras.applications, no top)",
+    "spgnet_r18x1_128": "SPGNet 1xR18, D=128",
+    "spgnet_r18x2_128": "SPGNet 2xR18, D=128",
+    "spgnet_r50x2_256": "SPGNet 2xR50, D=256",
+}
+
+
+def build_model(name, height, width, builders=None, num_classes=NUM_CLASSES):
+    """A model of the speed benchmarks with a fixed `(height, width, 3)` input and random weights.
+
+    Args:
+        name: str. `"resnet50"` (`keras.applications.ResNet50`, no top), an SPGNet preset of
+            `SPGNET_MODELS` (its `"prediction"` output only: the deep-supervision outputs are
+            training-only), or a key of `builders`.
+        height: int. Input height.
+        width: int. Input width.
+        builders: optional dict. The calling script's other models: name -> callable taking
+            the input shape `(height, width, 3)`.
+        num_classes: int. Classes of the SPGNet presets.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: An unknown `name`.
+    """
+    import keras
+
+    from spgnet_keras.models.spgnet import PREDICTION, SPGNet
+
+    shape = (height, width, 3)
+    builders = dict(builders or {})
+    if name == "resnet50":
+        return keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
+    if name in SPGNET_MODELS:
+        model = SPGNet.from_preset(name, num_classes, input_shape=shape)
+        return keras.Model(model.input, model.output[PREDICTION], name=name)
+    if name in builders:
+        return builders[name](shape)
+    raise ValueError(f"Unknown model {name!r}; expected one of {['resnet50', *SPGNET_MODELS, *builders]}.")

@@ -374,9 +374,7 @@ def main(argv=None):
                   + "; ".join(f"`{m['command']}`" for m in machines), ""]
     lines.append(table_markdown(args.budget, stored["runs"], args.seeds, overrides))
     markdown = "\n".join(lines) + "\n"
-    print(markdown)
-    if not args.no_doc:
-        _common.write_section(f"ablation-{args.budget}{suffix.replace('_', '-')}", markdown)
+    _common.publish(f"ablation-{args.budget}{suffix.replace('_', '-')}", markdown, not args.no_doc)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ Why: ``ablation.py`` trains through ``tf.data`` and ``spgnet_keras.training`` /
 this project have JAX but no TensorFlow (see ``benchmarks/gpu_speed.py``). Here the data are
 in-memory arrays (packed once, where TensorFlow is installed) and everything after that is
 numpy, Keras and JAX. SPGNet, ``spgnet_keras.optimizers.build_sgd``,
-``spgnet_keras.schedules.PolyDecay``, ``spgnet_keras.config.OptimizerConfig`` and
-``SPGNet.compile(loss="auto")`` are backend-agnostic; ``--forbid-tensorflow`` makes importing
+``spgnet_keras.schedules.PolyDecay``, ``spgnet_keras.config.OptimizerConfig``,
+``SPGNet.compile(loss="auto")``, ``spgnet_keras.scales.scaled_size`` and
+``spgnet_keras.scoring`` are backend-agnostic; ``--forbid-tensorflow`` makes importing
 TensorFlow fail, to prove it.
 
 Same as ``ablation.py``:
@@ -39,9 +40,9 @@ Same as ``ablation.py``:
 - Scoring: every val image at full size (240x180 here), single scale, inference mode, argmax;
   a confusion matrix over pixels labelled != 255; per-class IoU ``tp / (tp + fp + fn)``, NaN
   (and left out of the mean) for a class absent from both labels and predictions; mIoU the
-  mean of the others; pixel accuracy = correct / labelled. This is
-  ``spgnet_keras.evaluation.evaluate`` with ``unassigned`` = 0 (a model never predicts
-  outside ``[0, C)``). Both ``prediction`` and, for two-stage supervised variants,
+  mean of the others; pixel accuracy = correct / labelled: ``spgnet_keras.scoring``, the rule
+  of ``spgnet_keras.evaluation.evaluate`` (whose ``unassigned`` stays 0: a model never
+  predicts outside ``[0, C)``). Both ``prediction`` and, for two-stage supervised variants,
   ``stage1`` are scored.
 
 Subcommands:
@@ -176,14 +177,6 @@ def read_split(root, split):
     return np.stack(images), np.stack(labels), stems
 
 
-def check_labels(labels, num_classes, what):
-    """ValueError for a label value neither a class index nor the ignore label."""
-    values = np.unique(labels)
-    bad = values[(values >= num_classes) & (values != IGNORE_LABEL)]
-    if bad.size:
-        raise ValueError(f"{what}: label values {bad.tolist()} are neither in [0, {num_classes}) nor {IGNORE_LABEL}.")
-
-
 def pack(out, data_root=None):
     """Writes CamVid train and val as uint8 arrays and the class names to the compressed `out`."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -191,13 +184,14 @@ def pack(out, data_root=None):
 
     _common.setup_tensorflow_logging()
     from spgnet_keras.data import dataset_spec
+    from spgnet_keras.labels import check_label_values
 
     root = _common.camvid_root(data_root)
     spec = dataset_spec("camvid", root)
     arrays = dict(class_names=np.array(spec.class_names), image_coding=np.array(IMAGE_CODING))
     for split in ("train", "val"):
         images, labels, stems = read_split(root, split)
-        check_labels(labels, spec.num_classes, split)
+        check_label_values(labels, spec.num_classes, IGNORE_LABEL, f"CamVid {split}")
         arrays.update({f"{split}_images": images, f"{split}_labels": labels, f"{split}_stems": np.array(stems)})
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -235,11 +229,6 @@ def load_arrays(path):
 # --------------------------------------------------------------------------------------
 # Training batches: augment.py's scale / flip / crop in numpy, evaluated on the crop only
 # --------------------------------------------------------------------------------------
-
-
-def scaled_size(size, scale):
-    """round(size * scale), at least 1 (augment.scaled_size: tf.round rounds half to even, as np.round)."""
-    return max(int(np.round(np.float32(size) * np.float32(scale))), 1)
 
 
 def bilinear_taps(positions, in_size, out_size):
@@ -280,9 +269,11 @@ def augment_example(image, label, rng, crop_hw, scales, flip=True):
         float32 ``[h, w, 3]`` image (0-255, the padding the ImageNet mean colour) and uint8
         ``[h, w]`` label (padding 255).
     """
+    from spgnet_keras.scales import scaled_size  # TensorFlow-free; imported once Keras' backend is chosen
+
     height, width = label.shape
     scale = scales[int(rng.integers(0, len(scales)))] if scales else 1.0
-    scaled_hw = (scaled_size(height, scale), scaled_size(width, scale))
+    scaled_hw = scaled_size((height, width), scale)
     flipped = bool(flip) and rng.random() < 0.5
     top, left = crop_window(scaled_hw, crop_hw, rng)
     rows = np.arange(top, top + crop_hw[0])
@@ -442,30 +433,15 @@ def predicted_labels(model, images, batch):
     return {name: np.concatenate(parts) for name, parts in predictions.items()}
 
 
-def confusion(labels, predictions, num_classes):
-    """int64 [C, C] (rows ground truth, columns prediction) over pixels labelled != 255."""
-    keep = labels != IGNORE_LABEL
-    codes = labels[keep].astype(np.int64) * num_classes + predictions[keep].astype(np.int64)
-    return np.bincount(codes, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def iou_scores(matrix):
-    """(per-class IoU with NaN for a class absent from labels and predictions, mIoU over the
-    others, pixel accuracy): metrics.iou_from_confusion and EvaluationResult's means."""
-    matrix = matrix.astype(np.float64)
-    hits = np.diag(matrix)
-    union = matrix.sum(axis=0) + matrix.sum(axis=1) - hits
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou = np.where(union > 0, hits / np.where(union > 0, union, 1.0), np.nan)
-    miou = float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
-    total = matrix.sum()
-    return iou, miou, float(hits.sum() / total) if total else math.nan
-
-
 def score(model, images, labels, num_classes, batch=8):
-    """{output name: (iou, miou, pixel accuracy)} on the val arrays."""
-    return {name: iou_scores(confusion(labels, predicted, num_classes))
-            for name, predicted in predicted_labels(model, images, batch).items()}
+    """{output name: (per-class IoU, mIoU, pixel accuracy)} on the val arrays (`spgnet_keras.scoring`)."""
+    from spgnet_keras.scoring import confusion_matrix, iou_from_confusion, mean_iou_from_confusion, pixel_accuracy
+
+    scores = {}
+    for name, predicted in predicted_labels(model, images, batch).items():
+        matrix = confusion_matrix(labels, predicted, num_classes, ignore_index=IGNORE_LABEL)
+        scores[name] = iou_from_confusion(matrix), mean_iou_from_confusion(matrix), pixel_accuracy(matrix)
+    return scores
 
 
 # --------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -53,9 +54,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(1, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (also puts the repository on sys.path; imports no TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -63,16 +63,12 @@ import numpy as np  # noqa: E402
 from spgnet_keras.layers.resize import ResizeLike  # noqa: E402
 from spgnet_keras.models.spgnet import PREDICTION, SPGNet  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
+RESULTS = _common.RESULTS
 MACS_JSON = RESULTS / "gpu_macs.json"
-NUM_CLASSES = 19
-SPGNET_MODELS = ("spgnet_r18x1_128", "spgnet_r18x2_128", "spgnet_r50x2_256")
+NUM_CLASSES, SPGNET_MODELS = _common.NUM_CLASSES, _common.SPGNET_MODELS
 ALL_MODELS = ("resnet50", *SPGNET_MODELS, "deeplabv3plus_r101_os16", "deeplabv3plus_r101_os8")
 LABELS = {
-    "resnet50": "ResNet-50 (keras.applications, no top)",
-    "spgnet_r18x1_128": "SPGNet 1xR18, D=128",
-    "spgnet_r18x2_128": "SPGNet 2xR18, D=128",
-    "spgnet_r50x2_256": "SPGNet 2xR50, D=256",
+    **_common.MODEL_LABELS,
     "deeplabv3plus_r101_os16": "DeepLabV3+ R101, OS16 (dilated)",
     "deeplabv3plus_r101_os8": "DeepLabV3+ R101, OS8 (dilated)",
 }
@@ -127,24 +123,13 @@ def dilated_deeplabv3plus(output_stride, input_shape, num_classes=NUM_CLASSES):
 
 
 def build_model(name, height, width):
-    shape = (height, width, 3)
-    if name == "resnet50":
-        return keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
-    if name in SPGNET_MODELS:
-        model = SPGNet.from_preset(name, NUM_CLASSES, input_shape=shape)
-        return keras.Model(model.input, model.output[PREDICTION], name=name)
-    if name.startswith("deeplabv3plus_r101_os"):
-        return dilated_deeplabv3plus(int(name.rsplit("os", 1)[1]), shape)
-    raise ValueError(f"Unknown model {name!r}; expected one of {ALL_MODELS}.")
+    """`_common.build_model` with the dilated DeepLabV3+ models built here."""
+    builders = {f"deeplabv3plus_r101_os{stride}": functools.partial(dilated_deeplabv3plus, stride) for stride in DILATED}
+    return _common.build_model(name, height, width, builders)
 
 
 def parse_list(text, kind=str):
     return [kind(item) for item in text.split(",") if item]
-
-
-def parse_size(text):
-    height, width = text.lower().split("x")
-    return int(height), int(width)
 
 
 # ----------------------------------------------------------------------------- macs (TensorFlow)
@@ -154,7 +139,7 @@ def macs_command(args):
 
     stored = json.loads(MACS_JSON.read_text()) if MACS_JSON.exists() else {}
     for size in parse_list(args.sizes):
-        height, width = parse_size(size)
+        height, width = _common.parse_size(size)
         for name in parse_list(args.models):
             keras.backend.clear_session()
             model = build_model(name, height, width)
@@ -246,7 +231,7 @@ def inference_command(args):
             if time.perf_counter() - start > args.budget:
                 log(f"budget of {args.budget} s reached; skipping {size} {dtype}")
                 continue
-            height, width = parse_size(size)
+            height, width = _common.parse_size(size)
             for cell in inference_cells(models, height, width, parse_list(args.batches, int), dtype,
                                         args.rounds, args.warmup, log):
                 result["cells"].append(cell)
@@ -266,7 +251,7 @@ def cost_command(args):
     import jax
 
     rows = {}
-    height, width = parse_size(args.size)
+    height, width = _common.parse_size(args.size)
     keras.mixed_precision.set_global_policy(args.dtype)
     for name in parse_list(args.models) if args.models else []:
         keras.backend.clear_session()
@@ -352,7 +337,7 @@ def train_run(height, width, batch, dtype, deep_supervision, steps, epochs):
 
 def train_command(args):
     out = Path(args.out)
-    height, width = parse_size(args.size)
+    height, width = _common.parse_size(args.size)
     result = {"device": device_description(), "command": args.command_line or " ".join(sys.argv), "height": height, "width": width,
               "batch": args.batch, "runs": []}
     start = time.perf_counter()
@@ -504,29 +489,26 @@ def main(argv=None):
     inference = sub.add_parser("inference", help="GPU inference latency (JAX backend)")
     inference.add_argument("--sizes", default="512x1024,1024x2048")
     inference.add_argument("--batches", default="1,8")
-    inference.add_argument("--dtypes", default="mixed_bfloat16,float32")
     inference.add_argument("--models", default=",".join(ALL_MODELS))
     inference.add_argument("--rounds", type=int, default=20)
     inference.add_argument("--warmup", type=int, default=2)
-    inference.add_argument("--budget", type=float, default=480, help="seconds; later cells are skipped")
-    inference.add_argument("--out", required=True)
-    inference.add_argument("--command-line", help="the command to show in the docs (default: argv)")
     train = sub.add_parser("train", help="GPU fit() images/s (JAX backend)")
     train.add_argument("--size", default="769x769")
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--steps", type=int, default=16, help="steps per epoch")
     train.add_argument("--epochs", type=int, default=3, help="the first is not timed")
-    train.add_argument("--dtypes", default="mixed_bfloat16,float32")
-    train.add_argument("--budget", type=float, default=420, help="seconds; later runs are skipped")
-    train.add_argument("--out", required=True)
-    train.add_argument("--command-line", help="the command to show in the docs (default: argv)")
+    for command, budget, what in ((inference, 480, "cells"), (train, 420, "runs")):
+        command.add_argument("--dtypes", default="mixed_bfloat16,float32")
+        command.add_argument("--budget", type=float, default=budget, help=f"seconds; later {what} are skipped")
+        command.add_argument("--out", required=True)
     cost = sub.add_parser("cost", help="XLA cost analysis (flops, bytes accessed) of each forward pass (JAX)")
     cost.add_argument("--size", default="512x1024")
     cost.add_argument("--batch", type=int, default=1)
     cost.add_argument("--dtype", default="mixed_bfloat16")
     cost.add_argument("--models", default=",".join(ALL_MODELS))
     cost.add_argument("--out", default=str(RESULTS / "gpu_cost.json"))
-    cost.add_argument("--command-line", help="the command to show in the docs (default: argv)")
+    for command in (inference, train, cost):
+        command.add_argument("--command-line", help="the command to show in the docs (default: argv)")
     render = sub.add_parser("render", help="docs sections from stored JSONs")
     render.add_argument("--inference")
     render.add_argument("--inference-before", help="an earlier inference JSON to compare with")

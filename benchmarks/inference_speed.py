@@ -39,6 +39,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import sys
 import time
@@ -56,18 +57,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from spgnet_keras.layers.resize import ResizeLike  # noqa: E402
-from spgnet_keras.models.spgnet import PREDICTION, SPGNet  # noqa: E402
 from spgnet_keras.profiler import count_macs, count_params  # noqa: E402
 
-NUM_CLASSES = 19
-SPGNET_MODELS = ("spgnet_r18x1_128", "spgnet_r18x2_128", "spgnet_r50x2_256")
+NUM_CLASSES, SPGNET_MODELS = _common.NUM_CLASSES, _common.SPGNET_MODELS
 ALL_MODELS = ("resnet50", *SPGNET_MODELS, "kcv_deeplabv3plus_r50", "kcv_deeplabv3plus_r101",
               "deeplabv3plus_r101_os16", "deeplabv3plus_r101_os8")
 LABELS = {
-    "resnet50": "ResNet-50 (keras.applications, no top)",
-    "spgnet_r18x1_128": "SPGNet 1xR18, D=128",
-    "spgnet_r18x2_128": "SPGNet 2xR18, D=128",
-    "spgnet_r50x2_256": "SPGNet 2xR50, D=256",
+    **_common.MODEL_LABELS,
     "kcv_deeplabv3plus_r50": "keras-cv DeepLabV3+ R50 (OS32)",
     "kcv_deeplabv3plus_r101": "keras-cv DeepLabV3+ R101 (OS32)",
     "deeplabv3plus_r101_os16": "DeepLabV3+ R101-V2, OS16 (dilated)",
@@ -119,21 +115,14 @@ def keras_cv_deeplabv3plus(depth, input_shape, num_classes=NUM_CLASSES):
 
 
 def build_model(name, height, width):
-    shape = (height, width, 3)
-    if name == "resnet50":
-        return keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
-    if name in SPGNET_MODELS:
-        model = SPGNet.from_preset(name, NUM_CLASSES, input_shape=shape)
-        return keras.Model(model.input, model.output[PREDICTION], name=name)
-    if name == "kcv_deeplabv3plus_r50":
-        return keras_cv_deeplabv3plus("resnet50", shape)
-    if name == "kcv_deeplabv3plus_r101":
-        return keras_cv_deeplabv3plus("resnet101", shape)
-    if name == "deeplabv3plus_r101_os16":
-        return dilated_deeplabv3plus(16, shape)
-    if name == "deeplabv3plus_r101_os8":
-        return dilated_deeplabv3plus(8, shape)
-    raise ValueError(f"Unknown model {name!r}; expected one of {ALL_MODELS}.")
+    """`_common.build_model` with the keras-cv and dilated DeepLabV3+ models built here."""
+    builders = {
+        "kcv_deeplabv3plus_r50": functools.partial(keras_cv_deeplabv3plus, "resnet50"),
+        "kcv_deeplabv3plus_r101": functools.partial(keras_cv_deeplabv3plus, "resnet101"),
+        "deeplabv3plus_r101_os16": functools.partial(dilated_deeplabv3plus, 16),
+        "deeplabv3plus_r101_os8": functools.partial(dilated_deeplabv3plus, 8),
+    }
+    return _common.build_model(name, height, width, builders)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -418,12 +407,12 @@ def render_stored(json_path, section, write_doc):
     cells = {}
     for key, result in payload["cells"].items():
         size, batch = key.split(":b")
-        height, width = parse_size(size)
+        height, width = _common.parse_size(size)
         cells[(height, width, int(batch))] = {n: (v["median_s"], v["times_s"]) for n, v in result.items()}
     macs = {}
     for key, value in payload["macs"].items():
         name, size = key.split(":")
-        macs[(name, *parse_size(size))] = value
+        macs[(name, *_common.parse_size(size))] = value
     sizes = sorted({(h, w) for h, w, _ in cells}, key=lambda s: s[0] * s[1])
 
     class Args:
@@ -440,11 +429,6 @@ def render_stored(json_path, section, write_doc):
 
 
 # ----------------------------------------------------------------------------- main
-
-
-def parse_size(text):
-    height, width = (int(v) for v in text.lower().split("x"))
-    return height, width
 
 
 def main(argv=None):
@@ -469,7 +453,7 @@ def main(argv=None):
         args.sizes, args.batches, args.repeats, args.warmup = "256x512", "1", 2, 1
         args.models = "resnet50,spgnet_r18x2_128,kcv_deeplabv3plus_r50"
         args.profile_models = "resnet50,spgnet_r18x2_128"
-    args.sizes = [parse_size(s) for s in args.sizes.split(",") if s]
+    args.sizes = [_common.parse_size(s) for s in args.sizes.split(",") if s]
     args.batches = [int(b) for b in args.batches.split(",") if b]
     args.models = [m for m in args.models.split(",") if m]
     skip = {s for s in args.skip.split(",") if s}
@@ -530,10 +514,7 @@ def main(argv=None):
     payload["machine"] = machine.to_dict()
     payload["notes"] = notes
     _common.write_json(json_path, payload)
-    print(markdown)
-    if not args.no_doc:
-        _common.write_section(section, markdown)
-        log(f"wrote section {section!r} of {_common.DOC}")
+    _common.publish(section, markdown, not args.no_doc, log)
 
 
 if __name__ == "__main__":

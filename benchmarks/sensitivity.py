@@ -183,9 +183,7 @@ def main(argv=None):
         lines += ["", "### Over training", ""]
         lines += curve_table(curve_runs, attention_by_step(results / "attention_over_training.json"), steps)
     markdown = "\n".join(lines) + "\n"
-    print(markdown)
-    if not args.no_doc:
-        _common.write_section(f"sensitivity-{args.budget}", markdown)
+    _common.publish(f"sensitivity-{args.budget}", markdown, not args.no_doc)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ from spgnet_keras.export import (  # noqa: E402
     open_runner,
 )
 from spgnet_keras.data import load_image  # noqa: E402
-from spgnet_keras.metrics import confusion_matrix, mean_iou_from_confusion  # noqa: E402
+from spgnet_keras.scoring import confusion_matrix, mean_iou_from_confusion  # noqa: E402
 from spgnet_keras.profiler import count_macs  # noqa: E402
 
 PATHS = ("keras_f32", "saved_model_f32", "saved_model_bf16", "tflite_int8", "onnx_f32")
@@ -133,6 +133,15 @@ static double fma_chain(long n) {
 #define ACC 24
 #define REP(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) \
                X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19) X(20) X(21) X(22) X(23)
+/* The body of every throughput kernel, after its DECLARE/STEP/SUM of one accumulator k:
+   products = multiply-accumulates per instruction (lanes x products per lane). */
+#define TIMED_LOOP(sum_type, products) \
+  REP(DECLARE) \
+  double start = now(); \
+  for (long i = 0; i < n; i++) { REP(STEP) } \
+  double seconds = now() - start; sum_type s = 0; REP(SUM) \
+  if (s == 42) printf("#"); \
+  return products * ACC * n / seconds;
 
 #if defined(__AVX512F__)
 static double fp32(long n) {
@@ -140,12 +149,7 @@ static double fp32(long n) {
 #define DECLARE(k) __m512 acc##k = _mm512_set1_ps((float)k);
 #define STEP(k) acc##k = _mm512_fmadd_ps(a, acc##k, b);
 #define SUM(k) s += _mm512_reduce_add_ps(acc##k);
-  REP(DECLARE)
-  double start = now();
-  for (long i = 0; i < n; i++) { REP(STEP) }
-  double seconds = now() - start; float s = 0; REP(SUM)
-  if (s == 42.f) printf("#");
-  return 16.0 * ACC * n / seconds;
+  TIMED_LOOP(float, 16.0)
 #undef DECLARE
 #undef STEP
 #undef SUM
@@ -157,12 +161,7 @@ static double fp32(long n) {
 #define DECLARE(k) __m256 acc##k = _mm256_set1_ps((float)k);
 #define STEP(k) acc##k = _mm256_fmadd_ps(a, acc##k, b);
 #define SUM(k) _mm256_storeu_ps(out, acc##k); s += out[0];
-  REP(DECLARE)
-  double start = now();
-  for (long i = 0; i < n; i++) { REP(STEP) }
-  double seconds = now() - start; float s = 0; REP(SUM)
-  if (s == 42.f) printf("#");
-  return 8.0 * ACC * n / seconds;
+  TIMED_LOOP(float, 8.0)
 #undef DECLARE
 #undef STEP
 #undef SUM
@@ -177,12 +176,7 @@ static double bf16(long n) {
 #define DECLARE(k) __m512 acc##k = _mm512_set1_ps((float)k);
 #define STEP(k) acc##k = _mm512_dpbf16_ps(acc##k, a, b);
 #define SUM(k) s += _mm512_reduce_add_ps(acc##k);
-  REP(DECLARE)
-  double start = now();
-  for (long i = 0; i < n; i++) { REP(STEP) }
-  double seconds = now() - start; float s = 0; REP(SUM)
-  if (s == 42.f) printf("#");
-  return 32.0 * ACC * n / seconds;  /* 16 float32 lanes x 2 bfloat16 products */
+  TIMED_LOOP(float, 32.0)  /* 16 float32 lanes x 2 bfloat16 products */
 #undef DECLARE
 #undef STEP
 #undef SUM
@@ -197,12 +191,7 @@ static double int8(long n) {
 #define DECLARE(k) __m512i acc##k = _mm512_set1_epi32(k);
 #define STEP(k) acc##k = _mm512_dpbusd_epi32(acc##k, a, b);
 #define SUM(k) s += _mm512_reduce_add_epi32(acc##k);
-  REP(DECLARE)
-  double start = now();
-  for (long i = 0; i < n; i++) { REP(STEP) }
-  double seconds = now() - start; long s = 0; REP(SUM)
-  if (s == 42) printf("#");
-  return 64.0 * ACC * n / seconds;  /* 16 int32 lanes x 4 int8 products */
+  TIMED_LOOP(long, 64.0)  /* 16 int32 lanes x 4 int8 products */
 #undef DECLARE
 #undef STEP
 #undef SUM
@@ -547,10 +536,7 @@ def main(argv=None):
                    val_images=len(pairs))
     _common.write_json(json_path, payload)
     markdown = results_markdown(machine, results, macs, limits, accuracy, notes, description, len(pairs))
-    print(markdown)
-    if not args.no_doc:
-        _common.write_section(section, markdown)
-        log(f"wrote section {section!r} of {_common.DOC}")
+    _common.publish(section, markdown, not args.no_doc, log)
     del paths
     gc.collect()
 

@@ -264,10 +264,7 @@ def main(argv=None):
                      f"measurements; {'meets' if pipe / rate >= 3 else 'misses'} the >= 3x goal)")
     lines.append("")
     markdown = "\n".join(lines)
-    print(markdown)
-    if not args.no_doc:
-        _common.write_section(section, markdown)
-        log(f"wrote section {section!r} of {_common.DOC}")
+    _common.publish(section, markdown, not args.no_doc, log)
 
 
 if __name__ == "__main__":

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
-from spgnet_keras.data.decoding import load_image, load_label
+from spgnet_keras.data.decoding import load_image, load_label, save_label
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.inference import check_batch_size, check_window, predict_logits
 from spgnet_keras.labels import check_label_values
-from spgnet_keras.metrics import confusion_matrix, iou_from_confusion
+from spgnet_keras.scoring import confusion_matrix, iou_from_confusion
 from spgnet_keras.models.spgnet import check_takes_raw_images
 from spgnet_keras.scales import check_scales
 
@@ -222,8 +221,7 @@ class CityscapesResultWriter:
         if image_path is None:
             raise InvalidInputError("Cityscapes result files are named after the input image; got no path.")
         path = cityscapes_result_path(self.out_dir, image_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(train_ids_to_label_ids(prediction)).save(path)
+        save_label(path, train_ids_to_label_ids(prediction))
         self.written.append(path)
         return path
 
@@ -237,12 +235,8 @@ class IndexPngWriter:
         self.written: list[Path] = []
 
     def __call__(self, prediction: np.ndarray, image_path, index: int | None = None) -> Path:
-        if prediction.max(initial=0) > 255:
-            raise InvalidInputError("More than 256 classes do not fit an 8-bit PNG.")
         name = Path(image_path).stem if image_path is not None else f"{len(self.written) if index is None else index:06d}"
-        path = self.out_dir / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(prediction.astype(np.uint8)).save(path)
+        path = save_label(self.out_dir / f"{name}.png", prediction)
         self.written.append(path)
         return path
 

@@ -56,11 +56,11 @@ from spgnet_keras.constants import (
     OUTPUT_STRIDE,
     PREDICTION,
 )
-from spgnet_keras.data.augment import scaled_size as augment_scaled_size
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.models.spgnet import check_takes_raw_images
 from spgnet_keras.multiscale import multi_scale_probabilities
 from spgnet_keras.scales import check_scales
+from spgnet_keras.scales import scaled_size as _scaled_size
 
 __all__ = [
     "PAPER_SCALES",
@@ -208,11 +208,9 @@ def _round_up(size: int, multiple: int = OUTPUT_STRIDE) -> int:
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """``(round(H*s), round(W*s))``, at least 1 pixel: `spgnet_keras.data.augment.scaled_size`
+    """``(round(H*s), round(W*s))``, at least 1 pixel: `spgnet_keras.scales.scaled_size`
     (training's and the test-time augmentation's rounding) on Python ints."""
-    if scale == 1.0:
-        return height, width
-    return tuple(int(side) for side in augment_scaled_size([height, width], scale).numpy())
+    return _scaled_size((height, width), scale)
 
 
 def sliding_windows(size: int, window: int, stride: int) -> list[int]:

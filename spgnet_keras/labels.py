@@ -2,13 +2,13 @@
 
 In the graph (`check_label_range`: the losses, the streaming metric, the `tf.data`
 pipeline) and on NumPy arrays (`check_label_values`: the dataset check, evaluation,
-the NumPy confusion matrix).
+the NumPy confusion matrix). Importing this module does not import TensorFlow (only
+`check_label_range` needs it), so `spgnet_keras.scoring` runs without it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 
 def out_of_range_values(values, num_classes: int, ignore_index: int | None) -> np.ndarray:
@@ -53,6 +53,8 @@ def check_label_range(
         `tf.function`; under XLA, where asserts are compiled away, callers
         should turn `bad_count > 0` into a NaN result.
     """
+    import tensorflow as tf
+
     if ignore_index is None:
         not_ignored = tf.ones_like(labels, dtype=tf.bool)
         allowed = "."
@@ -87,4 +89,6 @@ def check_label_range(
 
 def _message_start(who, text: str):
     """`who + text` for a Python string or a scalar string tensor."""
+    import tensorflow as tf
+
     return who + text if isinstance(who, str) else tf.strings.join([who, text])

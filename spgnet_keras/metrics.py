@@ -20,8 +20,9 @@ import tensorflow as tf
 
 from spgnet_keras.classes import check_num_classes
 from spgnet_keras.constants import IGNORE_LABEL
-from spgnet_keras.errors import InvalidInputError
-from spgnet_keras.labels import check_label_range, check_label_values
+from spgnet_keras.labels import check_label_range
+# The NumPy scoring helpers live in spgnet_keras.scoring (TensorFlow-free); re-exported here.
+from spgnet_keras.scoring import confusion_matrix, iou_from_confusion, mean_iou_from_confusion
 
 __all__ = [
     "SegmentationMeanIoU",
@@ -31,60 +32,6 @@ __all__ = [
 ]
 
 _PACKAGE = "spgnet_keras"
-
-
-# ---------------------------------------------------------------- numpy API
-def confusion_matrix(labels, preds, num_classes: int, ignore_index: int = IGNORE_LABEL):
-    """Confusion matrix of integer label and prediction maps (numpy).
-
-    Args:
-        labels: Integer array of ground-truth labels, any shape.
-        preds: Integer array of predicted classes, same number of elements.
-        num_classes: Number of classes ``C``.
-        ignore_index: Label value whose pixels are skipped.
-
-    Returns:
-        ``np.int64`` array ``(C, C)``; rows = ground truth, columns =
-        prediction.
-
-    Raises:
-        ValueError: If sizes differ, or a non-ignored label or its prediction
-            lies outside ``[0, C)``.
-    """
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    preds = np.asarray(preds).reshape(-1).astype(np.int64)
-    if labels.shape != preds.shape:
-        raise InvalidInputError(
-            f"labels and preds differ in size: {labels.size} vs {preds.size}."
-        )
-    valid = labels != ignore_index
-    labels, preds = labels[valid], preds[valid]
-    check_label_values(labels, num_classes, None, "confusion_matrix")
-    check_label_values(preds, num_classes, None, "confusion_matrix", what="prediction")
-    counts = np.bincount(labels * num_classes + preds, minlength=num_classes**2)
-    return counts.reshape(num_classes, num_classes).astype(np.int64)
-
-
-def iou_from_confusion(cm) -> np.ndarray:
-    """Per-class IoU from a confusion matrix (numpy).
-
-    Args:
-        cm: ``(C, C)`` array, rows = ground truth, columns = prediction.
-
-    Returns:
-        ``np.float64`` array ``(C,)``; NaN for classes with zero union.
-    """
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diag(cm)
-    union = cm.sum(axis=0) + cm.sum(axis=1) - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
-
-
-def mean_iou_from_confusion(cm) -> float:
-    """Mean IoU over classes with non-zero union (NaN if there are none)."""
-    iou = iou_from_confusion(cm)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 
 # ------------------------------------------------------------- Keras metric

@@ -3,7 +3,7 @@ one implementation for `spgnet_keras.inference` (eager) and the exported SavedMo
 
 import tensorflow as tf
 
-from spgnet_keras.data.augment import scaled_size
+from spgnet_keras.scales import scaled_size
 
 
 def multi_scale_probabilities(logits_fn, images, scales=(1.0,), flip=False):

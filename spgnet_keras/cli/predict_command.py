@@ -142,12 +142,11 @@ def output_files(out, files, attention, cityscapes):
 
 
 def run(args):
-    import numpy as np
     from PIL import Image
 
     from spgnet_keras.cli import check_utf8_path
     from spgnet_keras.data import list_images, load_image
-    from spgnet_keras.data.decoding import check_image_file
+    from spgnet_keras.data.decoding import check_image_file, save_label
     from spgnet_keras.inference import predict
     from spgnet_keras.visualization import (
         attention_figure,
@@ -204,10 +203,8 @@ def run(args):
     for number, path in enumerate(files, 1):
         image = load_image(path)
         prediction = predict(model, image, **settings)
-        if prediction.max(initial=0) > 255:
-            raise InvalidInputError("More than 256 classes do not fit an 8-bit PNG.")
+        save_label(args.out / "labels" / f"{path.stem}.png", prediction)
         for folder, array in (
-            ("labels", prediction.astype(np.uint8)),
             ("color", colorize(prediction, palette)),
             ("overlay", overlay(image, prediction, palette, args.alpha)),
         ):

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from spgnet_keras import preprocessing
 from spgnet_keras.constants import IGNORE_LABEL
+from spgnet_keras.scales import scaled_size
 
 SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 """Random-scale factors of the SPGNet paper: [0.5, 2.0] in steps of 0.25."""
@@ -62,12 +63,6 @@ def resize_pair(
     mask = tf.image.resize(mask[..., tf.newaxis], size,
                            method=tf.image.ResizeMethod.NEAREST_NEIGHBOR)[..., 0]
     return image, mask
-
-
-def scaled_size(shape_hw: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
-    """Returns ``round(shape * scale)`` as int32, at least 1 pixel per side."""
-    size = tf.round(tf.cast(shape_hw, tf.float32) * tf.cast(scale, tf.float32))
-    return tf.maximum(tf.cast(size, tf.int32), 1)
 
 
 def random_scale(

@@ -67,6 +67,7 @@ __all__ = [
     "read_mask",
     "load_image",
     "load_label",
+    "save_label",
     "check_image_file",
     "check_pixel_count",
 ]
@@ -388,3 +389,60 @@ def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> 
             raise InvalidInputError(f"Label {path} has values outside the label map's range [0, {len(label_map)}).")
         label = label_map[label].astype(np.int64)
     return label
+
+
+def save_label(path: str | os.PathLike, classes, palette=None) -> Path:
+    """Writes a class-index map as the 8-bit PNG that `load_label` reads back unchanged.
+
+    Grey (Pillow mode `L`, the value of a pixel is its class) without `palette`; with one, a
+    palette PNG (mode `P`, the indices are the classes, shown in the palette's colours). The
+    folder is made when missing; an existing file is replaced.
+
+    Args:
+        path: str or path-like. The PNG file to write.
+        classes: array-like of int, `[H, W]`. Class indices in `[0, 255]` (the ignore label
+            255 included).
+        palette: optional array-like of int, `[N, 3]`. RGB colours (0-255) of classes
+            `0..N-1`, `N` at most 256 and above the largest index.
+
+    Returns:
+        The `Path` written.
+
+    Raises:
+        InvalidInputError: `classes` is not a 2-D integer array or holds a value outside
+            `[0, 255]` (more than 256 classes do not fit an 8-bit PNG), or `palette` is not
+            `[N, 3]` colours covering those classes.
+
+    Example:
+
+    ```python
+    save_label("out/labels/frame.png", prediction)  # prediction: int [H, W]
+    assert (load_label("out/labels/frame.png") == prediction).all()
+    ```
+    """
+    path = Path(path)
+    classes = np.asarray(classes)
+    if classes.ndim != 2 or not (np.issubdtype(classes.dtype, np.integer) or classes.dtype == bool):
+        raise InvalidInputError(
+            f"A class-index PNG ({path}) needs a 2-D integer array [H, W], got {classes.dtype} of shape {classes.shape}."
+        )
+    if classes.max(initial=0) > 255:
+        raise InvalidInputError(
+            f"More than 256 classes do not fit an 8-bit PNG: {path} would hold {classes.max()}."
+        )
+    if classes.min(initial=0) < 0:
+        raise InvalidInputError(f"Class indices must not be negative: {path} would hold {classes.min()}.")
+    image = Image.fromarray(classes.astype(np.uint8))  # mode L
+    if palette is not None:
+        colours = np.asarray(palette)
+        if (colours.ndim != 2 or colours.shape[1] != 3 or not 0 < len(colours) <= 256
+                or colours.min() < 0 or colours.max() > 255):
+            raise InvalidInputError(f"A palette is N <= 256 RGB colours 0-255 [N, 3], got shape {colours.shape}.")
+        if classes.max(initial=0) >= len(colours):
+            raise InvalidInputError(
+                f"The palette has {len(colours)} colours; {path} would hold class {classes.max()}."
+            )
+        image.putpalette(colours.astype(np.uint8).reshape(-1).tolist())  # L -> P, the values kept as indices
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG")
+    return path

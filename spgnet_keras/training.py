@@ -234,11 +234,15 @@ def is_multi_worker(strategy):
 MULTI_WORKER_VERIFIED_KERAS = ("3.13", "3.14", "3.15")
 
 
+class UnverifiedKerasError(SPGNetError, RuntimeError):
+    """Multi-worker training was asked of a Keras version its patch was not verified on."""
+
+
 def check_keras_verified_for_multi_worker(version):
-    """Raises RuntimeError unless Keras `version` is one the multi-worker patch was verified on."""
+    """Raises UnverifiedKerasError unless Keras `version` is one the multi-worker patch was verified on."""
     minor = ".".join(version.split(".")[:2])
     if minor not in MULTI_WORKER_VERIFIED_KERAS:
-        raise RuntimeError(
+        raise UnverifiedKerasError(
             f"Multi-worker training patches private Keras internals (keras-team/keras#20585) and was "
             f"verified on Keras {', '.join(MULTI_WORKER_VERIFIED_KERAS)}; this is Keras {version}. "
             "Install a verified version (pip install 'keras>=3.13,<3.16') or train on one worker "

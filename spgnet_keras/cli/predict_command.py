@@ -82,7 +82,8 @@ def check_image_sizes(files, settings):
         with Image.open(path) as image:
             width, height = image.size
         try:
-            check_workload(height, width, settings["scales"], settings["window"], settings["stride"])
+            test_time = settings["test_time"]
+            check_workload(height, width, test_time.scales, test_time.window, test_time.stride)
         except ValueError as error:
             raise InvalidInputError(f"{path}: {error}") from None
 

@@ -13,8 +13,9 @@ Public API:
 * :func:`camvid_files`, :func:`cityscapes_files`; :func:`list_images` for inference
 * :func:`load_image`, :func:`load_label` and the one decoding rule (``decoding``); mask formats,
   label maps and :class:`MaskStyle` (``masks``); :class:`MaskReader` (``validation``)
-* :func:`validate_dataset` (``validation``: eager, the pipeline's decoder) and
-  :func:`make_dataset` (``pipeline``: ``tf.data``)
+* `validate_dataset` (`validation`: eager, the pipeline's decoder) and the `tf.data`
+  builders `make_train_dataset`, `make_eval_dataset` and `make_dataset` (either, by
+  `training`) (`builders`; graph stages in `pipeline`)
 * :func:`augment_pair` and the individual seeded transforms in :mod:`.augment`
 * Cityscapes tables: :data:`LABEL_ID_TO_TRAIN_ID`, :data:`TRAIN_ID_TO_LABEL_ID`,
   :func:`label_ids_to_train_ids`, :func:`train_ids_to_label_ids`
@@ -46,7 +47,8 @@ from spgnet_keras.data.class_files import read_classes
 from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image, load_label
 from spgnet_keras.data.listing import folder_files, list_images, read_pair_list, split_pairs
 from spgnet_keras.data.masks import MaskStyle, label_table
-from spgnet_keras.data.pipeline import decode_image, make_dataset
+from spgnet_keras.data.builders import make_dataset, make_eval_dataset, make_train_dataset
+from spgnet_keras.data.pipeline import decode_image
 from spgnet_keras.data.registry import DATASET_NAMES, dataset_files, dataset_spec
 from spgnet_keras.data.report import DataReport, describe_data
 from spgnet_keras.data.sources import FolderNaming, ResolvedData, resolve_data
@@ -97,6 +99,8 @@ __all__ = [
     "load_image",
     "load_label",
     "make_dataset",
+    "make_eval_dataset",
+    "make_train_dataset",
     "make_synthetic_dataset",
     "pad_bottom_right",
     "pad_to_multiple",

@@ -2,39 +2,39 @@
 
 Input convention (every function here that takes an image):
 
-* An image is ``[H, W, 3]`` RGB in [0, 255] (``uint8`` as returned by :func:`spgnet_keras.data.load_image`,
-  or float, as ``spgnet_keras.data.make_dataset`` yields), or a batch ``[N, H, W, 3]`` of
-  images of one size: the same input ``model.predict`` takes, since SPGNet normalises its
-  own input (:mod:`spgnet_keras.preprocessing`).
+* An image is `[H, W, 3]` RGB in [0, 255] (`uint8` as returned by `spgnet_keras.data.load_image`,
+  or float, as `spgnet_keras.data.make_dataset` yields), or a batch `[N, H, W, 3]` of
+  images of one size: the same input `model.predict` takes, since SPGNet normalises its
+  own input (`spgnet_keras.preprocessing`).
 
-How one prediction is made (:func:`predict_logits`):
+How one prediction is made (`predict_logits`):
 
-1. For each scale ``s``: the image is resized bilinearly (half-pixel centres,
-   no anti-aliasing, as in the training augmentation) to ``round(H*s) x round(W*s)``;
+1. For each scale `s`: the image is resized bilinearly (half-pixel centres,
+   no anti-aliasing, as in the training augmentation) to `round(H*s) x round(W*s)`;
    scale 1.0 is not resized.
-2. It is padded at the bottom/right to a multiple of 32 (``OUTPUT_STRIDE``) with the
+2. It is padded at the bottom/right to a multiple of 32 (`OUTPUT_STRIDE`) with the
    ImageNet mean colour (0 after the model's normalisation), run through the model, and the logits are
-   cropped back to the scaled size. With ``flip=True`` the mirrored image goes through the
+   cropped back to the scaled size. With `flip=True` the mirrored image goes through the
    same steps (padded at *its* bottom/right) in the same batch, and its logits are
    mirrored back.
-3. With ``window=(h, w)`` and a scaled image larger than the window in some dimension, the
-   scaled image is covered by overlapping ``h x w`` windows (steps ``stride``; the last
+3. With `window=(h, w)` and a scaled image larger than the window in some dimension, the
+   scaled image is covered by overlapping `h x w` windows (steps `stride`; the last
    window is aligned with the bottom/right border, so windows never need padding; a
    dimension smaller than the window is padded to a multiple of 32 instead). The windows
-   (of the image and of its mirror) are run in batches of ``batch_size`` and the softmax
+   (of the image and of its mirror) are run in batches of `batch_size` and the softmax
    probabilities are averaged where windows overlap. A window sees less context than the
    full image: convolutions zero-pad at the window border and SPGNet's global average
    pooling pools over the window only, so for SPGNet windowed results differ from the
    full-image pass; for a model with a one-pixel receptive field (1x1 convolutions) they
    are identical.
 4. Each pass's logits (for windows: log of the overlap-averaged probabilities, which are
-   logits of those probabilities) are resized bilinearly to ``H x W``, turned into
+   logits of those probabilities) are resized bilinearly to `H x W`, turned into
    probabilities with a softmax, and the probabilities of all scales and flips are averaged
-   (the paper's multi-scale test, Sec 4.3: :data:`PAPER_SCALES`).
+   (the paper's multi-scale test, Sec 4.3: `PAPER_SCALES`).
 
 The result is returned as the log of the averaged probabilities, computed in log space
-(``logaddexp``), so it never contains ``-inf``: ``softmax(result)`` is the averaged
-probability map and ``argmax(result)`` the predicted class. For a single pass (one scale,
+(`logaddexp`), so it never contains `-inf`: `softmax(result)` is the averaged
+probability map and `argmax(result)` the predicted class. For a single pass (one scale,
 no flip, no window) the result is the model's logits minus their per-pixel log-sum-exp.
 """
 
@@ -92,11 +92,11 @@ PAPER_SCALES: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
 
 def load_model(path: str | os.PathLike):
-    """Loads a saved ``.keras`` model (not compiled, ``safe_mode=True``).
+    """Loads a saved `.keras` model (not compiled, `safe_mode=True`).
 
     Raises:
         FileNotFoundError: Missing file.
-        ValueError: Not a ``.keras`` file, or Keras cannot read it.
+        ValueError: Not a `.keras` file, or Keras cannot read it.
     """
     from spgnet_keras.models.checkpoints import read_saved_model
 
@@ -109,7 +109,7 @@ def load_model(path: str | os.PathLike):
 
 
 def image_batch(image) -> np.ndarray:
-    """A float32 batch ``[N, H, W, 3]`` of RGB 0-255 images from ``[H, W, 3]`` or ``[N, H, W, 3]``.
+    """A float32 batch `[N, H, W, 3]` of RGB 0-255 images from `[H, W, 3]` or `[N, H, W, 3]`.
 
     Raises:
         ValueError: Not an RGB image or batch, an empty image, a non-numeric dtype, or
@@ -143,9 +143,9 @@ def check_image_size(height: int, width: int, what: str = "The image") -> None:
 
 
 def check_workload(height: int, width: int, scales, window, stride) -> None:
-    """ValueError, before anything is allocated, when an image of ``height x width`` or one of
+    """ValueError, before anything is allocated, when an image of `height x width` or one of
     its scaled copies is beyond the image limits, or would need more than
-    MAX_WINDOWS_PER_IMAGE sliding windows (``scales``/``window``/``stride`` already checked)."""
+    MAX_WINDOWS_PER_IMAGE sliding windows (`scales`/`window`/`stride` already checked)."""
     check_image_size(height, width)
     for scale in scales:
         scaled_h, scaled_w = scaled_size(height, width, scale)
@@ -163,7 +163,7 @@ def check_workload(height: int, width: int, scales, window, stride) -> None:
 
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """``(round(H*s), round(W*s))``, at least 1 pixel: `spgnet_keras.data.augment.scaled_size`
+    """`(round(H*s), round(W*s))`, at least 1 pixel: `spgnet_keras.data.augment.scaled_size`
     (training's and the test-time augmentation's rounding) on Python ints."""
     if scale == 1.0:
         return height, width
@@ -171,10 +171,10 @@ def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
 
 
 def sliding_windows(size: int, window: int, stride: int) -> list[int]:
-    """Start offsets of windows covering ``[0, size)`` along one axis.
+    """Start offsets of windows covering `[0, size)` along one axis.
 
-    Windows start at ``0, stride, 2*stride, ...``; the last one is aligned with the end
-    (``size - window``) so that every window lies inside the image. If ``size <= window``
+    Windows start at `0, stride, 2*stride, ...`; the last one is aligned with the end
+    (`size - window`) so that every window lies inside the image. If `size <= window`
     there is one window at 0 (the image is padded instead).
     """
     if size <= window:
@@ -201,7 +201,7 @@ def _select_output(outputs, output: str):
 
 
 def _run_model(model, batch: np.ndarray, output: str, batch_size: int) -> np.ndarray:
-    """Runs ``model`` on ``batch`` in chunks of ``batch_size``; returns float32 logits."""
+    """Runs `model` on `batch` in chunks of `batch_size`; returns float32 logits."""
     results = []
     for start in range(0, batch.shape[0], batch_size):
         chunk = tf.convert_to_tensor(batch[start : start + batch_size])
@@ -221,14 +221,14 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _pad(batch: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Pads a batch at the bottom/right with the mean colour up to ``height x width``."""
+    """Pads a batch at the bottom/right with the mean colour up to `height x width`."""
     if (height, width) == batch.shape[1:3]:
         return batch
     return np.asarray(preprocessing.pad_bottom_right(batch, height, width))
 
 
 def _pass_log_probs(model, image, window, stride, output, batch_size) -> np.ndarray:
-    """Log-probabilities ``[N, h, w, C]`` of one (scaled, maybe mirrored) batch.
+    """Log-probabilities `[N, h, w, C]` of one (scaled, maybe mirrored) batch.
 
     Without a window (or an image no larger than it) a full-image pass, padded by
     `spgnet_keras.multiscale.pad_to_stride` unless the model pads itself (`pads_itself`);

@@ -84,7 +84,7 @@ def file_stream(pairs, cache_with, shuffle, repeat, seed, num_parallel_calls) ->
 
 def augmented(stream, load_pair, seed, skip_examples, crop_size, scales, flip, num_parallel_calls):
     """Training examples: each (decoded, unless `load_pair` is None: cached) pair randomly scaled,
-    flipped and cropped with its own seed from ``Dataset.random(seed)``.
+    flipped and cropped with its own seed from `Dataset.random(seed)`.
 
     Files (or cached pairs) and their augmentation seeds are drawn first; a resumed run skips
     the examples already trained on here, before any is decoded or augmented, and then sees

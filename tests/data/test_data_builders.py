@@ -130,3 +130,19 @@ def test_each_mode_refuses_the_other_modes_options_in_the_wrapper(folder):
         make_eval_dataset("synthetic", root=folder, mask_style={"mask_format": "index"})
     with pytest.raises(ValueError, match=re.escape("make_train_dataset('synthetic') needs root")):
         make_train_dataset("synthetic", batch_size=1)
+
+
+def test_dataset_check_and_report_take_the_mask_style(tmp_path):
+    from spgnet_keras.data import describe_data, validate_dataset
+
+    labels = np.array([[0, 1, 2, 3], [3, 2, 1, 0]], np.uint8)
+    pairs = [(str(write_image(tmp_path / "a.png", 0, size=labels.shape)), str(write_mask(tmp_path / "m.png", labels)))]
+    style = MaskStyle(reduce_zero_label=True, label_map={2: 255})
+    by_style = validate_dataset(pairs, 3, mask_style=style)
+    by_keywords = validate_dataset(pairs, 3, reduce_zero_label=True, label_map={2: 255})
+    np.testing.assert_array_equal(by_style.class_pixel_counts, by_keywords.class_pixel_counts)
+    assert by_style.ignore_pixels == by_keywords.ignore_pixels == 4
+    report = describe_data(pairs, mask_style=style)
+    assert report.spec.num_classes == 2  # 1 -> 0, 2 -> 1, 3 -> 2 -> 255, 0 -> 255
+    with pytest.raises(ValueError, match="either as mask_style=MaskStyle"):
+        validate_dataset(pairs, 3, mask_style=style, reduce_zero_label=True)

@@ -21,7 +21,14 @@ from spgnet_keras.errors import InvalidInputError
 
 
 class CityscapesLabel(NamedTuple):
-    """One row of the official Cityscapes label table."""
+    """One row of the official Cityscapes label table.
+
+    Example:
+
+    ```python
+    road = CITYSCAPES_LABELS[7]  # CityscapesLabel("road", 7, 0, "flat", (128, 64, 128))
+    ```
+    """
 
     name: str
     id: int

@@ -216,16 +216,23 @@ def label_table(label_map=None, reduce_zero_label: bool = False, base: np.ndarra
 @dataclasses.dataclass(frozen=True)
 class MaskStyle:
     """How a dataset's mask pixels become class labels: the mask options of
-    `spgnet_keras.data.make_dataset` and `spgnet_keras.data.validate_dataset`
-    in one value, recorded in a run folder's `data.json`.
+    `spgnet_keras.data.make_train_dataset`, `make_eval_dataset` and
+    `spgnet_keras.data.validate_dataset` in one value, recorded in a run folder's `data.json`.
 
     Attributes:
-        mask_format: `"index"`, `"color"` or `"auto"` (module docstring).
-        palette: The colour of each class, for `"color"` masks.
-        reduce_zero_label: 0 becomes 255, every other class moves down by one (ADE20K).
-        label_map: `{old: new}` applied after `reduce_zero_label`.
-        ignore_colors: Colours of `"color"` masks that mean "ignore".
-        unknown_color: `"error"` or `"ignore"` for colours not in the palette.
+        mask_format: str. `"index"`, `"color"` or `"auto"` (module docstring).
+        palette: tuple of (int, int, int). The colour of each class, for `"color"` masks.
+        reduce_zero_label: bool. 0 becomes 255, every other class moves down by one (ADE20K).
+        label_map: dict. `{old: new}` applied after `reduce_zero_label`.
+        ignore_colors: tuple of (int, int, int). Colours of `"color"` masks that mean "ignore".
+        unknown_color: str. `"error"` or `"ignore"` for colours not in the palette.
+
+    Example:
+
+    ```python
+    style = MaskStyle(mask_format="color", palette=[(128, 64, 128), (70, 70, 70)])
+    train = make_train_dataset(pairs, batch_size=8, crop_size=(512, 512), mask_style=style)
+    ```
     """
 
     mask_format: str = "index"

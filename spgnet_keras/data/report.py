@@ -22,10 +22,18 @@ class DataReport:
     """What `describe_data` found.
 
     Attributes:
-        spec: The classes (counted in the masks when none were given).
-        train, val: The dataset check of each split (val None when there is none).
-        classes_source: Where the classes come from.
-        overlap: Pairs that are in both splits.
+        spec: DatasetSpec. The classes (counted in the masks when none were given).
+        train: ValidationReport. The dataset check of the training pairs.
+        val: ValidationReport. That of the validation pairs, or None when there are none.
+        classes_source: str. Where the classes come from.
+        overlap: int. Pairs that are in both splits.
+
+    Example:
+
+    ```python
+    report = describe_data(train_pairs, val_pairs)
+    print(report.format())
+    ```
     """
 
     spec: DatasetSpec

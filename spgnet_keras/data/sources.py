@@ -29,7 +29,22 @@ DEFAULT_VAL_FRACTION = 0.1
 
 @dataclasses.dataclass(frozen=True)
 class FolderNaming:
-    """How image and mask files are named (the keyword arguments of `folder_files`)."""
+    """How image and mask files are named (the keyword arguments of `folder_files`).
+
+    Attributes:
+        image_suffix: str. The images' file ending, or None for any image extension.
+        mask_suffix: str. The masks' file ending.
+        image_prefix: str. What image file names start with.
+        mask_prefix: str. What mask file names start with.
+        recursive: bool. Also look in subfolders.
+
+    Example:
+
+    ```python
+    naming = FolderNaming(mask_suffix="_mask.png")
+    pairs = folder_files("data/images", "data/masks", **naming.arguments())
+    ```
+    """
 
     image_suffix: str | None = None
     mask_suffix: str = ".png"
@@ -55,14 +70,22 @@ class ResolvedData:
     """What `resolve_data` found.
 
     Attributes:
-        train_pairs / val_pairs: `(image, mask)` paths.
-        spec: The classes (None: to be inferred from the masks, see
+        train_pairs: list of (str, str). Training `(image, mask)` paths.
+        val_pairs: list of (str, str). Validation `(image, mask)` paths.
+        spec: DatasetSpec. The classes (None: to be inferred from the masks, see
             `spgnet_keras.data.report.describe_data`).
-        classes_source: Where the classes come from, for the report.
-        style: The mask options, `"auto"` resolved.
-        base_table: The dataset's own label table (Cityscapes label id -> train id) or None.
-        val_source: How the validation pairs were chosen, for the report.
-        dataset: The dataset's name (`"folder"` for folders given as they are).
+        classes_source: str. Where the classes come from, for the report.
+        style: MaskStyle. The mask options, `"auto"` resolved.
+        base_table: array. The dataset's own label table (Cityscapes label id -> train id) or None.
+        val_source: str. How the validation pairs were chosen, for the report.
+        dataset: str. The dataset's name (`"folder"` for folders given as they are).
+
+    Example:
+
+    ```python
+    data = resolve_data("folder", images="data/images", masks="data/masks", val_fraction=0.1)
+    val = make_eval_dataset(data.val_pairs, mask_style=data.style, base_table=data.base_table)
+    ```
     """
 
     train_pairs: list[Pair]

@@ -29,6 +29,12 @@ class DatasetSpec:
         name: Short dataset name, for logs.
         palette_given: False when the colours are the default palette (nobody chose them):
             they cannot decode colour-coded masks.
+
+    Example:
+
+    ```python
+    spec = DatasetSpec(2, ("background", "road"), ((0, 0, 0), (128, 64, 128)))
+    ```
     """
 
     num_classes: int
@@ -100,11 +106,30 @@ class DatasetSpec:
 
 
 class DatasetError(InvalidInputError):
-    """A dataset file is unusable (unreadable, unpaired, wrong size, bad label values)."""
+    """A dataset file is unusable (unreadable, unpaired, wrong size, bad label values).
+
+    Example:
+
+    ```python
+    try:
+        validate_dataset(pairs, num_classes=11)
+    except DatasetError as error:
+        print(error)  # names every bad file and value
+    ```
+    """
 
 
 class DatasetNotFoundError(FileNotFoundError, DatasetError):
     """A dataset folder or file is missing or empty.
 
     Subclasses both `FileNotFoundError` and `ValueError` so callers can catch either.
+
+    Example:
+
+    ```python
+    try:
+        dataset_files("camvid", "missing/folder", "train")
+    except FileNotFoundError as error:
+        print(error)
+    ```
     """

@@ -38,6 +38,13 @@ class ValidationReport:
         class_image_pixels: int64 `[num_classes]`: for each class, the labelled pixels of the
             images it appears in (the denominator of median-frequency balancing).
         size_counts: How many images have each `(height, width)`.
+
+    Example:
+
+    ```python
+    report = validate_dataset(pairs, num_classes=11)
+    print(report.num_pairs, report.class_pixel_counts)
+    ```
     """
 
     num_pairs: int
@@ -235,6 +242,13 @@ class MaskReader:
 
     Raises:
         ValueError / DatasetError: Inconsistent options or masks (names the file).
+
+    Example:
+
+    ```python
+    read = MaskReader([mask for _, mask in pairs], **MaskStyle(mask_format="auto").arguments())
+    labels = read(pairs[0][1])  # int64 [H, W]
+    ```
     """
 
     def __init__(self, mask_paths: Sequence[str], mask_format: str = "index", palette=None,

@@ -12,15 +12,16 @@ How one prediction is made (`predict_logits`):
 1. For each scale `s`: the image is resized bilinearly (half-pixel centres,
    no anti-aliasing, as in the training augmentation) to `round(H*s) x round(W*s)`;
    scale 1.0 is not resized.
-2. It is padded at the bottom/right to a multiple of 32 (`OUTPUT_STRIDE`) with the
-   ImageNet mean colour (0 after the model's normalisation), run through the model, and the logits are
-   cropped back to the scaled size. With `flip=True` the mirrored image goes through the
-   same steps (padded at *its* bottom/right) in the same batch, and its logits are
-   mirrored back.
+2. It is run through the model, padded at the bottom/right to a multiple of 32
+   (`OUTPUT_STRIDE`) with the ImageNet mean colour (0 after the model's normalisation)
+   and the logits cropped back to the scaled size: an `SPGNet` does that itself, any other
+   model is given the image padded by `spgnet_keras.multiscale.pad_to_stride` (the one
+   padding rule; `pads_itself` tells which). With `flip=True` the mirrored image goes
+   through the same steps (padded at *its* bottom/right), and its logits are mirrored back.
 3. With `window=(h, w)` and a scaled image larger than the window in some dimension, the
    scaled image is covered by overlapping `h x w` windows (steps `stride`; the last
    window is aligned with the bottom/right border, so windows never need padding; a
-   dimension smaller than the window is padded to a multiple of 32 instead). The windows
+   dimension smaller than the window is run whole, padded as in step 2). The windows
    (of the image and of its mirror) are run in batches of `batch_size` and the softmax
    probabilities are averaged where windows overlap. A window sees less context than the
    full image: convolutions zero-pad at the window border and SPGNet's global average
@@ -36,6 +37,9 @@ The result is returned as the log of the averaged probabilities, computed in log
 (`logaddexp`), so it never contains `-inf`: `softmax(result)` is the averaged
 probability map and `argmax(result)` the predicted class. For a single pass (one scale,
 no flip, no window) the result is the model's logits minus their per-pixel log-sum-exp.
+
+The test-time settings (`scales`, `flip`, `window`, `stride`, `batch_size`) are one
+`TestTimeOptions` (`test_time=`), or separate keywords.
 """
 
 from __future__ import annotations

@@ -98,6 +98,12 @@ PAPER_SCALES: tuple[float, ...] = (0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 def load_model(path: str | os.PathLike):
     """Loads a saved `.keras` model (not compiled, `safe_mode=True`).
 
+    Args:
+        path: str or PathLike. The `.keras` file.
+
+    Returns:
+        The `keras.Model` (an `SPGNet` for files saved from one).
+
     Raises:
         FileNotFoundError: Missing file.
         ValueError: Not a `.keras` file, or Keras cannot read it.
@@ -115,8 +121,14 @@ def load_model(path: str | os.PathLike):
 def image_batch(image) -> np.ndarray:
     """A float32 batch `[N, H, W, 3]` of RGB 0-255 images from `[H, W, 3]` or `[N, H, W, 3]`.
 
+    Args:
+        image: array. RGB in [0, 255], any integer or float dtype.
+
+    Returns:
+        float32 `[N, H, W, 3]`.
+
     Raises:
-        ValueError: Not an RGB image or batch, an empty image, a non-numeric dtype, or
+        InvalidInputError: Not an RGB image or batch, an empty image, a non-numeric dtype, or
             NaN/infinite pixels.
     """
     array = np.asarray(image)
@@ -138,7 +150,14 @@ def image_batch(image) -> np.ndarray:
 
 
 def check_image_size(height: int, width: int, what: str = "The image") -> None:
-    """ValueError when an image side exceeds MAX_IMAGE_SIDE or its area MAX_IMAGE_PIXELS."""
+    """`InvalidInputError` when an image side exceeds `MAX_IMAGE_SIDE` or its area
+    `MAX_IMAGE_PIXELS` (`spgnet_keras.constants`).
+
+    Args:
+        height: int. Image height.
+        width: int. Image width.
+        what: str. How the message names the image.
+    """
     if max(height, width) > MAX_IMAGE_SIDE or height * width > MAX_IMAGE_PIXELS:
         raise InvalidInputError(
             f"{what} is {height}x{width} = {height * width} pixels; the limits are {MAX_IMAGE_SIDE} pixels a "
@@ -147,9 +166,17 @@ def check_image_size(height: int, width: int, what: str = "The image") -> None:
 
 
 def check_workload(height: int, width: int, scales, window, stride) -> None:
-    """ValueError, before anything is allocated, when an image of `height x width` or one of
-    its scaled copies is beyond the image limits, or would need more than
-    MAX_WINDOWS_PER_IMAGE sliding windows (`scales`/`window`/`stride` already checked)."""
+    """`InvalidInputError`, before anything is allocated, when an image of `height x width` or
+    one of its scaled copies is beyond the image limits, or would need more than
+    `MAX_WINDOWS_PER_IMAGE` sliding windows.
+
+    Args:
+        height: int. Image height.
+        width: int. Image width.
+        scales: tuple of float. Checked test scales (`TestTimeOptions.scales`).
+        window: (int, int). Checked window, or None.
+        stride: (int, int). Checked stride, or None.
+    """
     check_image_size(height, width)
     for scale in scales:
         scaled_h, scaled_w = scaled_size(height, width, scale)
@@ -168,7 +195,13 @@ def check_workload(height: int, width: int, scales, window, stride) -> None:
 
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """`(round(H*s), round(W*s))`, at least 1 pixel: `spgnet_keras.data.augment.scaled_size`
-    (training's and the test-time augmentation's rounding) on Python ints."""
+    (training's and the test-time augmentation's rounding) on Python ints.
+
+    Args:
+        height: int. Image height.
+        width: int. Image width.
+        scale: float. The scale factor.
+    """
     if scale == 1.0:
         return height, width
     return tuple(int(side) for side in augment_scaled_size([height, width], scale).numpy())
@@ -180,6 +213,14 @@ def sliding_windows(size: int, window: int, stride: int) -> list[int]:
     Windows start at `0, stride, 2*stride, ...`; the last one is aligned with the end
     (`size - window`) so that every window lies inside the image. If `size <= window`
     there is one window at 0 (the image is padded instead).
+
+    Args:
+        size: int. Length of the axis.
+        window: int. Window length.
+        stride: int. Step between window starts.
+
+    Returns:
+        The start offsets, increasing.
     """
     if size <= window:
         return [0]

@@ -431,3 +431,23 @@ def test_test_time_options_equal_the_separate_keywords(spgnet, image):
                          (dict(batch_size=0), "positive integer"), (dict(stride=32), "needs a `window`")]:
         with pytest.raises(ValueError, match=message):
             TestTimeOptions(**bad)
+
+
+def test_evaluate_and_export_take_test_time_options(image, tmp_path):
+    from spgnet_keras.evaluation import evaluate
+    from spgnet_keras.export import export_saved_model
+    from spgnet_keras.inference import TestTimeOptions
+
+    model = pointwise_model(num_classes=3)
+    label = np.random.default_rng(2).integers(0, 3, (HEIGHT, WIDTH))
+    options = TestTimeOptions(scales=(1.0, 1.5), flip=True, window=32, batch_size=3)
+    by_options = evaluate(model, [(image, label)], test_time=options)
+    by_keywords = evaluate(model, [(image, label)], scales=(1.0, 1.5), flip=True, window=32, batch_size=3)
+    np.testing.assert_array_equal(by_options.confusion, by_keywords.confusion)
+    assert by_options.settings["scales"] == [1.0, 1.5] and by_options.settings["window"] == [32, 32]
+    with pytest.raises(ValueError, match="not both"):
+        evaluate(model, [(image, label)], flip=True, test_time=options)
+    with pytest.raises(ValueError, match="runs whole images"):
+        export_saved_model(model, tmp_path / "m" / "1", test_time=options)
+    with pytest.raises(ValueError, match="not both"):
+        export_saved_model(model, tmp_path / "m" / "1", flip=True, test_time=TestTimeOptions(flip=True))

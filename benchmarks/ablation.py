@@ -73,8 +73,8 @@ _common.setup_tensorflow_logging()
 
 import keras  # noqa: E402
 
-from spgnet_keras.constants import PREDICTION  # noqa: E402
 from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig  # noqa: E402
+from spgnet_keras.constants import PREDICTION  # noqa: E402
 from spgnet_keras.data import dataset_spec  # noqa: E402
 from spgnet_keras.evaluation import dataset_pairs, evaluate  # noqa: E402
 from spgnet_keras.models import ablation_arguments  # noqa: E402

@@ -56,7 +56,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (also puts the repository on sys.path; imports no TensorFlow)
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -41,9 +41,9 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import re
 import sys
 import time
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -53,7 +53,6 @@ import _common  # noqa: E402
 _common.setup_tensorflow_logging()
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from spgnet_keras.layers.resize import ResizeLike  # noqa: E402

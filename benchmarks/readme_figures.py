@@ -47,12 +47,21 @@ _common.setup_tensorflow_logging()
 
 import numpy as np  # noqa: E402
 
-from spgnet_keras.data import dataset_spec, load_image  # noqa: E402
-from spgnet_keras.data import load_label  # noqa: E402
+from spgnet_keras.data import (  # noqa: E402
+    dataset_spec,
+    load_image,
+    load_label,  # noqa: E402
+)
 from spgnet_keras.evaluation import dataset_pairs, evaluate  # noqa: E402
 from spgnet_keras.inference import load_model, predict  # noqa: E402
-from spgnet_keras.visualization import (TOP_K, attention_figure, guided_attention_maps, overlay,  # noqa: E402
-                                        resolve_palette, save_figure)
+from spgnet_keras.visualization import (  # noqa: E402
+    TOP_K,
+    attention_figure,
+    guided_attention_maps,
+    overlay,
+    resolve_palette,
+    save_figure,
+)
 
 DEFAULT_CLASSES = "Car,Pedestrian,Road,Tree,Building"
 DEFAULT_REQUIRE = "Car,Pedestrian"

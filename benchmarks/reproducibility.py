@@ -25,10 +25,10 @@ import _common  # noqa: E402
 
 _common.setup_tensorflow_logging()
 
+import ablation  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import ablation  # noqa: E402
 from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig  # noqa: E402
 from spgnet_keras.training import make_datasets, recipe_compile_arguments  # noqa: E402
 

@@ -15,9 +15,8 @@ grows linearly with the step, the skip-first cost with the number of file names 
 import argparse
 import time
 
-import numpy as np
-
 import _common
+import numpy as np
 
 _common.setup_tensorflow_logging()
 

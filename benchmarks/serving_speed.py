@@ -64,7 +64,10 @@ import tensorflow as tf  # noqa: E402
 
 from spgnet_keras import SPGNet, preprocessing  # noqa: E402
 from spgnet_keras.constants import OUTPUT_STRIDE  # noqa: E402
-from spgnet_keras.data import load_label  # noqa: E402
+from spgnet_keras.data import (
+    load_image,  # noqa: E402
+    load_label,  # noqa: E402
+)
 from spgnet_keras.export import (  # noqa: E402
     Segmenter,
     calibration_images,
@@ -73,9 +76,8 @@ from spgnet_keras.export import (  # noqa: E402
     export_saved_model,
     open_runner,
 )
-from spgnet_keras.data import load_image  # noqa: E402
-from spgnet_keras.scoring import confusion_matrix, mean_iou_from_confusion  # noqa: E402
 from spgnet_keras.profiler import count_macs  # noqa: E402
+from spgnet_keras.scoring import confusion_matrix, mean_iou_from_confusion  # noqa: E402
 
 PATHS = ("keras_f32", "saved_model_f32", "saved_model_bf16", "tflite_int8", "onnx_f32")
 PRECISION = {"keras_f32": "float32", "saved_model_f32": "float32", "saved_model_bf16": "bfloat16",

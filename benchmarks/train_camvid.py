@@ -80,8 +80,7 @@ def predictions_figure(model, pairs, palette, path, count=3):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from spgnet_keras.data import load_label
-    from spgnet_keras.data import load_image
+    from spgnet_keras.data import load_image, load_label
     from spgnet_keras.inference import predict
     from spgnet_keras.visualization import colorize
 

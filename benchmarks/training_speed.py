@@ -45,7 +45,6 @@ import _common  # noqa: E402
 _common.setup_tensorflow_logging()
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig  # noqa: E402

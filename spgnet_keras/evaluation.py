@@ -27,11 +27,11 @@ from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
 from spgnet_keras.data.decoding import load_image, load_label, save_label
 from spgnet_keras.errors import InvalidInputError
-from spgnet_keras.inference import check_batch_size, check_window, predict_logits
+from spgnet_keras.inference import predict_logits
 from spgnet_keras.labels import check_label_values
-from spgnet_keras.scoring import confusion_matrix, iou_from_confusion
 from spgnet_keras.models.spgnet import check_takes_raw_images
-from spgnet_keras.scales import check_scales
+from spgnet_keras.multiscale import TestTimeOptions, test_time_options
+from spgnet_keras.scoring import confusion_matrix, iou_from_confusion
 
 __all__ = [
     "CityscapesResultWriter",
@@ -339,18 +339,20 @@ def evaluate(
     data,
     num_classes: int | None = None,
     class_names: Sequence[str] | None = None,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = False,
+    scales: Sequence[float] | None = None,
+    flip: bool | None = None,
     window=None,
     stride=None,
     output: str = PREDICTION,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     ignore_index: int = IGNORE_LABEL,
     label_map: np.ndarray | None = None,
     prediction_writer: Callable | None = None,
     max_images: int | None = None,
     progress: Callable[[int, str | None], None] | None = None,
     read_label: Callable[[str], np.ndarray] | None = None,
+    *,
+    test_time: TestTimeOptions | None = None,
 ) -> EvaluationResult:
     """Evaluates a model on full images with :func:`spgnet_keras.inference.predict_logits`.
 
@@ -365,7 +367,7 @@ def evaluate(
         class_names: Names of the classes (default: the model's ``class_names``, else
             ``class_0``...).
         scales, flip, window, stride, output, batch_size: Test-time settings of
-            :func:`~spgnet_keras.inference.predict_logits`.
+            :func:`~spgnet_keras.inference.predict_logits` (or `test_time`, not both).
         ignore_index: Label value not counted.
         label_map: Lookup table applied to labels (e.g. Cityscapes label id -> train id).
         prediction_writer: Called as ``writer(prediction int32 [H, W], image_path or None)``
@@ -375,6 +377,7 @@ def evaluate(
         read_label: Reads a label file of ``data`` into int labels ``[H, W]`` (e.g. a
             :class:`~spgnet_keras.data.MaskReader` for colour masks or label maps); default
             :func:`~spgnet_keras.data.load_label` with ``label_map``.
+        test_time: TestTimeOptions. The test-time settings in one value.
 
     Returns:
         :class:`EvaluationResult`.
@@ -385,17 +388,17 @@ def evaluate(
             no images, a label outside ``[0, C)``, or bad test-time settings.
     """
     check_takes_raw_images(model)  # before reading any data
-    scales = check_scales(scales)  # test-time settings too: a bad one must not fail after the first image
-    check_window(window, stride)
-    batch_size = check_batch_size(batch_size)
+    # test-time settings too: a bad one must not fail after the first image
+    test_time = test_time_options(test_time, scales=scales, flip=flip, window=window, stride=stride,
+                                  batch_size=batch_size)
     num_classes, class_names = _resolve_classes(model, num_classes, class_names, output)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     unassigned = np.zeros(num_classes, np.int64)
     settings = {
-        "scales": list(scales) if not isinstance(scales, (int, float)) else [scales],
-        "flip": bool(flip),
-        "window": window,
-        "stride": stride,
+        "scales": list(test_time.scales),
+        "flip": test_time.flip,
+        "window": None if test_time.window is None else list(test_time.window),
+        "stride": None if test_time.stride is None else list(test_time.stride),
         "output": output,
     }
     start = time.perf_counter()
@@ -403,9 +406,7 @@ def evaluate(
     for image, label, path in _iterate_examples(data, label_map, read_label):
         if max_images is not None and done >= max_images:
             break
-        logits = predict_logits(
-            model, image, scales=scales, flip=flip, output=output, window=window, stride=stride, batch_size=batch_size
-        )
+        logits = predict_logits(model, image, output=output, test_time=test_time)
         predictions = np.argmax(logits, axis=-1).astype(np.int32)
         if predictions.ndim == 2:
             predictions, labels = predictions[None], label[None]

@@ -8,7 +8,12 @@ the NumPy confusion matrix). Importing this module does not import TensorFlow (o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:  # only check_label_range needs TensorFlow, and imports it itself
+    import tensorflow as tf
 
 
 def out_of_range_values(values, num_classes: int, ignore_index: int | None) -> np.ndarray:

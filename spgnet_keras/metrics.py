@@ -21,6 +21,7 @@ import tensorflow as tf
 from spgnet_keras.classes import check_num_classes
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.labels import check_label_range
+
 # The NumPy scoring helpers live in spgnet_keras.scoring (TensorFlow-free); re-exported here.
 from spgnet_keras.scoring import confusion_matrix, iou_from_confusion, mean_iou_from_confusion
 

@@ -175,16 +175,17 @@ def prepare_data(data_config):
 
 def datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size=1, skip_batches=0):
     """(train, val) `tf.data` pipelines of prepared data (see `make_datasets`)."""
-    from spgnet_keras.data import make_dataset
+    from spgnet_keras.data import make_eval_dataset, make_train_dataset
 
-    common = dict(num_classes=prepared.spec.num_classes, validate=False, **prepared.resolved.dataset_arguments())
-    train = make_dataset(
-        prepared.resolved.train_pairs, batch_size=global_batch_size, crop_size=tuple(data_config.crop_size),
-        training=True, seed=seed, scales=data_config.scales, flip=data_config.flip, repeat=True,
-        skip_batches=skip_batches, **common,
+    resolved = prepared.resolved
+    common = dict(num_classes=prepared.spec.num_classes, validate=False, mask_style=resolved.style,
+                  base_table=resolved.base_table)
+    train = make_train_dataset(
+        resolved.train_pairs, batch_size=global_batch_size, crop_size=tuple(data_config.crop_size), seed=seed,
+        scales=data_config.scales, flip=data_config.flip, repeat=True, skip_batches=skip_batches, **common,
     )
-    val = make_dataset(prepared.resolved.val_pairs, batch_size=val_batch_size, training=False, pad_to_multiple=32,
-                       **common)
+    # Whole images: SPGNet pads them to a multiple of 32 itself (multiscale.pads_itself).
+    val = make_eval_dataset(resolved.val_pairs, batch_size=val_batch_size, **common)
     if data_config.val_max_images:
         val = val.take(-(-data_config.val_max_images // val_batch_size))
     return train, val
@@ -197,7 +198,7 @@ def make_datasets(data_config, seed, global_batch_size, val_batch_size=1, skip_b
     gets an image of each validation batch (with a global batch of 1, all replicas but
     one get an empty batch, which oneDNN's CPU Conv2D mis-shapes: evaluation crashes).
     `data.val_max_images` is then rounded up to whole batches. `skip_batches`: the
-    training stream starts after that many batches (a resumed run; see `make_dataset`).
+    training stream starts after that many batches (a resumed run; see `make_train_dataset`).
     """
     prepared = prepare_data(data_config)
     train, val = datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size, skip_batches)

@@ -5,7 +5,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import pytest  # noqa: E402
 
-
 SHARED_DATA_FIXTURES = {"camvid_root", "cityscapes_root"}
 
 

@@ -25,7 +25,6 @@ from spgnet_keras.evaluation import (
     format_table,
     to_json,
 )
-
 from tests.shared_data import shared_data_dir  # noqa: E402
 
 CITYSCAPES_STEM = "frankfurt_000000_000294"

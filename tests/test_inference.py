@@ -121,7 +121,7 @@ def test_flip_is_identity_for_flip_equivariant_model(image):
     # unflip(model(flip(x))) == model(x) exactly and the flip average equals one pass.
     model = pointwise_model()
     single = predict_logits(model, image)
-    np.testing.assert_allclose(predict_logits(model, image, flip=True), single, atol=1e-5)
+    assert_close_at_scale(predict_logits(model, image, flip=True), single)
 
 
 def test_flip_averages_mirrored_pass_for_asymmetric_model(image):
@@ -131,7 +131,7 @@ def test_flip_averages_mirrored_pass_for_asymmetric_model(image):
     mirrored = tf.nn.softmax(reference_pass(model, picture[:, ::-1])).numpy()[:, ::-1]
     expected = np.log((plain + mirrored) / 2)
     flipped = predict_logits(model, image, flip=True)
-    np.testing.assert_allclose(flipped, expected, atol=1e-5)
+    assert_close_at_scale(flipped, expected)
     # The model really is not flip-equivariant, so the test above can fail.
     assert np.abs(flipped - predict_logits(model, image)).max() > 1e-2
 
@@ -143,8 +143,8 @@ def test_multiscale_is_identity_on_constant_image():
     model = pointwise_model(seed=5)
     constant = np.full((HEIGHT, WIDTH, 3), (200, 30, 90), np.uint8)
     single = predict_logits(model, constant)
-    np.testing.assert_allclose(predict_logits(model, constant, scales=PAPER_SCALES, flip=True), single, atol=1e-5)
-    np.testing.assert_allclose(predict_logits(model, constant, scales=(0.5, 1.3)), single, atol=1e-5)
+    assert_close_at_scale(predict_logits(model, constant, scales=PAPER_SCALES, flip=True), single)
+    assert_close_at_scale(predict_logits(model, constant, scales=(0.5, 1.3)), single)
 
 
 def test_repeated_scale_equals_single_scale(spgnet, image):
@@ -198,7 +198,7 @@ def test_sliding_window_equals_full_pass_for_pointwise_model(stride):
     if stride == 32:
         np.testing.assert_array_equal(windowed, full)
     else:
-        np.testing.assert_allclose(windowed, full, atol=2e-6)
+        assert_close_at_scale(windowed, full, relative=2e-6)
 
 
 def test_sliding_window_spgnet(spgnet):
@@ -264,8 +264,8 @@ def test_non_finite_image_raises(spgnet, image, bad):
 def test_uint8_and_float_input_agree_with_model_predict():
     # One convention: RGB 0-255, uint8 or float, is what both `inference.predict` and the
     # model itself take. For a size that is not a multiple of 32 the model pads inside
-    # (after normalising, with 0) and inference pads outside (with the mean colour, which
-    # the model normalises to 0): the class maps are identical.
+    # (after normalising, with 0, i.e. the mean colour), and inference leaves that to it:
+    # the class maps are identical.
     keras.utils.set_random_seed(13)
     model = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
     picture = np.random.default_rng(5).integers(0, 256, (45, 70, 3), dtype=np.uint8)
@@ -365,3 +365,89 @@ def test_list_images(tmp_path):
     for name in ("b.png", "a.JPG", "c.txt"):
         (folder / name).write_bytes(b"")
     assert [p.name for p in list_images([folder])] == ["a.JPG", "b.png"]
+
+
+# ---------------------------------------------------------------- one padding rule
+
+
+def test_the_outer_pad_is_what_spgnet_does_itself(spgnet, image):
+    # SPGNet pads its normalised input with zeros (PadToMultiple), i.e. with the mean colour:
+    # padding outside first (pad_to_stride) and cropping gives the same logits, so inference
+    # and the served graph leave the padding to the model.
+    from spgnet_keras.multiscale import pad_to_stride, pads_itself
+
+    assert pads_itself(spgnet) and not pads_itself(pointwise_model()) and not pads_itself(asymmetric_model())
+    picture = image.astype(np.float32)[None]
+    padded = pad_to_stride(picture)
+    assert tuple(padded.shape[1:3]) == (64, 96)
+    outer = np.asarray(spgnet(padded, training=False)["prediction"])[:, :HEIGHT, :WIDTH]
+    inner = np.asarray(spgnet(picture, training=False)["prediction"])
+    assert inner.shape == (1, HEIGHT, WIDTH, 3)
+    assert_close_at_scale(inner, outer)
+    np.testing.assert_array_equal(np.argmax(inner, -1), np.argmax(outer, -1))
+    # A model that does not pad itself is given the padded image (mean colour at the border).
+    model = asymmetric_model()
+    assert_close_at_scale(predict_logits(model, image), log_softmax(reference_pass(model, picture[0])))
+
+
+def test_inference_served_graph_and_eval_pipeline_agree_on_an_odd_sized_image(tmp_path):
+    from spgnet_keras.data import make_eval_dataset
+    from spgnet_keras.export import Segmenter
+
+    keras.utils.set_random_seed(13)
+    model = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
+    picture = np.random.default_rng(5).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    Image.fromarray(picture).save(tmp_path / "image.png")
+    Image.fromarray(np.zeros((45, 70), np.uint8)).save(tmp_path / "mask.png")
+    classes = predict(model, picture)
+    assert len(np.unique(classes)) > 1  # not a constant map that any padding would match
+    served = tf.function(lambda images: Segmenter(model).serve_tensor(images, 10**7), autograph=False)(
+        tf.constant(picture[None]))
+    np.testing.assert_array_equal(served["classes"].numpy()[0], classes)
+    for pad_to_multiple in (None, True):  # the eval pipeline, with its own pad or without
+        images, _ = next(iter(make_eval_dataset([(str(tmp_path / "image.png"), str(tmp_path / "mask.png"))],
+                                                pad_to_multiple=pad_to_multiple)))
+        logits = model(images, training=False)["prediction"].numpy()[0, :45, :70]
+        np.testing.assert_array_equal(np.argmax(logits, -1), classes)
+
+
+# ---------------------------------------------------------------- TestTimeOptions
+
+
+def test_test_time_options_equal_the_separate_keywords(spgnet, image):
+    from spgnet_keras.inference import TestTimeOptions
+
+    options = TestTimeOptions(scales=(0.75, 1.0), flip=True, batch_size=2)
+    np.testing.assert_array_equal(predict_logits(spgnet, image, test_time=options),
+                                  predict_logits(spgnet, image, scales=(0.75, 1.0), flip=True, batch_size=2))
+    np.testing.assert_array_equal(predict(spgnet, image, test_time=options),
+                                  predict(spgnet, image, scales=(0.75, 1.0), flip=True, batch_size=2))
+    with pytest.raises(ValueError, match="either as test_time=TestTimeOptions"):
+        predict_logits(spgnet, image, flip=True, test_time=options)
+    with pytest.raises(ValueError, match="must be a TestTimeOptions"):
+        predict(spgnet, image, test_time={"flip": True})
+    assert TestTimeOptions(window=64).stride == (42, 42)
+    for bad, message in [(dict(scales=()), "at least one scale"), (dict(window=50), "multiples of 32"),
+                         (dict(batch_size=0), "positive integer"), (dict(stride=32), "needs a `window`")]:
+        with pytest.raises(ValueError, match=message):
+            TestTimeOptions(**bad)
+
+
+def test_evaluate_and_export_take_test_time_options(image, tmp_path):
+    from spgnet_keras.evaluation import evaluate
+    from spgnet_keras.export import export_saved_model
+    from spgnet_keras.inference import TestTimeOptions
+
+    model = pointwise_model(num_classes=3)
+    label = np.random.default_rng(2).integers(0, 3, (HEIGHT, WIDTH))
+    options = TestTimeOptions(scales=(1.0, 1.5), flip=True, window=32, batch_size=3)
+    by_options = evaluate(model, [(image, label)], test_time=options)
+    by_keywords = evaluate(model, [(image, label)], scales=(1.0, 1.5), flip=True, window=32, batch_size=3)
+    np.testing.assert_array_equal(by_options.confusion, by_keywords.confusion)
+    assert by_options.settings["scales"] == [1.0, 1.5] and by_options.settings["window"] == [32, 32]
+    with pytest.raises(ValueError, match="not both"):
+        evaluate(model, [(image, label)], flip=True, test_time=options)
+    with pytest.raises(ValueError, match="runs whole images"):
+        export_saved_model(model, tmp_path / "m" / "1", test_time=options)
+    with pytest.raises(ValueError, match="not both"):
+        export_saved_model(model, tmp_path / "m" / "1", flip=True, test_time=TestTimeOptions(flip=True))

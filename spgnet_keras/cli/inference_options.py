@@ -18,9 +18,11 @@ def add_inference_arguments(parser):
 
 
 def inference_settings(args):
-    """Validated keyword arguments for `predict_logits` from the shared options."""
+    """Validated keyword arguments `test_time` (a `TestTimeOptions`) and `output` of
+    `predict_logits` / `evaluate` from the shared options."""
     from spgnet_keras.constants import MAX_INFERENCE_BATCH
-    from spgnet_keras.inference import PAPER_SCALES, check_window
+    from spgnet_keras.inference import PAPER_SCALES
+    from spgnet_keras.multiscale import TestTimeOptions, check_window
     from spgnet_keras.scales import check_scales
 
     if args.paper_scales and args.scales:
@@ -39,8 +41,9 @@ def inference_settings(args):
         raise InvalidInputError(f"--batch-size must be positive, got {args.batch_size}.")
     if args.batch_size > MAX_INFERENCE_BATCH:
         raise InvalidInputError(f"--batch-size must be at most {MAX_INFERENCE_BATCH}, got {args.batch_size}.")
-    return dict(scales=scales, flip=args.flip, window=window, stride=stride, output=args.output,
-                batch_size=args.batch_size)
+    test_time = TestTimeOptions(scales=scales, flip=args.flip, window=window, stride=stride,
+                                batch_size=args.batch_size)
+    return dict(test_time=test_time, output=args.output)
 
 
 def load_spgnet(path):

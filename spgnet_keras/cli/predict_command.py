@@ -1,18 +1,18 @@
 """`spgnet predict`: segment images; write class-index PNGs, colour PNGs and overlays.
 
-Output layout under ``--out DIR`` (``<stem>`` = input file name without suffix):
+Output layout under `--out DIR` (`<stem>` = input file name without suffix):
 
-* ``labels/<stem>.png``: 8-bit class indices.
-* ``color/<stem>.png``: classes coloured with the palette.
-* ``overlay/<stem>.png``: colours blended over the image (``--alpha``).
-* with ``--cityscapes-results``: ``cityscapes_results/<city>/<stem>.png`` label-id PNGs in
+* `labels/<stem>.png`: 8-bit class indices.
+* `color/<stem>.png`: classes coloured with the palette.
+* `overlay/<stem>.png`: colours blended over the image (`--alpha`).
+* with `--cityscapes-results`: `cityscapes_results/<city>/<stem>.png` label-id PNGs in
   the Cityscapes benchmark layout (train ids mapped back to label ids).
-* with ``--attention CLASS ...``: ``attention/<stem>.png``, guided-attention heat maps of
+* with `--attention CLASS ...`: `attention/<stem>.png`, guided-attention heat maps of
   those classes (paper Sec 4.5).
 
-No existing file is replaced unless ``--overwrite`` is given, and a folder that holds a
-dataset split (``images/`` beside ``labels/``) or a dataset root (``meta.json``) is never
-used as ``--out``: its ``labels/`` are ground-truth masks.
+No existing file is replaced unless `--overwrite` is given, and a folder that holds a
+dataset split (`images/` beside `labels/`) or a dataset root (`meta.json`) is never
+used as `--out`: its `labels/` are ground-truth masks.
 """
 
 from pathlib import Path
@@ -82,7 +82,8 @@ def check_image_sizes(files, settings):
         with Image.open(path) as image:
             width, height = image.size
         try:
-            check_workload(height, width, settings["scales"], settings["window"], settings["stride"])
+            test_time = settings["test_time"]
+            check_workload(height, width, test_time.scales, test_time.window, test_time.stride)
         except ValueError as error:
             raise InvalidInputError(f"{path}: {error}") from None
 

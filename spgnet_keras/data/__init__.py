@@ -2,23 +2,24 @@
 
 Public API:
 
-* :class:`DatasetSpec`, :data:`CAMVID_SPEC` (``camvid``), :data:`CITYSCAPES_SPEC`
-  (``cityscapes``), :data:`SYNTHETIC_SPEC` (``synthetic``); :func:`dataset_spec`,
-  :func:`dataset_files` (``registry``)
-* your data as it is: :func:`folder_files` (any folder names, suffixes, nesting, list
-  files), :func:`read_pair_list`, :func:`split_pairs` (``listing``); :func:`read_classes`
-  (``class_files``); :func:`resolve_data` (named datasets or folders, validation split,
-  classes, mask style: ``sources``); :func:`describe_data` (pairs, sizes, class shares,
-  absent classes, median-frequency weights: ``report``)
-* :func:`camvid_files`, :func:`cityscapes_files`; :func:`list_images` for inference
-* :func:`load_image`, :func:`load_label` and the one decoding rule (``decoding``); mask formats,
-  label maps and :class:`MaskStyle` (``masks``); :class:`MaskReader` (``validation``)
-* :func:`validate_dataset` (``validation``: eager, the pipeline's decoder) and
-  :func:`make_dataset` (``pipeline``: ``tf.data``)
-* :func:`augment_pair` and the individual seeded transforms in :mod:`.augment`
-* Cityscapes tables: :data:`LABEL_ID_TO_TRAIN_ID`, :data:`TRAIN_ID_TO_LABEL_ID`,
-  :func:`label_ids_to_train_ids`, :func:`train_ids_to_label_ids`
-* SYNTHETIC street scenes: :func:`make_synthetic_dataset`, :func:`write_synthetic_folder`
+* `DatasetSpec`, `CAMVID_SPEC` (`camvid`), `CITYSCAPES_SPEC`
+  (`cityscapes`), `SYNTHETIC_SPEC` (`synthetic`); `dataset_spec`,
+  `dataset_files` (`registry`)
+* your data as it is: `folder_files` (any folder names, suffixes, nesting, list
+  files), `read_pair_list`, `split_pairs` (`listing`); `read_classes`
+  (`class_files`); `resolve_data` (named datasets or folders, validation split,
+  classes, mask style: `sources`); `describe_data` (pairs, sizes, class shares,
+  absent classes, median-frequency weights: `report`)
+* `camvid_files`, `cityscapes_files`; `list_images` for inference
+* `load_image`, `load_label` and the one decoding rule (`decoding`); mask formats,
+  label maps and `MaskStyle` (`masks`); `MaskReader` (`validation`)
+* `validate_dataset` (`validation`: eager, the pipeline's decoder) and the `tf.data`
+  builders `make_train_dataset`, `make_eval_dataset` and `make_dataset` (either, by
+  `training`) (`builders`; graph stages in `pipeline`)
+* `augment_pair` and the individual seeded transforms in `.augment`
+* Cityscapes tables: `LABEL_ID_TO_TRAIN_ID`, `TRAIN_ID_TO_LABEL_ID`,
+  `label_ids_to_train_ids`, `train_ids_to_label_ids`
+* SYNTHETIC street scenes: `make_synthetic_dataset`, `write_synthetic_folder`
 """
 
 from spgnet_keras.data.augment import (
@@ -30,6 +31,7 @@ from spgnet_keras.data.augment import (
     random_horizontal_flip,
     random_scale,
 )
+from spgnet_keras.data.builders import make_dataset, make_eval_dataset, make_train_dataset
 from spgnet_keras.data.camvid import CAMVID_SPEC, camvid_files
 from spgnet_keras.data.cityscapes import (
     CITYSCAPES_CLASSES,
@@ -46,7 +48,7 @@ from spgnet_keras.data.class_files import read_classes
 from spgnet_keras.data.decoding import IMAGE_EXTENSIONS, load_image, load_label
 from spgnet_keras.data.listing import folder_files, list_images, read_pair_list, split_pairs
 from spgnet_keras.data.masks import MaskStyle, label_table
-from spgnet_keras.data.pipeline import decode_image, make_dataset
+from spgnet_keras.data.pipeline import decode_image
 from spgnet_keras.data.registry import DATASET_NAMES, dataset_files, dataset_spec
 from spgnet_keras.data.report import DataReport, describe_data
 from spgnet_keras.data.sources import FolderNaming, ResolvedData, resolve_data
@@ -97,6 +99,8 @@ __all__ = [
     "load_image",
     "load_label",
     "make_dataset",
+    "make_eval_dataset",
+    "make_train_dataset",
     "make_synthetic_dataset",
     "pad_bottom_right",
     "pad_to_multiple",

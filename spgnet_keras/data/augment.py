@@ -1,21 +1,21 @@
 """Seeded geometric augmentation applied identically to an image and its label mask.
 
-All functions work on one unbatched example: ``image`` float32 ``[H, W, 3]`` RGB in
-[0, 255] (padding uses the ImageNet mean colour, :mod:`spgnet_keras.preprocessing`) and
-``mask`` int32 ``[H, W]``. Randomness comes only from *stateless* ops driven by an explicit
-``seed`` (an int32/int64 tensor of shape ``[2]``), so the same seed always gives the same
-output, whatever the thread scheduling of a parallel ``tf.data`` map.
+All functions work on one unbatched example: `image` float32 `[H, W, 3]` RGB in
+[0, 255] (padding uses the ImageNet mean colour, `spgnet_keras.preprocessing`) and
+`mask` int32 `[H, W]`. Randomness comes only from *stateless* ops driven by an explicit
+`seed` (an int32/int64 tensor of shape `[2]`), so the same seed always gives the same
+output, whatever the thread scheduling of a parallel `tf.data` map.
 
-Why not ``keras.layers.RandomCrop`` / ``RandomFlip`` / ``RandomZoom``: they accept
-``{"images", "segmentation_masks"}`` dicts, but (checked in keras 3.15 source)
-``RandomCrop.transform_segmentation_masks`` reuses ``transform_images``, which under the
-dynamic shapes of ``tf.data`` always calls a *bilinear* resize, i.e. interpolates label
+Why not `keras.layers.RandomCrop` / `RandomFlip` / `RandomZoom`: they accept
+`{"images", "segmentation_masks"}` dicts, but (checked in keras 3.15 source)
+`RandomCrop.transform_segmentation_masks` reuses `transform_images`, which under the
+dynamic shapes of `tf.data` always calls a *bilinear* resize, i.e. interpolates label
 ids into invented values; when the input is smaller than the crop it resizes instead of
 padding with the ignore label; and the layers draw randomness from a stateful
-``SeedGenerator``, so per-element reproducibility under a parallel map is not guaranteed.
+`SeedGenerator`, so per-element reproducibility under a parallel map is not guaranteed.
 The hand-written version below slices the *same* window out of image and mask, resizes
 the image bilinearly and the mask with nearest neighbour on the same sampling grid
-(``tf.image.resize`` uses half-pixel centres for both), and never changes label values
+(`tf.image.resize` uses half-pixel centres for both), and never changes label values
 except for padding with the ignore label.
 """
 
@@ -34,14 +34,14 @@ SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
 
 def split_seed(seed: tf.Tensor, num: int) -> tf.Tensor:
-    """Derives ``num`` independent stateless seeds from one seed.
+    """Derives `num` independent stateless seeds from one seed.
 
     Args:
-        seed: Integer tensor of shape ``[2]``.
+        seed: Integer tensor of shape `[2]`.
         num: Number of seeds wanted.
 
     Returns:
-        int64 tensor of shape ``[num, 2]``.
+        int64 tensor of shape `[num, 2]`.
     """
     return tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num)
 
@@ -49,15 +49,15 @@ def split_seed(seed: tf.Tensor, num: int) -> tf.Tensor:
 def resize_pair(
     image: tf.Tensor, mask: tf.Tensor, size: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Resizes image (bilinear) and mask (nearest neighbour) to the same ``size``.
+    """Resizes image (bilinear) and mask (nearest neighbour) to the same `size`.
 
     Args:
-        image: float32 ``[H, W, C]``.
-        mask: integer ``[H, W]``.
-        size: int32 ``[2]`` target ``(height, width)``.
+        image: float32 `[H, W, C]`.
+        mask: integer `[H, W]`.
+        size: int32 `[2]` target `(height, width)`.
 
     Returns:
-        ``(image, mask)`` of spatial size ``size``; the mask keeps its dtype and values.
+        `(image, mask)` of spatial size `size`; the mask keeps its dtype and values.
     """
     image = tf.image.resize(image, size, method=tf.image.ResizeMethod.BILINEAR)
     mask = tf.image.resize(mask[..., tf.newaxis], size,
@@ -71,16 +71,16 @@ def random_scale(
     seed: tf.Tensor,
     scales: Sequence[float] = SCALES,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Rescales image and mask by a factor drawn uniformly from ``scales``.
+    """Rescales image and mask by a factor drawn uniformly from `scales`.
 
     Args:
-        image: float32 ``[H, W, C]``.
-        mask: integer ``[H, W]``.
-        seed: Stateless seed, shape ``[2]``.
+        image: float32 `[H, W, C]`.
+        mask: integer `[H, W]`.
+        seed: Stateless seed, shape `[2]`.
         scales: Candidate scale factors (the paper's set by default).
 
     Returns:
-        The rescaled ``(image, mask)``.
+        The rescaled `(image, mask)`.
     """
     scales_tensor = tf.constant(list(scales), tf.float32)
     index = tf.random.stateless_uniform(
@@ -95,13 +95,13 @@ def random_horizontal_flip(
     """Mirrors image and mask left-right together with the given probability.
 
     Args:
-        image: ``[H, W, C]``.
-        mask: ``[H, W]``.
-        seed: Stateless seed, shape ``[2]``.
+        image: `[H, W, C]`.
+        mask: `[H, W]`.
+        seed: Stateless seed, shape `[2]`.
         probability: Chance of flipping.
 
     Returns:
-        ``(image, mask)``, both flipped or both unchanged.
+        `(image, mask)`, both flipped or both unchanged.
     """
     flip = tf.random.stateless_uniform([], seed) < probability
     image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
@@ -116,21 +116,21 @@ def pad_bottom_right(
     width: tf.Tensor,
     mask_value: int = IGNORE_LABEL,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Pads image and mask at the bottom/right up to *at least* ``(height, width)``.
+    """Pads image and mask at the bottom/right up to *at least* `(height, width)`.
 
     Never crops: sides already large enough are left alone. Padding at the bottom/right
-    keeps pixel ``(0, 0)`` in place, so predictions are un-padded by slicing
-    ``[:H, :W]``.
+    keeps pixel `(0, 0)` in place, so predictions are un-padded by slicing
+    `[:H, :W]`.
 
     Args:
-        image: ``[H, W, 3]`` 0-255; padded with the ImageNet mean colour.
-        mask: ``[H, W]``; padded with ``mask_value`` (the ignore label).
+        image: `[H, W, 3]` 0-255; padded with the ImageNet mean colour.
+        mask: `[H, W]`; padded with `mask_value` (the ignore label).
         height: Minimum output height.
         width: Minimum output width.
         mask_value: Mask pad value.
 
     Returns:
-        The padded ``(image, mask)``.
+        The padded `(image, mask)`.
     """
     shape = tf.shape(mask)
     pad_h = tf.maximum(height - shape[0], 0)
@@ -146,16 +146,16 @@ def pad_to_multiple(
     multiple: int,
     mask_value: int = IGNORE_LABEL,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Pads image and mask at the bottom/right so both sides are multiples of ``multiple``.
+    """Pads image and mask at the bottom/right so both sides are multiples of `multiple`.
 
     Args:
-        image: ``[H, W, C]``.
-        mask: ``[H, W]``.
-        multiple: Size divisor, e.g. ``OUTPUT_STRIDE`` (32).
+        image: `[H, W, C]`.
+        mask: `[H, W]`.
+        multiple: Size divisor, e.g. `OUTPUT_STRIDE` (32).
         mask_value: Mask pad value (ignore label).
 
     Returns:
-        The padded ``(image, mask)``.
+        The padded `(image, mask)`.
     """
     shape = tf.shape(mask)
     target = (shape + multiple - 1) // multiple * multiple
@@ -169,20 +169,20 @@ def random_crop(
     seed: tf.Tensor,
     mask_value: int = IGNORE_LABEL,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Cuts the same random ``crop_size`` window out of image and mask.
+    """Cuts the same random `crop_size` window out of image and mask.
 
     Inputs smaller than the crop are first padded at the bottom/right (image with the
     mean colour, mask with the ignore label), as in mmsegmentation / DeepLab.
 
     Args:
-        image: ``[H, W, C]``.
-        mask: ``[H, W]``.
-        crop_size: ``(height, width)`` of the output.
-        seed: Stateless seed, shape ``[2]``.
+        image: `[H, W, C]`.
+        mask: `[H, W]`.
+        crop_size: `(height, width)` of the output.
+        seed: Stateless seed, shape `[2]`.
         mask_value: Mask pad value.
 
     Returns:
-        ``(image, mask)`` with static spatial shape ``crop_size``.
+        `(image, mask)` with static spatial shape `crop_size`.
     """
     crop_h, crop_w = int(crop_size[0]), int(crop_size[1])
     image, mask = pad_bottom_right(image, mask, crop_h, crop_w, mask_value)
@@ -210,15 +210,15 @@ def augment_pair(
     """SPGNet training augmentation: random scale, random horizontal flip, random crop.
 
     Args:
-        image: float32 ``[H, W, 3]`` RGB in [0, 255].
-        mask: int32 ``[H, W]``.
-        seed: Stateless seed, shape ``[2]``; equal seeds give equal outputs.
-        crop_size: ``(height, width)`` of the output, or ``None`` for no crop.
-        scales: Scale factors to draw from; ``None`` or ``(1.0,)`` disables scaling.
+        image: float32 `[H, W, 3]` RGB in [0, 255].
+        mask: int32 `[H, W]`.
+        seed: Stateless seed, shape `[2]`; equal seeds give equal outputs.
+        crop_size: `(height, width)` of the output, or `None` for no crop.
+        scales: Scale factors to draw from; `None` or `(1.0,)` disables scaling.
         flip: Whether to apply a random horizontal flip.
 
     Returns:
-        The augmented ``(image, mask)``.
+        The augmented `(image, mask)`.
     """
     scale_seed, flip_seed, crop_seed = tf.unstack(split_seed(seed, 3))
     if scales and tuple(scales) != (1.0,):

@@ -1,5 +1,5 @@
 """CamVid (Brostow et al. 2008; the 11-class SegNet version): class names, colours and the
-``root/<split>/{images,labels}`` folder layout (also used by ``"folder"`` and ``"synthetic"``)."""
+`root/<split>/{images,labels}` folder layout (also used by `"folder"` and `"synthetic"`)."""
 
 from __future__ import annotations
 
@@ -19,23 +19,23 @@ CAMVID_SPEC = DatasetSpec(
     ignore_index=IGNORE_LABEL,
     name="camvid",
 )
-"""CamVid 11-class description (same as the shipped ``meta.json``)."""
+"""CamVid 11-class description (same as the shipped `meta.json`)."""
 
 
 def camvid_files(root: str | Path, split: str) -> list[Pair]:
-    """Lists pairs of a CamVid-style folder dataset: ``root/<split>/{images,labels}``.
+    """Lists pairs of a CamVid-style folder dataset: `root/<split>/{images,labels}`.
 
-    If ``root/<split>.txt`` exists its stems define the split (in that order) and every
+    If `root/<split>.txt` exists its stems define the split (in that order) and every
     listed stem must have both files; otherwise the two folders are paired by stem with
-    :func:`folder_files`. The synthetic dataset uses the same layout. Other folder names and
-    file names: :func:`folder_files` with the folders and suffixes of the data as it is.
+    `folder_files`. The synthetic dataset uses the same layout. Other folder names and
+    file names: `folder_files` with the folders and suffixes of the data as it is.
 
     Args:
         root: Dataset root.
-        split: Split name, e.g. ``"train"`` or ``"val"``.
+        split: Split name, e.g. `"train"` or `"val"`.
 
     Returns:
-        ``(image_path, mask_path)`` string pairs.
+        `(image_path, mask_path)` string pairs.
 
     Raises:
         DatasetNotFoundError: If a folder or a listed file is missing (names it).

@@ -1,11 +1,11 @@
-"""Cityscapes label definitions and file listing (official ``cityscapesScripts`` conventions).
+"""Cityscapes label definitions and file listing (official `cityscapesScripts` conventions).
 
-The table below is copied from ``cityscapesscripts/helpers/labels.py``: 34 label ids (0..33),
+The table below is copied from `cityscapesscripts/helpers/labels.py`: 34 label ids (0..33),
 of which 19 are evaluated ("train ids" 0..18); the rest map to the ignore label 255. The
-``license plate`` entry (id -1) never appears in label images and is left out.
+`license plate` entry (id -1) never appears in label images and is left out.
 
-Benchmark-server submissions must be PNGs of *label ids*, so :data:`TRAIN_ID_TO_LABEL_ID`
-and :func:`train_ids_to_label_ids` convert predictions back.
+Benchmark-server submissions must be PNGs of *label ids*, so `TRAIN_ID_TO_LABEL_ID`
+and `train_ids_to_label_ids` convert predictions back.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from spgnet_keras.errors import InvalidInputError
 
 
 class CityscapesLabel(NamedTuple):
-    """One row of the official Cityscapes label table."""
+    """One row of the official Cityscapes label table.
+
+    Example:
+
+    ```python
+    road = CITYSCAPES_LABELS[7]  # CityscapesLabel("road", 7, 0, "flat", (128, 64, 128))
+    ```
+    """
 
     name: str
     id: int
@@ -88,13 +95,13 @@ def _build_label_id_to_train_id() -> np.ndarray:
 
 
 LABEL_ID_TO_TRAIN_ID: np.ndarray = _build_label_id_to_train_id()
-"""``uint8[256]``: ``LABEL_ID_TO_TRAIN_ID[label_id]`` is the train id (255 = ignore).
+"""`uint8[256]`: `LABEL_ID_TO_TRAIN_ID[label_id]` is the train id (255 = ignore).
 
 Indexable by any uint8 value, so unexpected ids (34..255) also map to 255.
 """
 
 TRAIN_ID_TO_LABEL_ID: np.ndarray = np.array([lab.id for lab in _EVALUATED], dtype=np.uint8)
-"""``uint8[19]``: label id of each train id, for writing benchmark-server PNGs."""
+"""`uint8[19]`: label id of each train id, for writing benchmark-server PNGs."""
 
 
 CITYSCAPES_SPEC = DatasetSpec(
@@ -117,7 +124,7 @@ def label_ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:
         label_ids: Integer array of label ids (any shape), values 0..255.
 
     Returns:
-        ``uint8`` array of the same shape with train ids 0..18 or 255.
+        `uint8` array of the same shape with train ids 0..18 or 255.
     """
     return LABEL_ID_TO_TRAIN_ID[np.asarray(label_ids).astype(np.int64)]
 
@@ -127,10 +134,10 @@ def train_ids_to_label_ids(train_ids: np.ndarray, ignore_as: int = 0) -> np.ndar
 
     Args:
         train_ids: Integer array of train ids 0..18; 255 is allowed.
-        ignore_as: Label id written where ``train_ids`` is 255 (0 = ``unlabeled``).
+        ignore_as: Label id written where `train_ids` is 255 (0 = `unlabeled`).
 
     Returns:
-        ``uint8`` array of the same shape with label ids.
+        `uint8` array of the same shape with label ids.
 
     Raises:
         ValueError: If a value is neither a train id nor 255.
@@ -148,20 +155,20 @@ def train_ids_to_label_ids(train_ids: np.ndarray, ignore_as: int = 0) -> np.ndar
 def cityscapes_files(root: str | Path, split: str) -> list[tuple[str, str]]:
     """Lists (image, labelIds) pairs of a Cityscapes split in the official layout.
 
-    Expects ``root/leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`` and
-    ``root/gtFine/<split>/<city>/<stem>_gtFine_labelIds.png``.
+    Expects `root/leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png` and
+    `root/gtFine/<split>/<city>/<stem>_gtFine_labelIds.png`.
 
     Args:
-        root: Cityscapes root folder (the one holding ``leftImg8bit`` and ``gtFine``).
-        split: ``"train"``, ``"val"`` or ``"test"``.
+        root: Cityscapes root folder (the one holding `leftImg8bit` and `gtFine`).
+        split: `"train"`, `"val"` or `"test"`.
 
     Returns:
-        Sorted list of ``(image_path, label_ids_path)`` string pairs.
+        Sorted list of `(image_path, label_ids_path)` string pairs.
 
     Raises:
         ValueError: For an unknown split.
-        DatasetNotFoundError: (a ``FileNotFoundError`` and ``ValueError``) if a folder is
-            missing, the split has no images, or an image has no ``_gtFine_labelIds.png``
+        DatasetNotFoundError: (a `FileNotFoundError` and `ValueError`) if a folder is
+            missing, the split has no images, or an image has no `_gtFine_labelIds.png`
             (the message names the file).
     """
     if split not in SPLITS:

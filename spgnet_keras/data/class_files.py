@@ -1,18 +1,18 @@
 """Classes files: the names (and optionally the colours) of a dataset's classes, in label order.
 
-:func:`read_classes` reads any of these (line ``i`` / entry ``i`` is class ``i``):
+`read_classes` reads any of these (line `i` / entry `i` is class `i`):
 
-* JSON: ``{"classes": ["sky", "road"], "palette": [[128, 128, 128], [128, 64, 128]]}``
-  (a dataset ``meta.json``; ``palette`` and ``ignore_index`` are optional), a list of names
-  ``["sky", "road"]``, or a list of objects ``[{"name": "sky", "color": [128, 128, 128]}, ...]``.
-* CSV (``.csv``): one ``name`` or ``name,r,g,b`` row per class; a header row whose first cell
-  is ``name`` or ``class`` is skipped.
-* Text (any other name): one ``name`` or ``name r g b`` line per class; ``#`` starts a comment.
-  CVAT's ``labelmap.txt`` (``name:r,g,b::``) is read as it is.
+* JSON: `{"classes": ["sky", "road"], "palette": [[128, 128, 128], [128, 64, 128]]}`
+  (a dataset `meta.json`; `palette` and `ignore_index` are optional), a list of names
+  `["sky", "road"]`, or a list of objects `[{"name": "sky", "color": [128, 128, 128]}, ...]`.
+* CSV (`.csv`): one `name` or `name,r,g,b` row per class; a header row whose first cell
+  is `name` or `class` is skipped.
+* Text (any other name): one `name` or `name r g b` line per class; `#` starts a comment.
+  CVAT's `labelmap.txt` (`name:r,g,b::`) is read as it is.
 
-Colours are needed to read colour-coded masks (``mask_format="color"``: the colour of class
-``i`` is its colour here) and are what the figures and ``spgnet predict`` paint with; classes
-without colours get the default palette (:func:`spgnet_keras.classes.default_palette`).
+Colours are needed to read colour-coded masks (`mask_format="color"`: the colour of class
+`i` is its colour here) and are what the figures and `spgnet predict` paint with; classes
+without colours get the default palette (`spgnet_keras.classes.default_palette`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ CLASSES_FILE_FORMATS = ("JSON (a list of names, or {\"classes\": [...], \"palett
 
 
 def read_classes(path: str | Path, name: str = "") -> DatasetSpec:
-    """The :class:`DatasetSpec` described by a classes file (formats in the module docstring).
+    """The `DatasetSpec` described by a classes file (formats in the module docstring).
 
     Args:
         path: The classes file.

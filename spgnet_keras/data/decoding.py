@@ -1,26 +1,26 @@
 """One rule for reading image and mask files: the dataset check, training, evaluation and inference.
 
 Every file is decoded by TensorFlow's decoders with the explicit handling below, in the
-``tf.data`` graph (:func:`decode_image_in_graph`, :func:`decode_mask_in_graph`) and eagerly
-(:func:`read_image`, :func:`read_mask`: the same ops, run on one file), so that every
+`tf.data` graph (`decode_image_in_graph`, `decode_mask_in_graph`) and eagerly
+(`read_image`, `read_mask`: the same ops, run on one file), so that every
 accepted file gives the same pixels everywhere, and what cannot be read is refused, with the
 file and the reason, before any work starts. The served SavedModel decodes JPEG/PNG bytes
-with the same TensorFlow decoder (``spgnet_keras.export.serving``).
+with the same TensorFlow decoder (`spgnet_keras.export.serving`).
 
-Images become uint8 RGB ``[H, W, 3]``. By format (and the Pillow mode that writes it):
+Images become uint8 RGB `[H, W, 3]`. By format (and the Pillow mode that writes it):
 
 ========  =============================================================================
-PNG       every colour type and bit depth: ``1``/``L`` (1-8 bit grey) replicated to RGB;
-          ``LA`` grey replicated, alpha dropped; ``P`` expanded to its palette colours
-          (transparency dropped); ``RGB``; ``RGBA`` alpha dropped (not composited:
-          transparent pixels keep their stored colour); 16-bit (``I;16``) keeps the high
-          byte (``v >> 8``).
-JPEG      ``L`` grey replicated; ``RGB``/``YCbCr``; ``CMYK`` converted by TensorFlow's
+PNG       every colour type and bit depth: `1`/`L` (1-8 bit grey) replicated to RGB;
+          `LA` grey replicated, alpha dropped; `P` expanded to its palette colours
+          (transparency dropped); `RGB`; `RGBA` alpha dropped (not composited:
+          transparent pixels keep their stored colour); 16-bit (`I;16`) keeps the high
+          byte (`v >> 8`).
+JPEG      `L` grey replicated; `RGB`/`YCbCr`; `CMYK` converted by TensorFlow's
           JPEG decoder. Pixels are libjpeg-turbo's (TensorFlow's), which may differ by a
           few levels from other decoders (e.g. Pillow's).
-BMP       8-bit (``L`` or ``P``): each index is looked up in the file's colour table
+BMP       8-bit (`L` or `P`): each index is looked up in the file's colour table
           (TensorFlow's BMP decoder alone would return the indices as grey); 24-bit
-          ``RGB``; 32-bit ``RGBA`` with alpha dropped. Refused: 1-, 4- and 16-bit (``1``
+          `RGB`; 32-bit `RGBA` with alpha dropped. Refused: 1-, 4- and 16-bit (`1`
           mode) and compressed (RLE, bit-field) BMPs.
 GIF       first frame, palette colours; transparent pixels are black (TensorFlow's GIF
           decoder).
@@ -28,13 +28,13 @@ WebP      first frame; alpha dropped.
 TIFF      refused (TensorFlow has no TIFF decoder), as is everything else.
 ========  =============================================================================
 
-Pillow modes ``I``, ``F``, ``PA`` and the TIFF-only layouts can therefore only reach the
+Pillow modes `I`, `F`, `PA` and the TIFF-only layouts can therefore only reach the
 package after conversion to one of the formats above. EXIF orientation is not applied.
 
-Masks must be PNG. Class-index masks (``mask_format="index"``) must be 8-bit grey (Pillow
-``L``; values are the classes) or palette (Pillow ``P``; the *indices* are the classes,
+Masks must be PNG. Class-index masks (`mask_format="index"`) must be 8-bit grey (Pillow
+`L`; values are the classes) or palette (Pillow `P`; the *indices* are the classes,
 recovered from the expanded colours via the file's palette); everything else (RGB, grey
-+alpha, 1-/2-/4-/16-bit grey) is refused. Colour masks (``mask_format="color"``) are read
++alpha, 1-/2-/4-/16-bit grey) is refused. Colour masks (`mask_format="color"`) are read
 as RGB by the image rule for PNG.
 """
 
@@ -172,7 +172,7 @@ def mask_problem(contents: tf.Tensor, index: bool) -> tf.Tensor:
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:
-    """A decoded ``[H, W, C]`` image with C in 1..4 as ``[H, W, 3]``: grey replicated, alpha dropped."""
+    """A decoded `[H, W, C]` image with C in 1..4 as `[H, W, 3]`: grey replicated, alpha dropped."""
     channel_sources = tf.constant([[0, 0, 0], [0, 0, 0], [0, 1, 2], [0, 1, 2]], tf.int32)
     image = tf.gather(image, channel_sources[tf.shape(image)[-1] - 1], axis=-1)
     image.set_shape([None, None, 3])
@@ -180,7 +180,7 @@ def to_rgb(image: tf.Tensor) -> tf.Tensor:
 
 
 def _bmp_colour_table(contents: tf.Tensor) -> tf.Tensor:
-    """uint8 ``[256, 3]`` RGB colour table of an 8-bit BMP (stored as B, G, R, 0; missing entries black)."""
+    """uint8 `[256, 3]` RGB colour table of an 8-bit BMP (stored as B, G, R, 0; missing entries black)."""
     _, _, offset, entries = _bmp_layout(_head(contents))
     raw = tf.io.decode_raw(tf.strings.substr(contents, offset, 4 * entries), tf.uint8)
     table = tf.reshape(raw, [-1, 4])[:, 2::-1]
@@ -188,8 +188,8 @@ def _bmp_colour_table(contents: tf.Tensor) -> tf.Tensor:
 
 
 def decode_rgb(contents: tf.Tensor) -> tf.Tensor:
-    """uint8 RGB ``[H, W, 3]`` of accepted image bytes (see the module docstring; check
-    :func:`image_problem` first)."""
+    """uint8 RGB `[H, W, 3]` of accepted image bytes (see the module docstring; check
+    `image_problem` first)."""
     image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8, expand_animations=False)
     head = _head(contents)
     bits, _, _, _ = _bmp_layout(head)
@@ -209,7 +209,7 @@ def _checked(contents: tf.Tensor, code: tf.Tensor, what: str, path: tf.Tensor) -
 
 
 def decode_image_in_graph(path: tf.Tensor) -> tf.Tensor:
-    """Reads and decodes the image file at `path` (scalar string tensor) to uint8 RGB ``[H, W, 3]``.
+    """Reads and decodes the image file at `path` (scalar string tensor) to uint8 RGB `[H, W, 3]`.
 
     A refused file fails an assertion (InvalidArgumentError "Unreadable image <path> is <reason>").
     """
@@ -218,7 +218,7 @@ def decode_image_in_graph(path: tf.Tensor) -> tf.Tensor:
 
 
 def decode_mask_in_graph(path: tf.Tensor, index: bool) -> tf.Tensor:
-    """Reads a mask PNG as decoded uint8 ``[H, W, C]`` (palette PNGs expanded to RGB(A)); refusals as above."""
+    """Reads a mask PNG as decoded uint8 `[H, W, C]` (palette PNGs expanded to RGB(A)); refusals as above."""
     contents = tf.io.read_file(path)
     contents = _checked(contents, mask_problem(contents, index), "mask", path)
     return tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
@@ -253,7 +253,7 @@ def check_image_header(path: str | os.PathLike) -> None:
 
 
 def decode_image_bytes(data: bytes, name) -> np.ndarray:
-    """uint8 RGB ``[H, W, 3]`` of encoded image bytes; ValueError naming `name` when refused or corrupt."""
+    """uint8 RGB `[H, W, 3]` of encoded image bytes; ValueError naming `name` when refused or corrupt."""
     contents = tf.constant(data)
     code = int(_image_problem(contents))
     if code != _OK:
@@ -265,7 +265,7 @@ def decode_image_bytes(data: bytes, name) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """The image file at `path` as uint8 RGB ``[H, W, 3]``, exactly as the ``tf.data`` pipeline decodes it."""
+    """The image file at `path` as uint8 RGB `[H, W, 3]`, exactly as the `tf.data` pipeline decodes it."""
     return decode_image_bytes(Path(path).read_bytes(), path)
 
 
@@ -278,7 +278,7 @@ def check_mask_file(path: str | os.PathLike, index: bool) -> None:
 
 
 def read_mask(path: str | os.PathLike, index: bool) -> np.ndarray:
-    """The mask PNG at `path` decoded as in the pipeline (uint8 ``[H, W, C]``); ValueError naming it when refused."""
+    """The mask PNG at `path` decoded as in the pipeline (uint8 `[H, W, C]`); ValueError naming it when refused."""
     contents = tf.constant(Path(path).read_bytes())
     code = int((_index_mask_problem if index else _colour_mask_problem)(contents))
     if code != _OK:
@@ -298,10 +298,10 @@ def _last_line(error: tf.errors.OpError) -> str:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Reads an image file into a ``uint8`` RGB array ``[H, W, 3]``, exactly as training reads it.
+    """Reads an image file into a `uint8` RGB array `[H, W, 3]`, exactly as training reads it.
 
-    The one decoding rule of :mod:`spgnet_keras.data.decoding` (TensorFlow's decoders, also
-    used by ``make_dataset``, ``validate_dataset`` and the served SavedModel): PNG, JPEG, BMP,
+    The one decoding rule of `spgnet_keras.data.decoding` (TensorFlow's decoders, also
+    used by `make_dataset`, `validate_dataset` and the served SavedModel): PNG, JPEG, BMP,
     GIF and WebP are read; grey (any PNG bit depth) is replicated to three channels; 16-bit
     PNGs keep the high byte; palettes (PNG, GIF, 8-bit BMP) are expanded to their colours;
     an alpha channel is **dropped**, not composited (GIF transparent pixels are black);
@@ -312,12 +312,12 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         path: Image file.
 
     Returns:
-        ``np.uint8`` array ``[H, W, 3]``.
+        `np.uint8` array `[H, W, 3]`.
 
     Raises:
         FileNotFoundError: The file does not exist.
         ValueError: The file is refused or unreadable, or declares more than
-            ``MAX_IMAGE_PIXELS`` pixels (the message names it and the reason).
+            `MAX_IMAGE_PIXELS` pixels (the message names it and the reason).
     """
     path = Path(path)
     check_image_file(path)
@@ -349,7 +349,7 @@ def check_pixel_count(size, path, max_pixels=MAX_IMAGE_PIXELS):
 
 
 def check_image_file(path: str | os.PathLike) -> None:
-    """Raises the errors of :func:`load_image` that the file header shows (cheap): a missing
+    """Raises the errors of `load_image` that the file header shows (cheap): a missing
     file, a format or layout the decoding rule refuses, too many declared pixels."""
     path = Path(path)
     if not path.is_file():
@@ -360,12 +360,12 @@ def check_image_file(path: str | os.PathLike) -> None:
 
 
 def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> np.ndarray:
-    """Reads a class-index label PNG (8-bit grey ``L`` or palette ``P`` indices) as int64.
+    """Reads a class-index label PNG (8-bit grey `L` or palette `P` indices) as int64.
 
     Args:
         path: Label file.
         label_map: Optional lookup table applied to the values (e.g. Cityscapes label id ->
-            train id, ``spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID``).
+            train id, `spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID`).
 
     Raises:
         FileNotFoundError: Missing file.

@@ -1,14 +1,14 @@
 """Listing files: image/mask pairs of a user's folders as they are, and the images given to inference.
 
-Pairing (:func:`folder_files`) follows mmsegmentation's ``img_suffix`` / ``seg_map_suffix``
-convention: an image ``<dir>/<prefix><key><image_suffix>`` pairs with the mask
-``<dir>/<mask_prefix><key><mask_suffix>``, ``<dir>`` being the file's sub-folder inside the
+Pairing (`folder_files`) follows mmsegmentation's `img_suffix` / `seg_map_suffix`
+convention: an image `<dir>/<prefix><key><image_suffix>` pairs with the mask
+`<dir>/<mask_prefix><key><mask_suffix>`, `<dir>` being the file's sub-folder inside the
 images / masks folder (so Cityscapes' city folders and stems repeated in different folders
-pair correctly). Without an ``image_suffix`` an image may have any of the extensions of
-:data:`~spgnet_keras.data.decoding.IMAGE_EXTENSIONS`. A list file selects and orders the
-pairs: a text file of keys (Pascal VOC's ``ImageSets/Segmentation/train.txt``) or a CSV of
-``image,mask`` paths (:func:`read_pair_list`). When nothing pairs, the error says what the
-folders hold and which option would pair them (:func:`naming_hint`).
+pair correctly). Without an `image_suffix` an image may have any of the extensions of
+`spgnet_keras.data.decoding.IMAGE_EXTENSIONS`. A list file selects and orders the
+pairs: a text file of keys (Pascal VOC's `ImageSets/Segmentation/train.txt`) or a CSV of
+`image,mask` paths (`read_pair_list`). When nothing pairs, the error says what the
+folders hold and which option would pair them (`naming_hint`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ Pair = tuple[str, str]
 
 
 def require_dir(path: str | Path, what: str) -> Path:
-    """Returns ``path`` as a ``Path`` or raises :class:`DatasetNotFoundError` naming it."""
+    """Returns `path` as a `Path` or raises `DatasetNotFoundError` naming it."""
     path = Path(path)
     if not path.exists():
         raise DatasetNotFoundError(f"{what} not found: {path}")
@@ -46,8 +46,8 @@ def require_dir(path: str | Path, what: str) -> Path:
 
 
 def scan_folder(folder: Path, recursive: bool = True) -> list[PurePosixPath]:
-    """Every file of ``folder`` (and its sub-folders when ``recursive``) as sorted paths
-    relative to it; hidden files and folders (``.name``) are left out."""
+    """Every file of `folder` (and its sub-folders when `recursive`) as sorted paths
+    relative to it; hidden files and folders (`.name`) are left out."""
     if not recursive:
         return [PurePosixPath(p.name) for p in sorted(folder.iterdir())
                 if p.is_file() and not p.name.startswith(".")]
@@ -76,10 +76,10 @@ def _key(relative: PurePosixPath, prefix: str, suffix: str) -> str:
 
 def keyed_files(files: Iterable[PurePosixPath], prefix: str, suffixes: Sequence[str], folder: Path, what: str,
                 exclude: Iterable[PurePosixPath] = ()) -> dict[str, PurePosixPath]:
-    """Maps pairing key -> relative path for the ``files`` named ``<prefix><key><suffix>``.
+    """Maps pairing key -> relative path for the `files` named `<prefix><key><suffix>`.
 
     Raises:
-        DatasetError: Two files give the same key (e.g. ``a.png`` and ``a.jpg``).
+        DatasetError: Two files give the same key (e.g. `a.png` and `a.jpg`).
     """
     excluded = set(exclude)
     keyed: dict[str, PurePosixPath] = {}
@@ -129,36 +129,36 @@ def folder_files(
 ) -> list[Pair]:
     """Pairs the images of a folder with their masks, in place (no file is moved or renamed).
 
-    An image ``<dir>/<image_prefix><key><image_suffix>`` pairs with the mask
-    ``<dir>/<mask_prefix><key><mask_suffix>``, ``<dir>`` being its sub-folder inside
-    ``images_dir`` / ``masks_dir`` (mmsegmentation's ``img_suffix`` / ``seg_map_suffix``).
-    Examples: CamVid ``images/a.png`` + ``labels/a.png`` (the defaults); ``img/a.jpg`` +
-    ``ann/a_mask.png`` (``mask_suffix="_mask.png"``); Cityscapes
-    ``leftImg8bit/train/<city>/<key>_leftImg8bit.png`` + ``gtFine/train/<city>/<key>_gtFine_labelTrainIds.png``
-    (``image_suffix="_leftImg8bit.png", mask_suffix="_gtFine_labelTrainIds.png"``); masks
-    beside their images in one folder (``masks_dir=None``, ``mask_suffix="_mask.png"``).
+    An image `<dir>/<image_prefix><key><image_suffix>` pairs with the mask
+    `<dir>/<mask_prefix><key><mask_suffix>`, `<dir>` being its sub-folder inside
+    `images_dir` / `masks_dir` (mmsegmentation's `img_suffix` / `seg_map_suffix`).
+    Examples: CamVid `images/a.png` + `labels/a.png` (the defaults); `img/a.jpg` +
+    `ann/a_mask.png` (`mask_suffix="_mask.png"`); Cityscapes
+    `leftImg8bit/train/<city>/<key>_leftImg8bit.png` + `gtFine/train/<city>/<key>_gtFine_labelTrainIds.png`
+    (`image_suffix="_leftImg8bit.png", mask_suffix="_gtFine_labelTrainIds.png"`); masks
+    beside their images in one folder (`masks_dir=None`, `mask_suffix="_mask.png"`).
 
     Args:
         images_dir: Folder of images.
         masks_dir: Folder of label masks (PNG); None: the images' folder.
-        image_suffix: End of every image name (e.g. ``"_leftImg8bit.png"``); None: any of
-            ``IMAGE_EXTENSIONS`` (png, jpg, jpeg, bmp, gif, webp; any case).
-        mask_suffix: End of every mask name, a ``.png`` (e.g. ``"_mask.png"``).
+        image_suffix: End of every image name (e.g. `"_leftImg8bit.png"`); None: any of
+            `IMAGE_EXTENSIONS` (png, jpg, jpeg, bmp, gif, webp; any case).
+        mask_suffix: End of every mask name, a `.png` (e.g. `"_mask.png"`).
         image_prefix: Start of every image name, not part of the key.
         mask_prefix: Start of every mask name, not part of the key.
-        split_list: A list file (:func:`read_pair_list`) that selects and orders the pairs:
-            keys (Pascal VOC's ``ImageSets/Segmentation/train.txt``) or ``image,mask`` CSV rows.
+        split_list: A list file (`read_pair_list`) that selects and orders the pairs:
+            keys (Pascal VOC's `ImageSets/Segmentation/train.txt`) or `image,mask` CSV rows.
         recursive: Look into sub-folders (pairs are matched by their path inside the folders).
         skip_unpaired: Drop images without a mask with a warning instead of raising.
 
     Returns:
-        ``(image_path, mask_path)`` string pairs, sorted by key (or in the list's order).
+        `(image_path, mask_path)` string pairs, sorted by key (or in the list's order).
 
     Raises:
-        DatasetNotFoundError: (also a ``ValueError``) a folder is missing, or no image / no
+        DatasetNotFoundError: (also a `ValueError`) a folder is missing, or no image / no
             pair is found.
-        DatasetError: (a ``ValueError``) an image has no mask (names it, and suggests the
-            option that would pair the folders) unless ``skip_unpaired``, or two files give
+        DatasetError: (a `ValueError`) an image has no mask (names it, and suggests the
+            option that would pair the folders) unless `skip_unpaired`, or two files give
             the same key.
         ValueError: A suffix that is not an image / PNG name.
     """
@@ -198,7 +198,7 @@ def folder_files(
 
 
 def describe_files(files: Sequence[PurePosixPath], folder: Path) -> str:
-    """``"; it holds 12 files: 10 .tif, 2 .txt"`` (or that it is empty), for error messages."""
+    """`"; it holds 12 files: 10 .tif, 2 .txt"` (or that it is empty), for error messages."""
     if not files:
         return f"; {folder} holds no files"
     kinds = collections.Counter(path.suffix.lower() or "(no extension)" for path in files)
@@ -325,8 +325,8 @@ def _list_lines(path: Path) -> list[str]:
 def listed_keys(split_list: str | Path, images: dict[str, PurePosixPath], image_suffix: str | None) -> list[str]:
     """The keys of a text list file, in its order, each one an image of `images`.
 
-    A line is a key (``2007_000032``, or ``city/name`` for nested folders); an image name
-    with its suffix (``2007_000032.jpg``) is read as its key too.
+    A line is a key (`2007_000032`, or `city/name` for nested folders); an image name
+    with its suffix (`2007_000032.jpg`) is read as its key too.
 
     Raises:
         DatasetNotFoundError: The file is missing or empty, or lists images that are not in
@@ -356,10 +356,10 @@ def listed_keys(split_list: str | Path, images: dict[str, PurePosixPath], image_
 
 def read_pair_list(path: str | Path, images_dir: str | Path | None = None,
                    masks_dir: str | Path | None = None) -> list[Pair]:
-    """The pairs of a CSV list file: one ``image,mask`` row per pair (an ``image,mask`` header
+    """The pairs of a CSV list file: one `image,mask` row per pair (an `image,mask` header
     row is allowed; more columns are ignored).
 
-    Relative paths are read from ``images_dir`` / ``masks_dir`` when given, else from the CSV
+    Relative paths are read from `images_dir` / `masks_dir` when given, else from the CSV
     file's folder.
 
     Raises:
@@ -396,11 +396,11 @@ def read_pair_list(path: str | Path, images_dir: str | Path | None = None,
 
 
 def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
-    """``(train, val)``: a seeded random ``val_fraction`` of ``pairs`` held out (at least one
+    """`(train, val)`: a seeded random `val_fraction` of `pairs` held out (at least one
     pair on each side), each part in the original order.
 
     Raises:
-        ValueError: ``val_fraction`` outside (0, 1), or fewer than two pairs.
+        ValueError: `val_fraction` outside (0, 1), or fewer than two pairs.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0 < val_fraction < 1:
         raise InvalidInputError(f"val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}")
@@ -418,7 +418,7 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int = 0) -> tu
 def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     """Expands files and folders into a sorted list of image files.
 
-    Folders contribute their files (not recursive) with one of :data:`IMAGE_EXTENSIONS`.
+    Folders contribute their files (not recursive) with one of `IMAGE_EXTENSIONS`.
 
     Raises:
         FileNotFoundError: A path does not exist.

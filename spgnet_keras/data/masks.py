@@ -1,23 +1,23 @@
 """Mask formats: how a mask file's pixels become class labels (shared by the dataset check
-and the ``tf.data`` pipeline).
+and the `tf.data` pipeline).
 
-* ``"index"``: 8-bit grey PNG whose values are class indices (PIL mode ``L``), or a
-  palette PNG (mode ``P``) whose *indices* are the classes. TF's PNG decoder expands
-  palette PNGs to RGB, so for ``P`` masks the file's own palette is read once (header only)
-  and the RGB colours are mapped back to indices. All ``P`` masks must then share one
-  palette; :func:`~spgnet_keras.data.validate_dataset` refuses a mask whose indices would
+* `"index"`: 8-bit grey PNG whose values are class indices (PIL mode `L`), or a
+  palette PNG (mode `P`) whose *indices* are the classes. TF's PNG decoder expands
+  palette PNGs to RGB, so for `P` masks the file's own palette is read once (header only)
+  and the RGB colours are mapped back to indices. All `P` masks must then share one
+  palette; `spgnet_keras.data.validate_dataset` refuses a mask whose indices would
   come back as other indices (a colour repeated in the palette).
-* ``"color"``: RGB(A) PNG whose colours are looked up in a given palette (colour of class
-  ``i`` = ``palette[i]``; optional ``ignore_colors`` map to 255). An unknown colour raises
-  an error naming the file and the colour, or becomes 255 with ``unknown_color="ignore"``.
-* ``"auto"``: ``"index"`` when the masks are grey (``L``) or palette (``P``) PNGs, ``"color"``
-  when they are RGB(A) PNGs (read from the PNG headers, :func:`resolve_mask_format`).
+* `"color"`: RGB(A) PNG whose colours are looked up in a given palette (colour of class
+  `i` = `palette[i]`; optional `ignore_colors` map to 255). An unknown colour raises
+  an error naming the file and the colour, or becomes 255 with `unknown_color="ignore"`.
+* `"auto"`: `"index"` when the masks are grey (`L`) or palette (`P`) PNGs, `"color"`
+  when they are RGB(A) PNGs (read from the PNG headers, `resolve_mask_format`).
 
-After decoding, the labels may be remapped (:func:`label_table`, in this order, as
-mmsegmentation's ``LoadAnnotations``): a dataset's own table (Cityscapes label id -> train
-id), then ``reduce_zero_label`` (0 = "unlabelled" becomes 255 and every other class moves
-down by one, as in ADE20K; 255 stays 255), then a user's ``label_map`` ``{old: new}`` that
-merges classes (``{3: 1}``) or drops them (``{7: 255}``); values it does not name are kept.
+After decoding, the labels may be remapped (`label_table`, in this order, as
+mmsegmentation's `LoadAnnotations`): a dataset's own table (Cityscapes label id -> train
+id), then `reduce_zero_label` (0 = "unlabelled" becomes 255 and every other class moves
+down by one, as in ADE20K; 255 stays 255), then a user's `label_map` `{old: new}` that
+merges classes (`{3: 1}`) or drops them (`{7: 255}`); values it does not name are kept.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ _INDEX_MODES = ("L", "P")
 
 
 def colour_codes(rgb: np.ndarray) -> np.ndarray:
-    """Packs ``[..., 3]`` uint8 colours into int64 ``r << 16 | g << 8 | b`` codes."""
+    """Packs `[..., 3]` uint8 colours into int64 `r << 16 | g << 8 | b` codes."""
     rgb = rgb.astype(np.int64)
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
@@ -49,7 +49,7 @@ def colour_codes(rgb: np.ndarray) -> np.ndarray:
 def colour_lookup(
     palette: Sequence[Sequence[int]], ignore_colors: Sequence[Sequence[int]] = ()
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Builds ``(codes, labels)`` for colour -> label lookup; first occurrence wins.
+    """Builds `(codes, labels)` for colour -> label lookup; first occurrence wins.
 
     Raises:
         ValueError: If the palette is empty or malformed.
@@ -68,8 +68,8 @@ def colour_lookup(
 
 
 def check_mask_options(mask_format: str, palette, unknown_color: str) -> None:
-    """Raises ValueError for inconsistent mask-format arguments (``mask_format`` resolved:
-    ``"index"`` or ``"color"``)."""
+    """Raises ValueError for inconsistent mask-format arguments (`mask_format` resolved:
+    `"index"` or `"color"`)."""
     if mask_format not in MASK_FORMATS:
         raise InvalidInputError(f"mask_format must be one of {MASK_FORMAT_CHOICES}, got {mask_format!r}")
     if mask_format == "color" and not palette:
@@ -82,8 +82,8 @@ def shared_palette_of_index_masks(mask_paths: Sequence[str]) -> np.ndarray | Non
     """Reads PNG headers (not pixels) of all masks to see whether they are palette PNGs.
 
     Returns:
-        ``None`` when all masks are mode ``L``; the shared ``[N, 3]`` palette when all are
-        mode ``P``.
+        `None` when all masks are mode `L`; the shared `[N, 3]` palette when all are
+        mode `P`.
 
     Raises:
         DatasetError: Unsupported or mixed modes, or differing palettes (names a file).
@@ -122,12 +122,12 @@ def shared_palette_of_index_masks(mask_paths: Sequence[str]) -> np.ndarray | Non
 
 
 def resolve_mask_format(mask_format: str, mask_paths: Sequence[str]) -> str:
-    """``"index"`` or ``"color"``: ``mask_format`` itself, or for ``"auto"`` what the masks'
+    """`"index"` or `"color"`: `mask_format` itself, or for `"auto"` what the masks'
     PNG headers say (grey/palette: index; RGB/RGBA: color).
 
     Raises:
         ValueError: An unknown format name.
-        DatasetError: ``"auto"`` and masks that mix colour and index PNGs, or a mask of
+        DatasetError: `"auto"` and masks that mix colour and index PNGs, or a mask of
             another mode (names the files).
     """
     if mask_format not in MASK_FORMAT_CHOICES:
@@ -155,7 +155,7 @@ def resolve_mask_format(mask_format: str, mask_paths: Sequence[str]) -> str:
 
 
 def parse_label_map(label_map) -> dict[int, int] | None:
-    """``{old: new}`` with integer keys and values in 0..255 (keys may be strings, as JSON
+    """`{old: new}` with integer keys and values in 0..255 (keys may be strings, as JSON
     and YAML write them); None stays None.
 
     Raises:
@@ -182,18 +182,18 @@ def parse_label_map(label_map) -> dict[int, int] | None:
 
 def label_table(label_map=None, reduce_zero_label: bool = False, base: np.ndarray | None = None
                 ) -> np.ndarray | None:
-    """The ``int64 [256]`` lookup ``decoded value -> label``: ``base`` (a dataset's own table),
-    then ``reduce_zero_label``, then ``label_map`` (see the module docstring); None when there
+    """The `int64 [256]` lookup `decoded value -> label`: `base` (a dataset's own table),
+    then `reduce_zero_label`, then `label_map` (see the module docstring); None when there
     is nothing to remap.
 
     Args:
-        label_map: ``{old: new}`` (:func:`parse_label_map`), or a whole ``[256]`` table, which
-            then replaces ``base``.
+        label_map: `{old: new}` (`parse_label_map`), or a whole `[256]` table, which
+            then replaces `base`.
         reduce_zero_label: ADE20K's convention (module docstring).
         base: A dataset's own table, e.g. Cityscapes label id -> train id.
 
     Raises:
-        ValueError: A bad ``label_map`` or a table that is not 256 values.
+        ValueError: A bad `label_map` or a table that is not 256 values.
     """
     if label_map is not None and not isinstance(label_map, dict):
         base, label_map = label_map, None
@@ -216,16 +216,23 @@ def label_table(label_map=None, reduce_zero_label: bool = False, base: np.ndarra
 @dataclasses.dataclass(frozen=True)
 class MaskStyle:
     """How a dataset's mask pixels become class labels: the mask options of
-    :func:`~spgnet_keras.data.make_dataset` and :func:`~spgnet_keras.data.validate_dataset`
-    in one value, recorded in a run folder's ``data.json``.
+    `spgnet_keras.data.make_train_dataset`, `make_eval_dataset` and
+    `spgnet_keras.data.validate_dataset` in one value, recorded in a run folder's `data.json`.
 
     Attributes:
-        mask_format: ``"index"``, ``"color"`` or ``"auto"`` (module docstring).
-        palette: The colour of each class, for ``"color"`` masks.
-        reduce_zero_label: 0 becomes 255, every other class moves down by one (ADE20K).
-        label_map: ``{old: new}`` applied after ``reduce_zero_label``.
-        ignore_colors: Colours of ``"color"`` masks that mean "ignore".
-        unknown_color: ``"error"`` or ``"ignore"`` for colours not in the palette.
+        mask_format: str. `"index"`, `"color"` or `"auto"` (module docstring).
+        palette: tuple of (int, int, int). The colour of each class, for `"color"` masks.
+        reduce_zero_label: bool. 0 becomes 255, every other class moves down by one (ADE20K).
+        label_map: dict. `{old: new}` applied after `reduce_zero_label`.
+        ignore_colors: tuple of (int, int, int). Colours of `"color"` masks that mean "ignore".
+        unknown_color: str. `"error"` or `"ignore"` for colours not in the palette.
+
+    Example:
+
+    ```python
+    style = MaskStyle(mask_format="color", palette=[(128, 64, 128), (70, 70, 70)])
+    train = make_train_dataset(pairs, batch_size=8, crop_size=(512, 512), mask_style=style)
+    ```
     """
 
     mask_format: str = "index"
@@ -244,7 +251,7 @@ class MaskStyle:
         object.__setattr__(self, "ignore_colors", tuple(tuple(int(v) for v in c) for c in self.ignore_colors))
 
     def resolved(self, mask_paths: Sequence[str]) -> "MaskStyle":
-        """This style with ``"auto"`` replaced by what the masks are (:func:`resolve_mask_format`).
+        """This style with `"auto"` replaced by what the masks are (`resolve_mask_format`).
 
         Raises:
             DatasetError: The masks are colour PNGs but no palette says what the colours mean.
@@ -257,7 +264,7 @@ class MaskStyle:
         return dataclasses.replace(self, mask_format=mask_format)
 
     def arguments(self, base_table: np.ndarray | None = None) -> dict:
-        """Keyword arguments of ``make_dataset`` / ``validate_dataset`` / ``MaskReader``."""
+        """Keyword arguments of `make_dataset` / `validate_dataset` / `MaskReader`."""
         return dict(mask_format=self.mask_format,
                     palette=None if self.palette is None else [list(c) for c in self.palette],
                     ignore_colors=[list(c) for c in self.ignore_colors], unknown_color=self.unknown_color,
@@ -274,3 +281,38 @@ class MaskStyle:
     @classmethod
     def from_dict(cls, record: dict) -> "MaskStyle":
         return cls(**{key: record[key] for key in record if key in {f.name for f in dataclasses.fields(cls)}})
+
+
+def mask_arguments(mask_style: MaskStyle | None = None, base_table: np.ndarray | None = None, *,
+                   mask_format: str = "index", palette=None, ignore_colors=(), unknown_color: str = "error",
+                   label_map=None, reduce_zero_label: bool = False) -> dict:
+    """The mask keyword arguments of `MaskReader` (and the pipeline's decoder) from a
+    `MaskStyle` or from the separate mask keywords, not both.
+
+    Args:
+        mask_style: MaskStyle. The mask options in one value, or None.
+        base_table: array. The dataset's own `[256]` label table, or None.
+        mask_format, palette, ignore_colors, unknown_color, label_map, reduce_zero_label:
+            The separate keywords (`MaskStyle`'s fields; `label_map` may also be a whole
+            `[256]` table, which replaces `base_table`).
+
+    Returns:
+        `dict(mask_format, palette, ignore_colors, unknown_color, label_map)`, the label map
+        composed into one table (`label_table`) or None.
+
+    Raises:
+        InvalidInputError: `mask_style` together with a separate keyword.
+    """
+    if mask_style is None:
+        return dict(mask_format=mask_format, palette=palette, ignore_colors=ignore_colors,
+                    unknown_color=unknown_color, label_map=label_table(label_map, reduce_zero_label, base_table))
+    given = [name for name, is_given in [
+        ("mask_format", mask_format != "index"), ("palette", palette is not None),
+        ("ignore_colors", len(ignore_colors) > 0), ("unknown_color", unknown_color != "error"),
+        ("label_map", label_map is not None), ("reduce_zero_label", bool(reduce_zero_label))] if is_given]
+    if given:
+        raise InvalidInputError(f"Give the mask options either as mask_style=MaskStyle(...) or as keywords, not both "
+                                f"(got mask_style and {', '.join(given)})")
+    if not isinstance(mask_style, MaskStyle):
+        raise InvalidInputError(f"mask_style must be a MaskStyle, got {type(mask_style).__name__}")
+    return mask_style.arguments(base_table)

@@ -1,5 +1,5 @@
-"""Named datasets: their class descriptions (:func:`dataset_spec`, which also gives the named
-palettes and class names to the CLI and the figures) and their file lists (:func:`dataset_files`)."""
+"""Named datasets: their class descriptions (`dataset_spec`, which also gives the named
+palettes and class names to the CLI and the figures) and their file lists (`dataset_files`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from spgnet_keras.errors import InvalidInputError
 
 DATASET_NAMES = ("camvid", "cityscapes", "folder", "synthetic")
 BUILTIN_SPECS = {"camvid": CAMVID_SPEC, "cityscapes": CITYSCAPES_SPEC}
-"""Datasets whose classes and colours are known without a ``meta.json``: ``--palette camvid``."""
+"""Datasets whose classes and colours are known without a `meta.json`: `--palette camvid`."""
 
 
 def builtin_spec(name: str) -> DatasetSpec | None:
-    """The built-in description named ``name`` (any case; the palette and class names behind
-    ``--palette camvid`` and ``resolve_palette("cityscapes")``), or None."""
+    """The built-in description named `name` (any case; the palette and class names behind
+    `--palette camvid` and `resolve_palette("cityscapes")`), or None."""
     return BUILTIN_SPECS.get(str(name).lower())
 
 
@@ -26,16 +26,16 @@ def dataset_spec(name: str, root: str | Path | None = None) -> DatasetSpec:
     """Returns the class description of a named dataset.
 
     Args:
-        name: One of ``"camvid"``, ``"cityscapes"``, ``"folder"``, ``"synthetic"``.
-        root: Dataset root; its ``meta.json`` is used when present (required for
-            ``"folder"`` and ``"synthetic"``).
+        name: One of `"camvid"`, `"cityscapes"`, `"folder"`, `"synthetic"`.
+        root: Dataset root; its `meta.json` is used when present (required for
+            `"folder"` and `"synthetic"`).
 
     Returns:
-        The :class:`DatasetSpec`.
+        The `DatasetSpec`.
 
     Raises:
         ValueError: Unknown name.
-        DatasetNotFoundError: ``meta.json`` required but missing.
+        DatasetNotFoundError: `meta.json` required but missing.
     """
     if name not in DATASET_NAMES:
         raise InvalidInputError(f"Unknown dataset {name!r}; expected one of {DATASET_NAMES}")
@@ -53,15 +53,15 @@ def dataset_spec(name: str, root: str | Path | None = None) -> DatasetSpec:
 
 
 def dataset_files(name: str, root: str | Path, split: str) -> list[Pair]:
-    """Lists the ``(image, mask)`` pairs of a named dataset split.
+    """Lists the `(image, mask)` pairs of a named dataset split.
 
     Args:
-        name: One of :data:`DATASET_NAMES`.
+        name: One of `DATASET_NAMES`.
         root: Dataset root folder.
         split: Split name.
 
     Returns:
-        ``(image_path, mask_path)`` pairs (Cityscapes masks are ``*_labelIds.png``).
+        `(image_path, mask_path)` pairs (Cityscapes masks are `*_labelIds.png`).
     """
     if name not in DATASET_NAMES:
         raise InvalidInputError(f"Unknown dataset {name!r}; expected one of {DATASET_NAMES}")

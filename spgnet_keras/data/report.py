@@ -1,5 +1,5 @@
 """Know your data before training: one pass over every pair (the dataset check of
-:func:`~spgnet_keras.data.validate_dataset`) gives the pairs, image sizes, the pixel share of
+`spgnet_keras.data.validate_dataset`) gives the pairs, image sizes, the pixel share of
 every class, the classes absent from a split, and class weights from the frequencies."""
 
 from __future__ import annotations
@@ -19,13 +19,21 @@ _ANY_LABEL = IGNORE_LABEL  # while counting the classes: every value but the ign
 
 @dataclasses.dataclass
 class DataReport:
-    """What :func:`describe_data` found.
+    """What `describe_data` found.
 
     Attributes:
-        spec: The classes (counted in the masks when none were given).
-        train, val: The dataset check of each split (val None when there is none).
-        classes_source: Where the classes come from.
-        overlap: Pairs that are in both splits.
+        spec: DatasetSpec. The classes (counted in the masks when none were given).
+        train: ValidationReport. The dataset check of the training pairs.
+        val: ValidationReport. That of the validation pairs, or None when there are none.
+        classes_source: str. Where the classes come from.
+        overlap: int. Pairs that are in both splits.
+
+    Example:
+
+    ```python
+    report = describe_data(train_pairs, val_pairs)
+    print(report.format())
+    ```
     """
 
     spec: DatasetSpec
@@ -43,7 +51,7 @@ class DataReport:
 
     def median_frequency_weights(self) -> list[float]:
         """Median-frequency balancing (Eigen & Fergus, ICCV 2015) on the training split:
-        ``w_c = median(f) / f_c`` with ``f_c`` the pixels of class ``c`` over the labelled pixels
+        `w_c = median(f) / f_c` with `f_c` the pixels of class `c` over the labelled pixels
         of the images it appears in; a class absent from training gets 1 (it has no pixels to weigh)."""
         counts = self.train.class_pixel_counts.astype(np.float64)
         present = counts > 0
@@ -125,20 +133,21 @@ def describe_data(
     """Checks every pair (eagerly, with the pipeline's decoder) and describes the data.
 
     Args:
-        train_pairs: Training ``(image, mask)`` pairs.
+        train_pairs: Training `(image, mask)` pairs.
         val_pairs: Validation pairs, or None.
         spec: The classes; None counts them in the masks: the largest label (other than the
-            ignore label 255, after the label map) + 1, with names ``class_0``, ...
+            ignore label 255, after the label map) + 1, with names `class_0`, ...
         classes_source: Where the classes come from, for the report.
-        **mask_options: ``mask_format``, ``palette``, ``label_map``, ``reduce_zero_label``, ...
-            of :func:`~spgnet_keras.data.validate_dataset`.
+        **mask_options: `mask_style` (a `MaskStyle`) and `base_table`, or the separate
+            `mask_format`, `palette`, `label_map`, `reduce_zero_label`, ... of
+            `spgnet_keras.data.validate_dataset`.
 
     Returns:
-        A :class:`DataReport` (print ``report.format()``).
+        A `DataReport` (print `report.format()`).
 
     Raises:
         DatasetError: A file that cannot be read or used (names every bad file and value,
-            as :func:`~spgnet_keras.data.validate_dataset`), or masks with fewer than two classes.
+            as `spgnet_keras.data.validate_dataset`), or masks with fewer than two classes.
     """
     num_classes = spec.num_classes if spec is not None else _ANY_LABEL
     ignore_index = spec.ignore_index if spec is not None else IGNORE_LABEL

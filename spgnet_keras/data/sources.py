@@ -1,10 +1,10 @@
 """A user's dataset, as it is on disk, into training and validation pairs, classes and mask style.
 
-The one door through which `spgnet train`, `spgnet evaluate` and :func:`resolve_data` read
-data: a named dataset (``camvid``, ``cityscapes``, ``synthetic``, or ``folder`` =
-``ROOT/<split>/{images,labels}``), or folders of any names and file naming
-(:func:`~spgnet_keras.data.listing.folder_files`), with list files, a held-out validation
-fraction, a classes file and the mask options of :class:`~spgnet_keras.data.masks.MaskStyle`.
+The one door through which `spgnet train`, `spgnet evaluate` and `resolve_data` read
+data: a named dataset (`camvid`, `cityscapes`, `synthetic`, or `folder` =
+`ROOT/<split>/{images,labels}`), or folders of any names and file naming
+(`spgnet_keras.data.listing.folder_files`), with list files, a held-out validation
+fraction, a classes file and the mask options of `spgnet_keras.data.masks.MaskStyle`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,22 @@ DEFAULT_VAL_FRACTION = 0.1
 
 @dataclasses.dataclass(frozen=True)
 class FolderNaming:
-    """How image and mask files are named (the keyword arguments of `folder_files`)."""
+    """How image and mask files are named (the keyword arguments of `folder_files`).
+
+    Attributes:
+        image_suffix: str. The images' file ending, or None for any image extension.
+        mask_suffix: str. The masks' file ending.
+        image_prefix: str. What image file names start with.
+        mask_prefix: str. What mask file names start with.
+        recursive: bool. Also look in subfolders.
+
+    Example:
+
+    ```python
+    naming = FolderNaming(mask_suffix="_mask.png")
+    pairs = folder_files("data/images", "data/masks", **naming.arguments())
+    ```
+    """
 
     image_suffix: str | None = None
     mask_suffix: str = ".png"
@@ -41,7 +56,7 @@ class FolderNaming:
         return dataclasses.asdict(self)
 
     def describe(self) -> str:
-        """``"masks <name>_mask.png"``-style summary of the non-default naming ('' when default)."""
+        """`"masks <name>_mask.png"`-style summary of the non-default naming ('' when default)."""
         parts = []
         if self.image_suffix or self.image_prefix:
             parts.append(f"images {self.image_prefix}<name>{self.image_suffix or '.<ext>'}")
@@ -52,17 +67,25 @@ class FolderNaming:
 
 @dataclasses.dataclass
 class ResolvedData:
-    """What :func:`resolve_data` found.
+    """What `resolve_data` found.
 
     Attributes:
-        train_pairs / val_pairs: ``(image, mask)`` paths.
-        spec: The classes (None: to be inferred from the masks, see
-            :func:`~spgnet_keras.data.report.describe_data`).
-        classes_source: Where the classes come from, for the report.
-        style: The mask options, ``"auto"`` resolved.
-        base_table: The dataset's own label table (Cityscapes label id -> train id) or None.
-        val_source: How the validation pairs were chosen, for the report.
-        dataset: The dataset's name (``"folder"`` for folders given as they are).
+        train_pairs: list of (str, str). Training `(image, mask)` paths.
+        val_pairs: list of (str, str). Validation `(image, mask)` paths.
+        spec: DatasetSpec. The classes (None: to be inferred from the masks, see
+            `spgnet_keras.data.report.describe_data`).
+        classes_source: str. Where the classes come from, for the report.
+        style: MaskStyle. The mask options, `"auto"` resolved.
+        base_table: array. The dataset's own label table (Cityscapes label id -> train id) or None.
+        val_source: str. How the validation pairs were chosen, for the report.
+        dataset: str. The dataset's name (`"folder"` for folders given as they are).
+
+    Example:
+
+    ```python
+    data = resolve_data("folder", images="data/images", masks="data/masks", val_fraction=0.1)
+    val = make_eval_dataset(data.val_pairs, mask_style=data.style, base_table=data.base_table)
+    ```
     """
 
     train_pairs: list[Pair]
@@ -75,11 +98,11 @@ class ResolvedData:
     dataset: str
 
     def label_table(self) -> np.ndarray | None:
-        """The composed ``[256]`` label table (:func:`~spgnet_keras.data.masks.label_table`)."""
+        """The composed `[256]` label table (`spgnet_keras.data.masks.label_table`)."""
         return self.style.arguments(self.base_table)["label_map"]
 
     def dataset_arguments(self) -> dict:
-        """Mask keyword arguments of ``make_dataset`` / ``validate_dataset`` / ``MaskReader``."""
+        """Mask keyword arguments of `make_dataset` / `validate_dataset` / `MaskReader`."""
         return self.style.arguments(self.base_table)
 
 
@@ -121,21 +144,21 @@ def resolve_data(
 ) -> ResolvedData:
     """Finds a dataset's training and validation pairs, classes and mask style, files in place.
 
-    Folders (``images`` given, or a CSV ``train_list``; ``dataset`` must be ``"folder"``):
-    training pairs from ``images`` + ``masks`` (masks beside the images when None), selected
-    by ``train_list``; validation pairs from ``val_images`` + ``val_masks``, else from the same
-    folders selected by ``val_list`` (Pascal VOC), else ``val_fraction`` of the training pairs
-    (seeded by ``split_seed``; :data:`DEFAULT_VAL_FRACTION` when nothing else is given); with
-    a ``val_list`` and no ``train_list``, training takes every pair the list does not name.
-    Relative paths are read from ``root`` when it is given. A named dataset (or ``folder``
-    with ``root`` only) reads ``root``'s ``train_split`` / ``val_split``.
+    Folders (`images` given, or a CSV `train_list`; `dataset` must be `"folder"`):
+    training pairs from `images` + `masks` (masks beside the images when None), selected
+    by `train_list`; validation pairs from `val_images` + `val_masks`, else from the same
+    folders selected by `val_list` (Pascal VOC), else `val_fraction` of the training pairs
+    (seeded by `split_seed`; `DEFAULT_VAL_FRACTION` when nothing else is given); with
+    a `val_list` and no `train_list`, training takes every pair the list does not name.
+    Relative paths are read from `root` when it is given. A named dataset (or `folder`
+    with `root` only) reads `root`'s `train_split` / `val_split`.
 
-    With ``splits="val"`` only the validation part is found (what ``spgnet evaluate`` reads):
-    ``val_images`` (+ ``val_masks``, ``val_list``), or ``root``'s ``val_split``.
+    With `splits="val"` only the validation part is found (what `spgnet evaluate` reads):
+    `val_images` (+ `val_masks`, `val_list`), or `root`'s `val_split`.
 
-    Classes: the ``classes`` file (:func:`~spgnet_keras.data.class_files.read_classes`), else
-    the named dataset's (or ``root/meta.json``), else ``num_classes`` unnamed classes, else
-    None: :func:`~spgnet_keras.data.report.describe_data` counts them in the masks.
+    Classes: the `classes` file (`spgnet_keras.data.class_files.read_classes`), else
+    the named dataset's (or `root/meta.json`), else `num_classes` unnamed classes, else
+    None: `spgnet_keras.data.report.describe_data` counts them in the masks.
 
     Raises:
         ValueError / DatasetError / DatasetNotFoundError: Missing folders, unpaired files (with

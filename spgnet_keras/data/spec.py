@@ -21,14 +21,20 @@ class DatasetSpec:
     """What a segmentation dataset's labels mean.
 
     Attributes:
-        num_classes: Number of evaluated classes; valid labels are ``0 .. num_classes - 1``.
+        num_classes: Number of evaluated classes; valid labels are `0 .. num_classes - 1`.
         class_names: One name per class, in label order.
-        palette: One ``(r, g, b)`` colour (0-255) per class, used for visualisation and for
+        palette: One `(r, g, b)` colour (0-255) per class, used for visualisation and for
             reading colour-coded masks.
         ignore_index: Label value excluded from losses and metrics.
         name: Short dataset name, for logs.
         palette_given: False when the colours are the default palette (nobody chose them):
             they cannot decode colour-coded masks.
+
+    Example:
+
+    ```python
+    spec = DatasetSpec(2, ("background", "road"), ((0, 0, 0), (128, 64, 128)))
+    ```
     """
 
     num_classes: int
@@ -39,8 +45,8 @@ class DatasetSpec:
     palette_given: bool = dataclasses.field(default=True, compare=False)  # False: the default colours
 
     def __post_init__(self) -> None:
-        """Checks that names and palette agree with ``num_classes`` (the rules of
-        :mod:`spgnet_keras.classes`).
+        """Checks that names and palette agree with `num_classes` (the rules of
+        `spgnet_keras.classes`).
 
         Raises:
             ValueError: If there are fewer than 2 classes, the lengths disagree, a name is
@@ -55,8 +61,8 @@ class DatasetSpec:
     @classmethod
     def with_defaults(cls, num_classes: int, class_names=None, palette=None, name: str = "",
                       ignore_index: int = IGNORE_LABEL) -> "DatasetSpec":
-        """A description with ``class_0, class_1, ...`` for missing names and the default
-        palette (:func:`spgnet_keras.classes.default_palette`) for missing colours."""
+        """A description with `class_0, class_1, ...` for missing names and the default
+        palette (`spgnet_keras.classes.default_palette`) for missing colours."""
         return cls(
             num_classes=num_classes,
             class_names=default_class_names(num_classes) if class_names is None else tuple(class_names),
@@ -68,12 +74,12 @@ class DatasetSpec:
 
     @classmethod
     def from_meta_json(cls, path: str | Path, name: str = "") -> "DatasetSpec":
-        """Reads a CamVid-style ``meta.json`` (keys ``classes``, optional ``palette`` and
-        ``ignore_index``): one of the classes-file formats of
-        :func:`spgnet_keras.data.class_files.read_classes`.
+        """Reads a CamVid-style `meta.json` (keys `classes`, optional `palette` and
+        `ignore_index`): one of the classes-file formats of
+        `spgnet_keras.data.class_files.read_classes`.
 
         Args:
-            path: The ``meta.json`` file.
+            path: The `meta.json` file.
             name: Dataset name to record; defaults to the parent folder's name.
 
         Returns:
@@ -91,7 +97,7 @@ class DatasetSpec:
         return read_classes(path, name=name or path.parent.name)
 
     def to_meta_dict(self) -> dict:
-        """Returns the ``meta.json`` content describing this spec."""
+        """Returns the `meta.json` content describing this spec."""
         return {
             "classes": list(self.class_names),
             "palette": [list(c) for c in self.palette],
@@ -100,11 +106,30 @@ class DatasetSpec:
 
 
 class DatasetError(InvalidInputError):
-    """A dataset file is unusable (unreadable, unpaired, wrong size, bad label values)."""
+    """A dataset file is unusable (unreadable, unpaired, wrong size, bad label values).
+
+    Example:
+
+    ```python
+    try:
+        validate_dataset(pairs, num_classes=11)
+    except DatasetError as error:
+        print(error)  # names every bad file and value
+    ```
+    """
 
 
 class DatasetNotFoundError(FileNotFoundError, DatasetError):
     """A dataset folder or file is missing or empty.
 
-    Subclasses both ``FileNotFoundError`` and ``ValueError`` so callers can catch either.
+    Subclasses both `FileNotFoundError` and `ValueError` so callers can catch either.
+
+    Example:
+
+    ```python
+    try:
+        dataset_files("camvid", "missing/folder", "train")
+    except FileNotFoundError as error:
+        print(error)
+    ```
     """

@@ -5,7 +5,7 @@ so that training, evaluation and export can be exercised end to end without a re
 dataset, and so that a small CNN can be checked to *learn* (classes differ by colour and
 texture). Numbers obtained on it say nothing about real-world accuracy.
 
-Classes (:data:`SYNTHETIC_CLASSES`; palette = the Cityscapes colours of the same names):
+Classes (`SYNTHETIC_CLASSES`; palette = the Cityscapes colours of the same names):
 
 ====  ===========  ==========================================================================
  id   name         appearance
@@ -24,7 +24,7 @@ No pixel is void (255). Layout per image: random horizon height and vanishing po
 a row of buildings with gaps, a road trapezoid, sidewalks elsewhere below the horizon,
 then trees, poles, persons and cars drawn far-to-near with perspective scaling.
 
-Everything is deterministic: image ``i`` of a split depends only on ``(seed, split, i)``,
+Everything is deterministic: image `i` of a split depends only on `(seed, split, i)`,
 not on how many images are generated.
 """
 
@@ -79,22 +79,22 @@ class _Canvas:
         self._noise = rng.standard_normal((height, width, 3), dtype=np.float32)
 
     def paint(self, region: np.ndarray, class_id: int, colour) -> None:
-        """Sets ``region`` pixels to ``colour`` (an RGB triple or an ``[H, W, 3]`` texture)."""
+        """Sets `region` pixels to `colour` (an RGB triple or an `[H, W, 3]` texture)."""
         colour = np.asarray(colour, np.float32)
         self.image[region] = colour[region] if colour.ndim == 3 else colour
         self.label[region] = class_id
 
     def noise(self, sigma: float, channels: int = 1) -> np.ndarray:
-        """Gaussian noise ``[H, W, channels]`` (1 or 3) for texturing, from the shared field."""
+        """Gaussian noise `[H, W, channels]` (1 or 3) for texturing, from the shared field."""
         return sigma * self._noise[..., :channels]
 
     def jitter(self, colour, amount: float = 12.0) -> np.ndarray:
-        """Returns ``colour`` with a small random per-channel offset."""
+        """Returns `colour` with a small random per-channel offset."""
         return np.asarray(colour, np.float32) + self.rng.uniform(-amount, amount, 3)
 
 
 def _rect(c: _Canvas, y0: float, x0: float, y1: float, x1: float) -> np.ndarray:
-    """Boolean mask of the axis-aligned rectangle ``[y0, y1) x [x0, x1)``."""
+    """Boolean mask of the axis-aligned rectangle `[y0, y1) x [x0, x1)`."""
     return (c.yy >= y0) & (c.yy < y1) & (c.xx >= x0) & (c.xx < x1)
 
 
@@ -104,7 +104,7 @@ def _ellipse(c: _Canvas, cy: float, cx: float, ry: float, rx: float) -> np.ndarr
 
 
 def _rounded_box(c: _Canvas, y0: float, x0: float, y1: float, x1: float, r: float) -> np.ndarray:
-    """Boolean mask of a rectangle with corners rounded by radius ``r``."""
+    """Boolean mask of a rectangle with corners rounded by radius `r`."""
     r = max(min(r, (y1 - y0) / 2, (x1 - x0) / 2), 0.0)
     dy = np.maximum(np.maximum(y0 + r - c.yy, c.yy - (y1 - r)), 0)
     dx = np.maximum(np.maximum(x0 + r - c.xx, c.xx - (x1 - r)), 0)
@@ -144,7 +144,7 @@ def _draw_buildings(c: _Canvas, horizon: float) -> None:
 
 
 def _road_half_width(c: _Canvas, y: np.ndarray | float, horizon: float, spread: float):
-    """Half width of the road at row ``y`` (zero at the horizon, widest at the bottom)."""
+    """Half width of the road at row `y` (zero at the horizon, widest at the bottom)."""
     return np.maximum(y - horizon, 0) / (c.height - horizon) * spread * c.width + 1.0
 
 
@@ -227,7 +227,7 @@ def _draw_car(c: _Canvas, ground_y: float, x: float, scale: float) -> None:
 
 
 def _perspective(c: _Canvas, ground_y: float, horizon: float) -> float:
-    """Object scale at ground row ``ground_y`` for a frame of height ``c.height``."""
+    """Object scale at ground row `ground_y` for a frame of height `c.height`."""
     return (ground_y - horizon) / (c.height - horizon) * c.height / 128.0
 
 
@@ -242,7 +242,7 @@ def render_scene(
         rng: Random generator; the scene is a pure function of its state.
 
     Returns:
-        ``(image uint8 [H, W, 3], label uint8 [H, W])`` with labels in 0..7.
+        `(image uint8 [H, W, 3], label uint8 [H, W])` with labels in 0..7.
     """
     c = _Canvas(height, width, rng)
     horizon = height * rng.uniform(0.35, 0.55)
@@ -277,7 +277,7 @@ def render_scene(
 
 def _sidewalk_x(c: _Canvas, rng: np.random.Generator, y: float, horizon: float,
                 vanish_x: float, spread: float) -> float:
-    """A column on the sidewalk (left or right of the road) at row ``y``."""
+    """A column on the sidewalk (left or right of the road) at row `y`."""
     half = float(_road_half_width(c, y, horizon, spread))
     side = -1.0 if rng.random() < 0.5 else 1.0
     offset = half + rng.uniform(0.05, 0.5) * (c.width * 0.5)
@@ -285,7 +285,7 @@ def _sidewalk_x(c: _Canvas, rng: np.random.Generator, y: float, horizon: float,
 
 
 def _scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
-    """Random generator of image ``index`` of ``split``; independent of the image count."""
+    """Random generator of image `index` of `split`; independent of the image count."""
     return np.random.default_rng([int(seed), _SPLIT_IDS.get(split, 3), int(index)])
 
 
@@ -302,8 +302,8 @@ def make_synthetic_dataset(
         split: Split name mixed into the seed so train and val scenes differ.
 
     Returns:
-        ``(images uint8 [N, H, W, 3], labels uint8 [N, H, W])``, labels in 0..7 (see
-        :data:`SYNTHETIC_CLASSES`).
+        `(images uint8 [N, H, W, 3], labels uint8 [N, H, W])`, labels in 0..7 (see
+        `SYNTHETIC_CLASSES`).
 
     Raises:
         ValueError: For sizes below 32 pixels or a negative count.
@@ -329,21 +329,21 @@ def write_synthetic_folder(
 ) -> Path:
     """Writes a SYNTHETIC dataset in the CamVid-style folder layout.
 
-    Creates ``out_dir/{train,val}/{images,labels}/<stem>.png`` (RGB images, 8-bit
-    class-index labels), ``out_dir/{train,val}.txt`` (stems) and ``out_dir/meta.json``
-    (classes, palette, ignore_index, per-class pixel counts, and ``"synthetic": true``), so
-    ``make_dataset("synthetic", root=out_dir)`` or ``camvid_files(out_dir, split)`` read it
+    Creates `out_dir/{train,val}/{images,labels}/<stem>.png` (RGB images, 8-bit
+    class-index labels), `out_dir/{train,val}.txt` (stems) and `out_dir/meta.json`
+    (classes, palette, ignore_index, per-class pixel counts, and `"synthetic": true`), so
+    `make_dataset("synthetic", root=out_dir)` or `camvid_files(out_dir, split)` read it
     like any folder dataset.
 
     Args:
         out_dir: Destination folder (created if needed; existing files are overwritten).
         num_train: Number of training scenes.
         num_val: Number of validation scenes.
-        size: ``(height, width)`` of every image.
+        size: `(height, width)` of every image.
         seed: Base seed.
 
     Returns:
-        ``out_dir`` as a ``Path``.
+        `out_dir` as a `Path`.
     """
     out_dir = Path(out_dir)
     height, width = size

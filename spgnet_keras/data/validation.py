@@ -13,10 +13,12 @@ from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.data import decoding
 from spgnet_keras.data.listing import Pair
 from spgnet_keras.data.masks import (
+    MaskStyle,
     check_mask_options,
     colour_codes,
     colour_lookup,
     label_table,
+    mask_arguments,
     resolve_mask_format,
     shared_palette_of_index_masks,
 )
@@ -26,16 +28,23 @@ from spgnet_keras.labels import check_label_values
 
 @dataclasses.dataclass
 class ValidationReport:
-    """Summary returned by :func:`validate_dataset`.
+    """Summary returned by `validate_dataset`.
 
     Attributes:
         num_pairs: Number of pairs checked.
-        class_pixel_counts: int64 ``[num_classes]`` pixel count of each class.
+        class_pixel_counts: int64 `[num_classes]` pixel count of each class.
         ignore_pixels: Number of pixels equal to the ignore label.
-        image_sizes: Distinct ``(height, width)`` sizes seen.
-        class_image_pixels: int64 ``[num_classes]``: for each class, the labelled pixels of the
+        image_sizes: Distinct `(height, width)` sizes seen.
+        class_image_pixels: int64 `[num_classes]`: for each class, the labelled pixels of the
             images it appears in (the denominator of median-frequency balancing).
-        size_counts: How many images have each ``(height, width)``.
+        size_counts: How many images have each `(height, width)`.
+
+    Example:
+
+    ```python
+    report = validate_dataset(pairs, num_classes=11)
+    print(report.num_pairs, report.class_pixel_counts)
+    ```
     """
 
     num_pairs: int
@@ -53,13 +62,13 @@ def _read_mask_numpy(
     unknown_color: str,
     label_map: np.ndarray | None,
 ) -> np.ndarray:
-    """Reads one mask into int64 labels with the pipeline's decoder (:mod:`.decoding`) and lookups.
+    """Reads one mask into int64 labels with the pipeline's decoder (`.decoding`) and lookups.
 
-    ``lookup`` is the palette lookup of colour masks, or of palette (``P``) index
+    `lookup` is the palette lookup of colour masks, or of palette (`P`) index
     masks, whose expanded colours are mapped back to indices as in the pipeline.
 
     Raises:
-        DatasetError: A refused mask, an unknown colour with ``unknown_color="error"``, or a
+        DatasetError: A refused mask, an unknown colour with `unknown_color="error"`, or a
             palette mask whose indices the pipeline would read as other indices.
     """
     try:
@@ -114,7 +123,7 @@ def _check_pair(
     ignore_index: int,
     read_mask,
 ) -> tuple[np.ndarray, tuple[int, int]]:
-    """Checks one pair; returns ``(labels, (height, width))`` or raises DatasetError."""
+    """Checks one pair; returns `(labels, (height, width))` or raises DatasetError."""
     try:
         height, width = decoding.read_image(image_path).shape[:2]
     except ValueError as error:  # names the file and the reason
@@ -147,32 +156,37 @@ def validate_dataset(
     label_map: np.ndarray | dict | None = None,
     reduce_zero_label: bool = False,
     max_errors: int = 10,
+    mask_style: MaskStyle | None = None,
+    base_table: np.ndarray | None = None,
 ) -> ValidationReport:
     """Eagerly checks every pair before training, reading the files as the pipeline does.
 
-    Images and masks are decoded by the pipeline's own rule (:mod:`spgnet_keras.data.decoding`,
+    Images and masks are decoded by the pipeline's own rule (`spgnet_keras.data.decoding`,
     run eagerly), so a pair that passes reads the same in training and cannot fail there.
     Checks that each image decodes, each mask decodes in the expected format and has the
-    image's size, and every label (after ``label_map``) is in ``[0, num_classes)`` or
-    ``ignore_index``. All pairs are checked; up to ``max_errors`` problems are reported.
+    image's size, and every label (after `label_map`) is in `[0, num_classes)` or
+    `ignore_index`. All pairs are checked; up to `max_errors` problems are reported.
 
     Args:
-        pairs: ``(image_path, mask_path)`` pairs.
+        pairs: `(image_path, mask_path)` pairs.
         num_classes: Number of classes.
         ignore_index: Label value allowed besides the classes.
-        mask_format: ``"index"``, ``"color"`` or ``"auto"`` (:mod:`.masks`).
-        palette: Class colours for ``"color"`` masks.
-        ignore_colors: Extra colours mapped to ``ignore_index`` for ``"color"`` masks.
-        unknown_color: ``"error"`` or ``"ignore"`` (unknown colours become 255).
-        label_map: Optional ``[256]`` table (e.g.
-            :data:`~spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID`) or ``{old: new}``
+        mask_format: `"index"`, `"color"` or `"auto"` (`.masks`).
+        palette: Class colours for `"color"` masks.
+        ignore_colors: Extra colours mapped to `ignore_index` for `"color"` masks.
+        unknown_color: `"error"` or `"ignore"` (unknown colours become 255).
+        label_map: Optional `[256]` table (e.g.
+            `spgnet_keras.data.cityscapes.LABEL_ID_TO_TRAIN_ID`) or `{old: new}`
             mapping applied to the decoded labels.
         reduce_zero_label: 0 becomes 255 and every other label moves down by one (ADE20K),
-            before a ``{old: new}`` ``label_map``.
+            before a `{old: new}` `label_map`.
         max_errors: Number of problems listed in the error message.
+        mask_style: MaskStyle. The mask options above in one value (not together with them).
+        base_table: array. The dataset's own `[256]` label table, before `mask_style`'s
+            label map (e.g. `ResolvedData.base_table`).
 
     Returns:
-        A :class:`ValidationReport` with class pixel counts.
+        A `ValidationReport` with class pixel counts.
 
     Raises:
         DatasetError: Listing the offending files and values.
@@ -182,9 +196,9 @@ def validate_dataset(
     pairs = list(pairs)
     if not pairs:
         raise DatasetNotFoundError("validate_dataset: no pairs given")
-    read_mask = MaskReader([str(mask) for _, mask in pairs], mask_format=mask_format, palette=palette,
-                           ignore_colors=ignore_colors, unknown_color=unknown_color,
-                           label_map=label_table(label_map, reduce_zero_label))
+    read_mask = MaskReader([str(mask) for _, mask in pairs], **mask_arguments(
+        mask_style, base_table, mask_format=mask_format, palette=palette, ignore_colors=ignore_colors,
+        unknown_color=unknown_color, label_map=label_map, reduce_zero_label=reduce_zero_label))
     counts = np.zeros(num_classes, dtype=np.int64)
     image_pixels = np.zeros(num_classes, dtype=np.int64)
     ignore_pixels = 0
@@ -211,23 +225,30 @@ def validate_dataset(
 
 
 class MaskReader:
-    """Reads mask files into int64 labels ``[H, W]`` eagerly, exactly as the ``tf.data``
+    """Reads mask files into int64 labels `[H, W]` eagerly, exactly as the `tf.data`
     pipeline does (its decoder, colour lookups and label table): the dataset check and the
     evaluation of masks of every style use it.
 
     Args:
-        mask_paths: All masks of the dataset (their PNG headers decide ``"auto"`` and whether
+        mask_paths: All masks of the dataset (their PNG headers decide `"auto"` and whether
             index masks are palette PNGs).
-        mask_format: ``"index"``, ``"color"`` or ``"auto"``.
-        palette: Class colours for ``"color"`` masks.
-        ignore_colors: Colours of ``"color"`` masks that mean 255.
-        unknown_color: ``"error"`` or ``"ignore"``.
-        label_map: ``[256]`` table or ``{old: new}`` applied after decoding
-            (:func:`~spgnet_keras.data.masks.label_table`).
-        reduce_zero_label: ADE20K's 0 -> 255, others down by one, before ``label_map``.
+        mask_format: `"index"`, `"color"` or `"auto"`.
+        palette: Class colours for `"color"` masks.
+        ignore_colors: Colours of `"color"` masks that mean 255.
+        unknown_color: `"error"` or `"ignore"`.
+        label_map: `[256]` table or `{old: new}` applied after decoding
+            (`spgnet_keras.data.masks.label_table`).
+        reduce_zero_label: ADE20K's 0 -> 255, others down by one, before `label_map`.
 
     Raises:
         ValueError / DatasetError: Inconsistent options or masks (names the file).
+
+    Example:
+
+    ```python
+    read = MaskReader([mask for _, mask in pairs], **MaskStyle(mask_format="auto").arguments())
+    labels = read(pairs[0][1])  # int64 [H, W]
+    ```
     """
 
     def __init__(self, mask_paths: Sequence[str], mask_format: str = "index", palette=None,

@@ -2,7 +2,20 @@
 and TFLite (LiteRT, float32 or int8) with a parity check against Keras. Every export
 serves the inference graph with BatchNorm folded into the convolutions (`fold_batchnorm`).
 
+This package re-exports the public API: the export functions, their reports, `Segmenter`
+(the served graph's body) and the names a client of the SavedModel needs (signatures,
+input and output names, `PAD_CLASS`, the pixel limits). The error texts of the served
+graph are in `spgnet_keras.export.serving` (`NOT_AN_IMAGE_MESSAGE`, ...).
+
 See examples/serve_with_tf_serving.md for the served signatures and conventions.
+
+Example:
+
+```python
+from spgnet_keras.export import export_saved_model
+
+export_saved_model(model, "models/spgnet/1", scales=(0.75, 1.0, 1.25), flip=True)
+```
 """
 
 from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
@@ -24,14 +37,8 @@ from spgnet_keras.export.quantize import (
 )
 from spgnet_keras.export.saved_model import MAX_OUTPUT_PIXELS, export_saved_model
 from spgnet_keras.export.serving import (
-    CHANNELS_MESSAGE,
     DEFAULT_MAX_PIXELS,
-    EMPTY_BATCH_MESSAGE,
-    EMPTY_IMAGE_MESSAGE,
-    ENCODED_RANK_MESSAGE,
     INPUT_NAME,
-    NOT_AN_IMAGE_MESSAGE,
-    NOT_FINITE_MESSAGE,
     OUTPUT_CLASSES,
     OUTPUT_IMAGE_SIZES,
     OUTPUT_PROBABILITIES,
@@ -40,21 +47,13 @@ from spgnet_keras.export.serving import (
     SIGNATURE_FLOAT,
     SIGNATURE_UINT8,
     SIGNATURES,
-    TENSOR_RANK_MESSAGE,
-    TOO_LARGE_MESSAGE,
     Segmenter,
 )
 
 __all__ = [
-    "CHANNELS_MESSAGE",
     "DEFAULT_MAX_PIXELS",
-    "EMPTY_BATCH_MESSAGE",
-    "EMPTY_IMAGE_MESSAGE",
-    "ENCODED_RANK_MESSAGE",
     "INPUT_NAME",
     "MAX_OUTPUT_PIXELS",
-    "NOT_AN_IMAGE_MESSAGE",
-    "NOT_FINITE_MESSAGE",
     "OUTPUT_CLASSES",
     "OUTPUT_IMAGE_SIZES",
     "OUTPUT_PROBABILITIES",
@@ -67,8 +66,6 @@ __all__ = [
     "SIGNATURE_ENCODED",
     "SIGNATURE_FLOAT",
     "SIGNATURE_UINT8",
-    "TENSOR_RANK_MESSAGE",
-    "TOO_LARGE_MESSAGE",
     "Segmenter",
     "calibration_images",
     "check_parity",

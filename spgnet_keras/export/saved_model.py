@@ -25,6 +25,7 @@ from spgnet_keras.export.serving import (
     Segmenter,
 )
 from spgnet_keras.models.spgnet import SPGNet, check_takes_raw_images
+from spgnet_keras.multiscale import test_time_options
 from spgnet_keras.scales import check_scales
 
 METADATA_FILE = "spgnet_export.json"
@@ -37,8 +38,9 @@ def export_saved_model(
     export_dir,
     *,
     output=PREDICTION,
-    scales=(1.0,),
-    flip=False,
+    scales=None,
+    flip=None,
+    test_time=None,
     output_size="original",
     include_probabilities=False,
     max_pixels=DEFAULT_MAX_PIXELS,
@@ -79,8 +81,11 @@ def export_saved_model(
         export_dir: the version folder, `<base>/<model_name>/<version>` with a numeric
             version (TF Serving's layout).
         output: which output to serve ("prediction" = last stage, "stage1", ...).
-        scales: image scales to average over (e.g. (0.75, 1.0, 1.25)).
-        flip: also average over horizontal flips.
+        scales: image scales to average over (e.g. (0.75, 1.0, 1.25)); default (1.0,).
+        flip: also average over horizontal flips; default False.
+        test_time: a `spgnet_keras.multiscale.TestTimeOptions` giving `scales` and `flip`
+            instead (not together with them; its `window` must be None: the served graph
+            runs whole images, and its `batch_size` is not used).
         output_size: "original" (each image's own size) or a fixed (height, width) of
             at most `MAX_OUTPUT_PIXELS` pixels.
         include_probabilities: add the `probabilities` output.
@@ -100,7 +105,9 @@ def export_saved_model(
     """
     check_takes_raw_images(model)
     export_dir = Path(export_dir)
-    options = check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels)
+    test_time = served_test_time(test_time, scales, flip)
+    options = check_options(model, output, test_time.scales, test_time.flip, output_size, include_probabilities,
+                            max_pixels)
     check_precision(model, precision)
     check_version_dir(export_dir)
     if export_dir.exists() and not overwrite:
@@ -143,6 +150,14 @@ def class_metadata(model):
         "class_names_given": names is not None,
         "palette": [list(c) for c in palette] if palette is not None else default_palette(num_classes).tolist(),
     }
+
+
+def served_test_time(test_time, scales, flip):
+    """The `TestTimeOptions` of an export (`test_time`, or built from `scales` / `flip`)."""
+    test_time = test_time_options(test_time, scales=scales, flip=flip)
+    if test_time.window is not None:
+        raise InvalidInputError("The exported SavedModel runs whole images: `test_time.window` must be None.")
+    return test_time
 
 
 def check_options(model, output, scales, flip, output_size, include_probabilities, max_pixels):

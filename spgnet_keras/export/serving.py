@@ -11,9 +11,11 @@ Conventions (documented in examples/serve_with_tf_serving.md):
   alpha channel of RGBA / gray+alpha images is dropped (not composited). Encoded images
   must be JPEG or PNG (checked from the magic bytes); 16-bit PNGs keep their high byte;
   JPEG EXIF orientation is not applied (pixels as stored).
-- The network (which normalises its own 0-255 input) sees the image padded at the
-  bottom/right with the ImageNet mean colour to a multiple of the output stride (32); its
-  logits are cropped back to the image before any resizing or argmax.
+- The network (which normalises its own 0-255 input) takes the image as it is: an
+  `SPGNet` pads it to a multiple of the output stride (32) itself and crops its logits
+  back; any other model is given it padded at the bottom/right with the ImageNet mean
+  colour (`spgnet_keras.multiscale.pad_to_stride`, the same rule), its logits cropped
+  back before any resizing or argmax.
 - `classes[b, y, x]` is the argmax over the (averaged) class scores, int32.
   `probabilities` is the softmax (averaged over scales/flips), float32.
 - A batch of encoded images of different sizes is processed one image at a time and the
@@ -24,9 +26,8 @@ Conventions (documented in examples/serve_with_tf_serving.md):
 
 import tensorflow as tf
 
-from spgnet_keras import preprocessing
-from spgnet_keras.constants import MAX_IMAGE_PIXELS, OUTPUT_STRIDE, PREDICTION
-from spgnet_keras.multiscale import multi_scale_probabilities
+from spgnet_keras.constants import MAX_IMAGE_PIXELS, PREDICTION
+from spgnet_keras.multiscale import multi_scale_probabilities, pad_to_stride, pads_itself
 
 # === Public names of the served signatures ===
 SIGNATURE_ENCODED = "serving_default"
@@ -167,14 +168,27 @@ def to_rgb(images):
 class Segmenter:
     """Class scores of a Keras segmentation model on RGB 0-255 images of any size.
 
+    The body of the exported signatures (`export_saved_model` traces it); callable on
+    tensors in eager mode as well.
+
     Args:
-        model: a Keras model taking RGB 0-255 images `[B, H, W, 3]` (H, W multiples of
-            32) and returning a dict of logits (or a single logits tensor), e.g. SPGNet.
-        output: the key of `model`'s output dict to serve.
-        scales: image scales whose softmax probabilities are averaged.
-        flip: also average over horizontally flipped images.
-        output_size: "original" or a (height, width) the scores are resized to.
-        include_probabilities: also return the softmax probabilities.
+        model: keras.Model. Takes RGB 0-255 images `[B, H, W, 3]` and returns a dict of
+            logits (or a single logits tensor), e.g. `SPGNet`. A model that does not pad
+            itself to a multiple of 32 (`spgnet_keras.multiscale.pads_itself`) is given
+            images padded with the mean colour (`pad_to_stride`).
+        output: str. The key of `model`'s output dict to serve.
+        scales: tuple of float. Image scales whose softmax probabilities are averaged.
+        flip: bool. Also average over horizontally flipped images.
+        output_size: str or (int, int). "original" or a (height, width) the scores are
+            resized to.
+        include_probabilities: bool. Also return the softmax probabilities.
+
+    Example:
+
+    ```python
+    segmenter = Segmenter(model, scales=(1.0, 1.5), flip=True)
+    classes = segmenter(tf.zeros([1, 50, 70, 3]))["classes"]  # int32 [1, 50, 70]
+    ```
     """
 
     def __init__(self, model, output=PREDICTION, scales=(1.0,), flip=False, output_size="original",
@@ -185,20 +199,18 @@ class Segmenter:
         self.flip = bool(flip)
         self.output_size = output_size
         self.include_probabilities = bool(include_probabilities)
+        self.pads_itself = pads_itself(model)
 
     @property
     def averages(self):
         return len(self.scales) > 1 or self.scales[0] != 1.0 or self.flip
 
     def logits(self, images):
-        """Logits `[B, H, W, C]` of the selected output; the 0-255 input is padded to a
-        multiple of 32 with the mean colour and the output cropped back."""
+        """Logits `[B, H, W, C]` of the selected output at the size of the 0-255 `images`
+        (padded to a multiple of 32 by the model itself, or here, and cropped back)."""
         shape = tf.shape(images)
         height, width = shape[1], shape[2]
-        padded = preprocessing.pad_bottom_right(
-            images, -(-height // OUTPUT_STRIDE) * OUTPUT_STRIDE, -(-width // OUTPUT_STRIDE) * OUTPUT_STRIDE
-        )
-        outputs = self.model(padded, training=False)
+        outputs = self.model(images if self.pads_itself else pad_to_stride(images), training=False)
         if isinstance(outputs, dict):
             outputs = outputs[self.output]
         return tf.cast(outputs, tf.float32)[:, :height, :width, :]

@@ -7,9 +7,9 @@ from PIL import Image
 
 from spgnet_keras.constants import IMAGENET_MEAN
 from spgnet_keras.data import (
+    SCALES,
     augment_pair,
     make_dataset,
-    SCALES,
     pad_to_multiple,
     random_crop,
     random_scale,

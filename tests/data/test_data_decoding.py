@@ -18,11 +18,9 @@ import tensorflow as tf
 from PIL import Image
 
 from spgnet_keras import SPGNet
-from spgnet_keras.data import DatasetError, decode_image, make_dataset, validate_dataset
-from spgnet_keras.data import load_label
+from spgnet_keras.data import DatasetError, decode_image, load_image, load_label, make_dataset, validate_dataset
 from spgnet_keras.export import export_saved_model
 from spgnet_keras.export.serving import NOT_AN_IMAGE_MESSAGE
-from spgnet_keras.data import load_image
 from spgnet_keras.inference import predict_logits
 
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr")

@@ -16,7 +16,16 @@ from spgnet_keras.data import (
     resolve_data,
     split_pairs,
 )
-from tests.data.layouts import COLOURS, NAMES, classes_csv, labels_of, suffixed_layout, voc_layout, write_image, write_mask
+from tests.data.layouts import (
+    COLOURS,
+    NAMES,
+    classes_csv,
+    labels_of,
+    suffixed_layout,
+    voc_layout,
+    write_image,
+    write_mask,
+)
 
 
 def names(pairs):

@@ -7,8 +7,17 @@ import re
 import numpy as np
 import pytest
 
-from spgnet_keras.data import (DatasetError, MaskReader, MaskStyle, describe_data, folder_files, label_table, make_dataset,
-                               read_classes, resolve_data)
+from spgnet_keras.data import (
+    DatasetError,
+    MaskReader,
+    MaskStyle,
+    describe_data,
+    folder_files,
+    label_table,
+    make_dataset,
+    read_classes,
+    resolve_data,
+)
 from tests.data.layouts import COLOURS, classes_csv, labels_of, voc_layout, write_image, write_mask
 
 

@@ -22,13 +22,8 @@ import tensorflow as tf
 from PIL import Image
 
 from spgnet_keras import SPGNet
-from spgnet_keras.export import (
-    ENCODED_RANK_MESSAGE,
-    MAX_OUTPUT_PIXELS,
-    TENSOR_RANK_MESSAGE,
-    export_saved_model,
-    open_runner,
-)
+from spgnet_keras.export import MAX_OUTPUT_PIXELS, export_saved_model, open_runner
+from spgnet_keras.export.serving import ENCODED_RANK_MESSAGE, TENSOR_RANK_MESSAGE
 from tests.export.reference import encode, keras_classes, smooth_image
 from tests.export.test_export_options import _cli
 from tests.export.test_saved_model import _read_output, _start_c_compile, _write_array, _write_strings

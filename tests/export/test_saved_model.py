@@ -19,17 +19,14 @@ import pytest
 import tensorflow as tf
 
 from spgnet_keras import SPGNet
-from spgnet_keras.export import (
+from spgnet_keras.export import DEFAULT_MAX_PIXELS, PAD_CLASS, export_saved_model, fold_batchnorm
+from spgnet_keras.export.serving import (
     CHANNELS_MESSAGE,
-    DEFAULT_MAX_PIXELS,
     EMPTY_BATCH_MESSAGE,
     EMPTY_IMAGE_MESSAGE,
     NOT_AN_IMAGE_MESSAGE,
     NOT_FINITE_MESSAGE,
-    PAD_CLASS,
     TOO_LARGE_MESSAGE,
-    export_saved_model,
-    fold_batchnorm,
 )
 from tests.export.reference import (
     encode,

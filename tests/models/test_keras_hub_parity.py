@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from spgnet_keras import SPGNet
-from spgnet_keras.models.resnet import RESNET_SPECS
 from spgnet_keras.models.imagenet import load_backbone_weights
+from spgnet_keras.models.resnet import RESNET_SPECS
 
 # (SPGNet backbone, keras-hub block_type, input height, width)
 CONFIGS = {

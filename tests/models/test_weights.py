@@ -92,8 +92,8 @@ def test_transfer_reports_unused_weights():
 
 
 def test_every_keras_hub_preset_names_a_known_resnet():
-    from spgnet_keras.models.resnet import RESNET_SPECS
     from spgnet_keras.models.imagenet import KERAS_HUB_PRESETS
+    from spgnet_keras.models.resnet import RESNET_SPECS
 
     assert set(KERAS_HUB_PRESETS) <= set(RESNET_SPECS)
     assert all(name.startswith("resnet_") for name in KERAS_HUB_PRESETS.values())

@@ -224,9 +224,9 @@ def test_argparse_rejects_unknown_commands_and_choices(capsys):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(num_classes=3.5), "`num_classes` must be a positive integer, got 3.5."),
-        (dict(num_classes="3"), "`num_classes` must be a positive integer, got '3'."),
-        (dict(num_classes=True), "`num_classes` must be a positive integer, got True."),
+        (dict(num_classes=3.5), "`num_classes` must be an integer >= 2, got 3.5."),
+        (dict(num_classes="3"), "`num_classes` must be an integer >= 2, got '3'."),
+        (dict(num_classes=True), "`num_classes` must be an integer >= 2, got True."),
         (dict(num_classes=3, decoder_channels="x"), "`decoder_channels` must be a positive integer, got 'x'."),
         (dict(num_classes=3, backbones=("resnet18", "resnet18"), num_stages=3),
          "`num_stages`=3 disagrees with the 2 backbones given."),
@@ -244,7 +244,7 @@ def test_pipeline_argument_errors(synthetic_root):
         (dict(source=pairs, batch_size=1, crop_size=(64, 64), training=False),
          "crop_size is for training; in eval mode use pad_to_multiple and/or batch_size=1"),
         (dict(source=pairs, batch_size=0), "batch_size must be >= 1, got 0"),
-        (dict(source=pairs, batch_size=1, num_classes=0), "num_classes must be >= 1, got 0"),
+        (dict(source=pairs, batch_size=1, num_classes=0), "`num_classes` must be at least 2, got 0"),
         (dict(source=pairs, batch_size=1, validate=True), "validate=True needs num_classes"),
         (dict(source=pairs, batch_size=1, mask_format="color", palette=[(0, 0, 0)], unknown_color="skip"),
          "unknown_color must be 'error' or 'ignore', got 'skip'"),

@@ -56,7 +56,7 @@ def one_line_error(capsys, command, *argv):
         ("optimizer.learning_rate=.nan", "optimizer.learning_rate must be a positive number, got nan"),
         ("optimizer.momentum=1.0", "optimizer.momentum must be in [0, 1), got 1.0"),
         ("optimizer.weight_decay=-0.0001", "optimizer.weight_decay must be >= 0, got -0.0001"),
-        ("data.num_classes=1", "data.num_classes must be at least 2 (with one class the loss is 0), got 1"),
+        ("data.num_classes=1", "`data.num_classes` must be at least 2, got 1: with one class"),
     ],
 )
 def test_values_that_cannot_train_fail_before_anything_is_written(tmp_path, capsys, assignment, fragment):
@@ -70,10 +70,10 @@ def test_values_that_cannot_train_fail_before_anything_is_written(tmp_path, caps
 def test_one_class_is_refused_by_the_model_and_dataset_descriptions(tmp_path):
     with pytest.raises(ValueError, match=re.escape("`num_classes` must be at least 2, got 1: with one class")):
         SPGNet(1, backbones=("resnet18",), decoder_channels=8)
-    with pytest.raises(ValueError, match=re.escape("DatasetSpec 'x': num_classes must be an integer >= 2, got 1")):
+    with pytest.raises(ValueError, match=re.escape("`DatasetSpec 'x': num_classes` must be at least 2, got 1")):
         DatasetSpec(1, ("thing",), ((0, 0, 0),), name="x")
     (tmp_path / "meta.json").write_text('{"classes": ["thing"], "palette": [[0, 0, 0]]}')
-    with pytest.raises(ValueError, match=re.escape("1 class(es); a segmentation dataset needs at least 2")):
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'meta.json'}` must be at least 2, got 1")):
         dataset_spec("folder", tmp_path)
 
 

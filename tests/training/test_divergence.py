@@ -2,8 +2,9 @@
 the checkpoints of the last good epoch byte-identical."""
 
 import json
-import numpy as np
+
 import keras
+import numpy as np
 import pytest
 
 from spgnet_keras import training

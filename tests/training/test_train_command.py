@@ -13,8 +13,14 @@ import tensorflow as tf
 from spgnet_keras import training
 from spgnet_keras.cli import main
 from spgnet_keras.cli.train_command import parse_assignments
-from spgnet_keras.config import (ExperimentConfig, LossConfig, OptimizerConfig, apply_overrides, experiment_config,
-                                 load_config)
+from spgnet_keras.config import (
+    ExperimentConfig,
+    LossConfig,
+    OptimizerConfig,
+    apply_overrides,
+    experiment_config,
+    load_config,
+)
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT
 from spgnet_keras.models.spgnet import SPGNet
 from spgnet_keras.training import make_datasets, recipe_compile_arguments, train

@@ -10,8 +10,16 @@ from PIL import Image
 
 from spgnet_keras.cli import main
 from spgnet_keras.cli.train_command import add_parser, build_config
-from tests.data.layouts import COLOURS, NAMES, classes_csv, labels_of, suffixed_layout, voc_layout, write_image, \
-    write_mask
+from tests.data.layouts import (
+    COLOURS,
+    NAMES,
+    classes_csv,
+    labels_of,
+    suffixed_layout,
+    voc_layout,
+    write_image,
+    write_mask,
+)
 
 TINY = ["--preset", "spgnet_r18x1_128", "--set", "model.arguments.decoder_channels=8", "--crop-size", "32", "48",
         "--batch-size", "2"]

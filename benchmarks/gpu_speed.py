@@ -131,7 +131,7 @@ def build_model(name, height, width):
     if name == "resnet50":
         return keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
     if name in SPGNET_MODELS:
-        model = SPGNet.from_preset(name, NUM_CLASSES, input_shape=shape)
+        model = SPGNet.from_preset(name, NUM_CLASSES, image_shape=shape)
         return keras.Model(model.input, model.output[PREDICTION], name=name)
     if name.startswith("deeplabv3plus_r101_os"):
         return dilated_deeplabv3plus(int(name.rsplit("os", 1)[1]), shape)
@@ -328,7 +328,7 @@ class EpochTimer(keras.callbacks.Callback):
 def train_run(height, width, batch, dtype, deep_supervision, steps, epochs):
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(dtype)
-    model = SPGNet.from_preset("spgnet_r50x2_256", NUM_CLASSES, input_shape=(height, width, 3))
+    model = SPGNet.from_preset("spgnet_r50x2_256", NUM_CLASSES, image_shape=(height, width, 3))
     if not deep_supervision:
         model = keras.Model(model.input, {PREDICTION: model.output[PREDICTION]})
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)

@@ -123,7 +123,7 @@ def build_model(name, height, width):
     if name == "resnet50":
         return keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
     if name in SPGNET_MODELS:
-        model = SPGNet.from_preset(name, NUM_CLASSES, input_shape=shape)
+        model = SPGNet.from_preset(name, NUM_CLASSES, image_shape=shape)
         return keras.Model(model.input, model.output[PREDICTION], name=name)
     if name == "kcv_deeplabv3plus_r50":
         return keras_cv_deeplabv3plus("resnet50", shape)

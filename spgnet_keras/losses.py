@@ -56,6 +56,8 @@ import tensorflow as tf
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, PREDICTION
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.labels import check_label_range
+from spgnet_keras.models.outputs import stage_loss_weights
+from spgnet_keras.ohem import ohem_mask, validate_ohem
 
 __all__ = [
     "DEFAULT_STAGE_WEIGHT",
@@ -191,7 +193,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         super().__init__(name=name, reduction="sum", dtype="float32")
         self.ignore_index = int(ignore_index)
         self.class_weights = _validate_class_weights(class_weights)
-        _validate_ohem(ohem_threshold, ohem_min_kept, ohem_top_k)
+        validate_ohem(ohem_threshold, ohem_min_kept, ohem_top_k)
         self.ohem_threshold = None if ohem_threshold is None else float(ohem_threshold)
         self.ohem_min_kept = int(ohem_min_kept)
         self.ohem_top_k = None if ohem_top_k is None else float(ohem_top_k)
@@ -274,7 +276,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             class_w = tf.constant(self.class_weights, tf.float32)
             weights = weights * tf.gather(class_w, safe_labels)
         if self.ohem_threshold is not None or self.ohem_top_k is not None:
-            hard = tf.stop_gradient(self._ohem_mask(tf.stop_gradient(ce), kept))
+            hard = tf.stop_gradient(ohem_mask(tf.stop_gradient(ce), kept, self.ohem_threshold, self.ohem_min_kept,
+                                              self.ohem_top_k))
             weights = weights * tf.cast(hard, tf.float32)
         return ce, weights, bad_count
 
@@ -288,29 +291,6 @@ class SegmentationCrossEntropy(keras.losses.Loss):
                 f"{len(self.class_weights)} entries but the logits have "
                 f"{num_classes} classes."
             )
-
-    def _ohem_mask(self, ce: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
-        """Boolean ``(B, H, W)`` mask of the hard pixels kept by OHEM.
-
-        Args:
-            ce: Per-pixel cross-entropy ``(B, H, W)`` (hardness score).
-            candidates: Boolean mask of pixels eligible for selection.
-
-        Returns:
-            Boolean mask, a subset of ``candidates``.
-        """
-        shape = tf.shape(ce)
-        batch = shape[0]
-        flat_ce = tf.reshape(ce, [batch, -1])
-        flat_cand = tf.reshape(candidates, [batch, -1])
-        scores = tf.where(flat_cand, flat_ce, tf.constant(-math.inf, tf.float32))
-        if self.ohem_top_k is not None:
-            keep = _top_fraction_mask(scores, flat_cand, self.ohem_top_k)
-        else:
-            keep = _threshold_mask(
-                scores, flat_cand, self.ohem_threshold, self.ohem_min_kept
-            )
-        return tf.reshape(keep, shape)
 
     def get_config(self):
         """Returns the constructor arguments (JSON-serialisable)."""
@@ -334,49 +314,6 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         return cls(**config)
 
 
-def _kth_largest(scores: tf.Tensor, k_static, k_per_row: tf.Tensor) -> tf.Tensor:
-    """Per-row k-th largest score, for a per-row ``k`` not above ``k_static``.
-
-    Args:
-        scores: ``(B, N)`` float scores (``-inf`` for non-candidates).
-        k_static: Scalar int (tensor) upper bound on ``k_per_row``, >= 1.
-        k_per_row: ``(B,)`` int32 values in ``[1, k_static]``.
-
-    Returns:
-        ``(B, 1)`` float32 thresholds.
-    """
-    top = tf.math.top_k(scores, k=k_static, sorted=True).values
-    kth = tf.gather(top, k_per_row - 1, batch_dims=1)
-    return kth[:, None]
-
-
-def _threshold_mask(scores, candidates, threshold: float, min_kept: int):
-    """Threshold OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
-    ce_threshold = -math.log(threshold)
-    keep = tf.logical_and(candidates, scores > ce_threshold)
-    if min_kept > 0:
-        n = tf.shape(scores)[1]
-        k = tf.minimum(min_kept, n)
-        kth = _kth_largest(scores, k, tf.fill([tf.shape(scores)[0]], k))
-        # kth is -inf when the image has fewer than k candidates: keep them all.
-        keep = tf.logical_or(keep, tf.logical_and(candidates, scores >= kth))
-    return keep
-
-
-def _top_fraction_mask(scores, candidates, fraction: float):
-    """Top-k-fraction OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
-    n = tf.shape(scores)[1]
-    n_valid = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=1)
-    k_rows = tf.cast(tf.math.ceil(fraction * tf.cast(n_valid, tf.float32)), tf.int32)
-    k_rows = tf.minimum(k_rows, n_valid)
-    k_max = tf.clip_by_value(
-        tf.cast(tf.math.ceil(fraction * tf.cast(n, tf.float32)), tf.int32), 1, n
-    )
-    kth = _kth_largest(scores, k_max, tf.clip_by_value(k_rows, 1, k_max))
-    has_any = (k_rows > 0)[:, None]
-    return tf.logical_and(tf.logical_and(candidates, scores >= kth), has_any)
-
-
 def _validate_class_weights(class_weights) -> tuple[float, ...] | None:
     if class_weights is None:
         return None
@@ -386,19 +323,6 @@ def _validate_class_weights(class_weights) -> tuple[float, ...] | None:
     if any(w < 0 or not math.isfinite(w) for w in weights):
         raise InvalidInputError(f"class_weights must be finite and >= 0, got {weights}.")
     return weights
-
-
-def _validate_ohem(threshold, min_kept, top_k) -> None:
-    if threshold is not None and top_k is not None:
-        raise InvalidInputError("Use either ohem_threshold or ohem_top_k, not both.")
-    if threshold is not None and not 0.0 < float(threshold) <= 1.0:
-        raise InvalidInputError(f"ohem_threshold must be in (0, 1], got {threshold}.")
-    if top_k is not None and not 0.0 < float(top_k) <= 1.0:
-        raise InvalidInputError(f"ohem_top_k must be a fraction in (0, 1], got {top_k}.")
-    if int(min_kept) < 0:
-        raise InvalidInputError(f"ohem_min_kept must be >= 0, got {min_kept}.")
-    if int(min_kept) > 0 and threshold is None:
-        raise InvalidInputError("ohem_min_kept requires ohem_threshold.")
 
 
 def deep_supervision_losses(
@@ -438,22 +362,6 @@ def deep_supervision_losses(
         ValueError: If ``prediction_name`` is not among ``output_names`` or a
             name is duplicated.
     """
-    names = list(output_names)
-    if prediction_name not in names:
-        raise InvalidInputError(
-            f"Output {prediction_name!r} not found in output names {names}."
-        )
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"Duplicate output names: {names}.")
-    losses, weights = {}, {}
-    for out_name in names:
-        losses[out_name] = SegmentationCrossEntropy(
-            name=f"{out_name}_ce", **loss_kwargs
-        )
-        if out_name == prediction_name:
-            weights[out_name] = 1.0
-        elif isinstance(stage_weight, Mapping):
-            weights[out_name] = float(stage_weight.get(out_name, DEFAULT_STAGE_WEIGHT))
-        else:
-            weights[out_name] = float(stage_weight)
+    weights = stage_loss_weights(output_names, stage_weight, prediction_name)
+    losses = {name: SegmentationCrossEntropy(name=f"{name}_ce", **loss_kwargs) for name in weights}
     return losses, weights

@@ -17,7 +17,7 @@ from spgnet_keras.data.spec import DatasetSpec
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
-from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metric
+from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metrics
 from spgnet_keras.optimizers import build_sgd
 from spgnet_keras.schedules import PolyDecay
 
@@ -115,7 +115,7 @@ def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
     optimizer = build_sgd(schedule, momentum=optimizer_config.momentum, weight_decay=optimizer_config.weight_decay,
                           weight_decay_mode=optimizer_config.weight_decay_mode,
                           decay_variables=optimizer_config.decay_variables)
-    metrics = {PREDICTION: [default_metric(model.output[PREDICTION].shape[-1])]}
+    metrics = default_metrics(output_names, model.output[PREDICTION].shape[-1])
     return dict(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
 
@@ -359,8 +359,7 @@ def train(config, log=print):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2))
     (out_dir / DATA_RECORD).write_text(json.dumps(prepared.record(), indent=2))
-    # Keras prefixes metric names with the output name only when there are several outputs.
-    monitor = f"val_{PREDICTION}_miou" if len(model.output) > 1 else "val_miou"
+    monitor = f"val_{PREDICTION}_miou"  # every SPGNet logs it (models/outputs.py: metric_name)
     callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
     if continuing:
         continue_finished_run(model, strategy, checkpoint.latest_path, finished, config)

@@ -9,10 +9,9 @@ from spgnet_keras import PRESETS, SPGNet
 from spgnet_keras.constants import IMAGENET_MEAN, IMAGENET_STD
 from spgnet_keras.layers import CropLike, PadToMultiple, ResizeLike
 from spgnet_keras.models import ablation_arguments
-from spgnet_keras.models.presets import PRESET_DESCRIPTIONS
 from tests.helpers import run_model_serialization_test
 
-SMALL = dict(decoder_channels=16, input_shape=(64, 128, 3))
+SMALL = dict(decoder_channels=16, image_shape=(64, 128, 3))
 
 
 def images(batch=1, height=64, width=128, seed=0):
@@ -62,7 +61,7 @@ def test_variable_input_size_and_traced_none_signature():
 
 def test_any_input_size_gives_outputs_of_that_size():
     """Sides need not be multiples of 32: 45x70 in, 45x70 out (padded inside the model)."""
-    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, input_shape=(45, 70, 3))
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, image_shape=(45, 70, 3))
     assert {name: tuple(out.shape) for name, out in model.output.items()} == {
         "prediction": (None, 45, 70, 3), "stage1": (None, 45, 70, 3)}
     assert tuple(model.get_layer("pad_to_stride").output.shape) == (None, 64, 96, 3)
@@ -153,7 +152,7 @@ def test_ablation_variants_build(variant):
 
 
 def test_model_serialization(tmp_path):
-    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, input_shape=(None, None, 3),
+    model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8, image_shape=(None, None, 3),
                    guidance="spg", spg_excitation="softmax")
     loaded = run_model_serialization_test(model, images(1, 45, 70), tmp_path)  # padded and cropped inside
     assert loaded.get_config() == model.get_config()
@@ -166,12 +165,17 @@ def test_se_ge_model_serialization(tmp_path):
         run_model_serialization_test(model, images(1, 64, 64), tmp_path)
 
 
-def test_every_preset_has_a_description_citing_its_table():
-    assert set(PRESET_DESCRIPTIONS) == set(PRESETS) == set(SPGNet.presets)
-    for name, text in PRESET_DESCRIPTIONS.items():
-        assert re.search(r"Tables? \d", text), (name, text)
-        stages = len(PRESETS[name]["backbones"])
-        assert text.startswith(f"{stages} stage"), (name, text)
+def test_every_preset_has_metadata_citing_its_tables():
+    """One table (keras-hub's `backbone_presets` shape): each entry's metadata agrees with its config."""
+    assert SPGNet.presets is PRESETS
+    for name, preset in PRESETS.items():
+        metadata, config = preset["metadata"], preset["config"]
+        stages = len(config["backbones"])
+        assert metadata["num_stages"] == stages
+        assert metadata["description"].startswith(f"{stages} stage"), name
+        cited = re.search(r"\(Tables? ([^)]*)\)", metadata["description"]).group(1)
+        assert metadata["tables"] and all(str(table) in cited for table in metadata["tables"]), name
+        assert f"width {config['decoder_channels']}" in metadata["description"], name
 
 
 def test_from_preset_builds_the_preset_with_overrides():
@@ -187,13 +191,13 @@ def test_from_preset_builds_the_preset_with_overrides():
         (dict(num_classes=-2), "num_classes"),
         (dict(num_classes=3, backbones=()), "at least one"),
         (dict(num_classes=3, backbones="resnet18", num_stages=0), "num_stages"),
-        (dict(num_classes=3, input_shape=(0, 128, 3)), "height must be a positive integer"),
-        (dict(num_classes=3, input_shape=(-32, 128, 3)), "height must be a positive integer"),
-        (dict(num_classes=3, input_shape=(64.0, 128, 3)), "height must be a positive integer"),
-        (dict(num_classes=3, input_shape=(True, 128, 3)), "height must be a positive integer"),
-        (dict(num_classes=3, input_shape=(64, 0, 3)), "width must be a positive integer"),
-        (dict(num_classes=3, input_shape=(64, "70", 3)), "width must be a positive integer"),
-        (dict(num_classes=3, input_shape=(64, 64)), "input_shape"),
+        (dict(num_classes=3, image_shape=(0, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, image_shape=(-32, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, image_shape=(64.0, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, image_shape=(True, 128, 3)), "height must be a positive integer"),
+        (dict(num_classes=3, image_shape=(64, 0, 3)), "width must be a positive integer"),
+        (dict(num_classes=3, image_shape=(64, "70", 3)), "width must be a positive integer"),
+        (dict(num_classes=3, image_shape=(64, 64)), "image_shape"),
         (dict(num_classes=3, decoder_channels=0), "decoder_channels"),
         (dict(num_classes=3, guidance="attention"), "guidance"),
         (dict(num_classes=3, spg_excitation="relu"), "spg_excitation"),

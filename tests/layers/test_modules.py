@@ -14,7 +14,6 @@ from spgnet_keras.layers import (
     StageTransition,
     UpsampleModule,
 )
-from tests.helpers import run_layer_serialization_test
 
 
 def rand(*shape, seed=0):
@@ -133,23 +132,6 @@ def test_bad_excite_arguments():
         GatherExciteTransition(extent=3)
     with pytest.raises(ValueError, match="reduction"):
         SqueezeExciteTransition(reduction=0)
-
-
-@pytest.mark.parametrize(
-    "layer, inputs",
-    [
-        (BottleneckBlock(8), rand(1, 4, 4, 3)),
-        (UpsampleModule(8), [rand(1, 4, 4, 3), rand(1, 2, 2, 8)]),
-        (CrossStageAggregation(), [rand(1, 4, 4, 6), rand(1, 4, 4, 3), rand(1, 4, 4, 5)]),
-        (StageTransition(output_channels=4), rand(1, 4, 4, 8)),
-        (SqueezeExciteTransition(output_channels=4, reduction=2), rand(1, 4, 4, 8)),
-        (GatherExciteTransition(output_channels=4, extent=2), rand(1, 4, 4, 8)),
-        (ResizeLike(), [rand(1, 2, 2, 3), rand(1, 4, 4, 1)]),
-    ],
-    ids=lambda v: type(v).__name__ if not isinstance(v, (list, np.ndarray)) else "",
-)
-def test_layer_serialization(layer, inputs, tmp_path):
-    run_layer_serialization_test(layer, inputs, tmp_path)
 
 
 FOLDABLE = [

@@ -41,15 +41,15 @@ def ohem_mask(ce, candidates, threshold=None, min_kept=0, top_k=None):
 
 
 def _kth_largest(scores: tf.Tensor, k_static, k_per_row: tf.Tensor):
-    """Per-row k-th largest score, for a per-row ``k`` not above ``k_static``.
+    """Per-row k-th largest score, for a per-row `k` not above `k_static`.
 
     Args:
-        scores: ``(B, N)`` float scores (``-inf`` for non-candidates).
-        k_static: Scalar int (tensor) upper bound on ``k_per_row``, >= 1.
-        k_per_row: ``(B,)`` int32 values in ``[1, k_static]``.
+        scores: `(B, N)` float scores (`-inf` for non-candidates).
+        k_static: Scalar int (tensor) upper bound on `k_per_row`, >= 1.
+        k_per_row: `(B,)` int32 values in `[1, k_static]`.
 
     Returns:
-        ``(B, 1)`` float32 thresholds.
+        `(B, 1)` float32 thresholds.
     """
     top = tf.math.top_k(scores, k=k_static, sorted=True).values
     kth = tf.gather(top, k_per_row - 1, batch_dims=1)
@@ -57,7 +57,7 @@ def _kth_largest(scores: tf.Tensor, k_static, k_per_row: tf.Tensor):
 
 
 def threshold_mask(scores, candidates, threshold: float, min_kept: int):
-    """Threshold OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
+    """Threshold OHEM on `(B, N)` scores; see SegmentationCrossEntropy."""
     ce_threshold = -math.log(threshold)
     keep = tf.logical_and(candidates, scores > ce_threshold)
     if min_kept > 0:
@@ -70,7 +70,7 @@ def threshold_mask(scores, candidates, threshold: float, min_kept: int):
 
 
 def top_fraction_mask(scores, candidates, fraction: float):
-    """Top-k-fraction OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
+    """Top-k-fraction OHEM on `(B, N)` scores; see SegmentationCrossEntropy."""
     n = tf.shape(scores)[1]
     n_valid = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=1)
     k_rows = tf.cast(tf.math.ceil(fraction * tf.cast(n_valid, tf.float32)), tf.int32)

@@ -332,7 +332,7 @@ def build_model(name, height, width, builders=None, num_classes=NUM_CLASSES):
     if name == "resnet50":
         return keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
     if name in SPGNET_MODELS:
-        model = SPGNet.from_preset(name, num_classes, input_shape=shape)
+        model = SPGNet.from_preset(name, num_classes, image_shape=shape)
         return keras.Model(model.input, model.output[PREDICTION], name=name)
     if name in builders:
         return builders[name](shape)

@@ -312,7 +312,7 @@ class EpochTimer(keras.callbacks.Callback):
 def train_run(height, width, batch, dtype, deep_supervision, steps, epochs):
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(dtype)
-    model = SPGNet.from_preset("spgnet_r50x2_256", NUM_CLASSES, input_shape=(height, width, 3))
+    model = SPGNet.from_preset("spgnet_r50x2_256", NUM_CLASSES, image_shape=(height, width, 3))
     if not deep_supervision:
         model = keras.Model(model.input, {PREDICTION: model.output[PREDICTION]})
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)

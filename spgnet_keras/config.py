@@ -8,7 +8,6 @@ with a `yaml.SafeLoader` only (`load_yaml`).
 """
 
 import dataclasses
-import inspect
 import math
 import os
 import re
@@ -452,9 +451,9 @@ def model_problems(model):
 
 
 def check_model_arguments(arguments, source):
-    from spgnet_keras.models.spgnet import SPGNet
+    from spgnet_keras.models.spgnet import SPGNET_ARGUMENTS
 
-    allowed = set(inspect.signature(SPGNet.__init__).parameters) - {"self", "kwargs", "num_classes"}
+    allowed = set(SPGNET_ARGUMENTS) - {"num_classes"}
     for key in arguments:
         if key not in allowed:
             raise InvalidInputError(f"{source}: unknown key model.arguments.{key}; expected one of {sorted(allowed)}.")

@@ -1,46 +1,45 @@
 """Segmentation losses for SPGNet.
 
-The main class is :class:`SegmentationCrossEntropy`, a per-pixel softmax
+The main class is `SegmentationCrossEntropy`, a per-pixel softmax
 cross-entropy on logits that
 
-* skips pixels whose label equals ``ignore_index`` (255 by default),
-* optionally weights every pixel by a per-class weight of its target class,
-* optionally keeps only hard pixels (online hard example mining, OHEM, as in
+- skips pixels whose label equals `ignore_index` (255 by default),
+- optionally weights every pixel by a per-class weight of its target class,
+- optionally keeps only hard pixels (online hard example mining, OHEM, as in
   Table 8 of the SPGNet paper), and
-* reports the same value whatever the number of replicas of a
-  ``tf.distribute`` strategy (see "Reduction and distribution" below).
+- reports the same value whatever the number of replicas of a
+  `tf.distribute` strategy (see "Reduction and distribution" below).
 
-:func:`deep_supervision_losses` builds the ``loss``/``loss_weights`` dicts for
-``model.compile`` for a model whose outputs are ``"prediction"`` plus the
-earlier stages' logits (``"stage1"``, ``"stage2"``, ...).
+`deep_supervision_losses` builds the `loss`/`loss_weights` dicts for
+`model.compile` for a model whose outputs are `"prediction"` plus the
+earlier stages' logits (`"stage1"`, `"stage2"`, ...).
 
-Reduction and distribution
---------------------------
+Reduction and distribution:
 The loss is a *mean over kept pixels*, not a mean over images. Keras' built-in
 reductions cannot express that (they divide by the batch size and, under a
-``tf.distribute`` strategy, additionally by the number of replicas), so
-``SegmentationCrossEntropy.__call__`` does its own reduction:
+`tf.distribute` strategy, additionally by the number of replicas), so
+`SegmentationCrossEntropy.__call__` does its own reduction:
 
-1. every kept pixel ``i`` of the replica's local batch gets a weight ``w_i``
-   (1, times its class weight, times ``sample_weight`` if given) and a
-   cross-entropy ``ce_i``;
-2. the replica computes ``local_sum = sum_i w_i * ce_i`` and
-   ``local_den = sum_i w_i``;
-3. ``local_den`` is summed over all replicas in sync
-   (``ReplicaContext.all_reduce``) into ``global_den``; with one replica (or
-   outside any strategy) ``global_den == local_den``;
-4. the returned value is ``local_sum / global_den``.
+1. every kept pixel `i` of the replica's local batch gets a weight `w_i`
+   (1, times its class weight, times `sample_weight` if given) and a
+   cross-entropy `ce_i`;
+2. the replica computes `local_sum = sum_i w_i * ce_i` and
+   `local_den = sum_i w_i`;
+3. `local_den` is summed over all replicas in sync
+   (`ReplicaContext.all_reduce`) into `global_den`; with one replica (or
+   outside any strategy) `global_den == local_den`;
+4. the returned value is `local_sum / global_den`.
 
 With one replica this is exactly the weighted mean over the batch's kept
-pixels. With ``R`` replicas the returned values sum, over replicas, to the
+pixels. With `R` replicas the returned values sum, over replicas, to the
 weighted mean over the kept pixels of the *global* batch, which is the
 convention Keras uses for its own losses (a replica returns its share of the
 global loss, gradients are summed across replicas), so the gradients equal the
 single-device ones. Keras' loss trackers multiply the per-replica value by
-``R`` (``unscale_loss_for_distribution``), weight it by the local batch size
+`R` (`unscale_loss_for_distribution`), weight it by the local batch size
 and sum over replicas; when the global batch splits evenly over replicas
-(the normal case, and the only case for ``drop_remainder=True`` pipelines)
-``model.fit``/``model.evaluate`` therefore report the same loss as on a single
+(the normal case, and the only case for `drop_remainder=True` pipelines)
+`model.fit`/`model.evaluate` therefore report the same loss as on a single
 device. Only an uneven final partial batch gives a (slightly) different
 report.
 """
@@ -56,6 +55,8 @@ import tensorflow as tf
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, PREDICTION
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.labels import check_label_range
+from spgnet_keras.models.outputs import stage_loss_weights
+from spgnet_keras.ohem import ohem_mask, validate_ohem
 
 __all__ = [
     "DEFAULT_STAGE_WEIGHT",
@@ -67,14 +68,14 @@ _PACKAGE = "spgnet_keras"
 
 
 def _cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
-    """Sums ``value`` over the replicas in sync (identity with one replica).
+    """Sums `value` over the replicas in sync (identity with one replica).
 
     Args:
         value: A float tensor computed independently on every replica.
 
     Returns:
         The sum over replicas when called inside a multi-replica
-        ``strategy.run``; ``value`` unchanged otherwise (no strategy, one
+        `strategy.run`; `value` unchanged otherwise (no strategy, one
         replica, or cross-replica context where the batch is already global).
     """
     ctx = tf.distribute.get_replica_context()
@@ -84,14 +85,14 @@ def _cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
 
 
 def _squeeze_channel(labels: tf.Tensor, logits_rank: int) -> tf.Tensor:
-    """Turns labels of shape ``(B, H, W, 1)`` into ``(B, H, W)``."""
+    """Turns labels of shape `(B, H, W, 1)` into `(B, H, W)`."""
     if labels.shape.rank is not None and labels.shape.rank == logits_rank:
         labels = tf.squeeze(labels, axis=-1)
     return labels
 
 
 def _nan_if(bad_count: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
-    """Returns NaN instead of ``value`` when ``bad_count > 0`` (XLA fallback)."""
+    """Returns NaN instead of `value` when `bad_count > 0` (XLA fallback)."""
     nan = tf.constant(float("nan"), value.dtype)
     return tf.where(bad_count > 0, nan, value)
 
@@ -100,9 +101,9 @@ def _sample_weight_map(sample_weight, pixel_shape_rank: int) -> tf.Tensor:
     """Reshapes a per-image or per-pixel sample weight to broadcast to (B, H, W).
 
     Args:
-        sample_weight: Tensor of shape ``()``, ``(B,)``, ``(B, 1)``,
-            ``(B, H, W)`` or ``(B, H, W, 1)``.
-        pixel_shape_rank: Rank of the per-pixel map (3 for ``(B, H, W)``).
+        sample_weight: Tensor of shape `()`, `(B,)`, `(B, 1)`,
+            `(B, H, W)` or `(B, H, W, 1)`.
+        pixel_shape_rank: Rank of the per-pixel map (3 for `(B, H, W)`).
 
     Returns:
         A float32 tensor broadcastable to the per-pixel map.
@@ -120,61 +121,70 @@ def _sample_weight_map(sample_weight, pixel_shape_rank: int) -> tf.Tensor:
 class SegmentationCrossEntropy(keras.losses.Loss):
     """Per-pixel softmax cross-entropy on logits with ignore label and OHEM.
 
-    ``y_true`` holds integer labels of shape ``(B, H, W)`` or ``(B, H, W, 1)``
-    (any int or float dtype; they are cast to int32) and ``y_pred`` float
-    logits of shape ``(B, H, W, C)`` at the same resolution. Logits are cast to
+    `y_true` holds integer labels of shape `(B, H, W)` or `(B, H, W, 1)`
+    (any int or float dtype; they are cast to int32) and `y_pred` float
+    logits of shape `(B, H, W, C)` at the same resolution. Logits are cast to
     float32 before the softmax, so the loss is safe under mixed precision.
 
-    Pixels labelled ``ignore_index`` are skipped. Any other label outside
-    ``[0, C)`` raises ``tf.errors.InvalidArgumentError`` whose message names
+    Pixels labelled `ignore_index` are skipped. Any other label outside
+    `[0, C)` raises `tf.errors.InvalidArgumentError` whose message names
     the allowed range and the offending values (under XLA, where assertions
     are compiled away, the loss becomes NaN instead of silently wrong).
 
-    The value is the weighted mean over *kept* pixels::
+    The value is the weighted mean over *kept* pixels:
 
-        loss = sum_i w_i * ce_i / sum_i w_i
+    ```
+    loss = sum_i w_i * ce_i / sum_i w_i
+    ```
 
-    where ``i`` runs over kept pixels (not ignored and, with OHEM, selected as
-    hard), ``ce_i = -log softmax(logits_i)[y_i]`` and
-    ``w_i = class_weights[y_i] * sample_weight_i`` (each factor 1 when not
+    where `i` runs over kept pixels (not ignored and, with OHEM, selected as
+    hard), `ce_i = -log softmax(logits_i)[y_i]` and
+    `w_i = class_weights[y_i] * sample_weight_i` (each factor 1 when not
     given). Pixels that are not kept count in neither the numerator nor the
-    denominator. ``sample_weight`` may be per image ``(B,)`` or per pixel
-    ``(B, H, W)``; since it appears in the denominator too, a constant weight
+    denominator. `sample_weight` may be per image `(B,)` or per pixel
+    `(B, H, W)`; since it appears in the denominator too, a constant weight
     has no effect (it only re-weights pixels relative to each other). A batch
     without kept pixels gives 0. See the module docstring for how the value
-    is reduced under ``tf.distribute`` (replica-count independent).
+    is reduced under `tf.distribute` (replica-count independent).
 
     OHEM (online hard example mining) is done per image, so its selection does
     not depend on how a batch is split over replicas. Two modes:
 
-    * ``ohem_threshold=t`` (e.g. 0.7): keep the valid pixels whose softmax
-      probability of the true class is below ``t`` (computed as
-      ``ce > -log t``); if that is fewer than ``ohem_min_kept`` pixels of the
-      image, keep its ``ohem_min_kept`` hardest valid pixels instead (all valid
+    - `ohem_threshold=t` (e.g. 0.7): keep the valid pixels whose softmax
+      probability of the true class is below `t` (computed as
+      `ce > -log t`); if that is fewer than `ohem_min_kept` pixels of the
+      image, keep its `ohem_min_kept` hardest valid pixels instead (all valid
       pixels if the image has fewer; pixels tied with the last one are kept
       too). Note that PyTorch implementations (PSPNet/OCNet/HRNet
-      ``OhemCrossEntropy``) apply ``min_kept`` to the whole per-GPU batch;
+      `OhemCrossEntropy`) apply `min_kept` to the whole per-GPU batch;
       divide their value by the per-GPU batch size to get a per-image value.
-    * ``ohem_top_k=f`` in ``(0, 1]``: keep the ``ceil(f * n_valid)`` hardest
+    - `ohem_top_k=f` in `(0, 1]`: keep the `ceil(f * n_valid)` hardest
       valid pixels of each image (ties with the last one kept too).
 
     Args:
-        ignore_index: Label value to skip. Defaults to
-            ``constants.IGNORE_LABEL`` (255).
-        class_weights: Optional sequence of ``C`` non-negative floats; pixel
-            ``i`` is weighted by ``class_weights[y_i]``.
-        ohem_threshold: Optional probability threshold in ``(0, 1]`` enabling
+        ignore_index: int. Label value to skip. Defaults to
+            `constants.IGNORE_LABEL` (255).
+        class_weights: list of float. Optional `C` non-negative weights; pixel
+            `i` is weighted by `class_weights[y_i]`.
+        ohem_threshold: float. Optional probability threshold in `(0, 1]` enabling
             threshold OHEM.
-        ohem_min_kept: Minimum number of hardest pixels kept per image with
+        ohem_min_kept: int. Minimum number of hardest pixels kept per image with
             threshold OHEM (0 or None = no minimum). Requires
-            ``ohem_threshold``.
-        ohem_top_k: Optional fraction in ``(0, 1]`` enabling top-k OHEM.
-            Mutually exclusive with ``ohem_threshold``.
-        name: Loss name.
+            `ohem_threshold`.
+        ohem_top_k: float. Optional fraction in `(0, 1]` enabling top-k OHEM.
+            Mutually exclusive with `ohem_threshold`.
+        name: str. Loss name.
 
     Raises:
-        ValueError: For inconsistent or out-of-range OHEM/class-weight
-            arguments.
+        InvalidInputError: For inconsistent or out-of-range OHEM/class-weight
+            arguments (a `ValueError`).
+
+    Example:
+
+    ```python
+    loss = SegmentationCrossEntropy(ohem_threshold=0.7, ohem_min_kept=100_000)
+    value = loss(masks, logits)  # masks (B, H, W), 255 ignored; logits (B, H, W, C)
+    ```
     """
 
     def __init__(
@@ -191,7 +201,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         super().__init__(name=name, reduction="sum", dtype="float32")
         self.ignore_index = int(ignore_index)
         self.class_weights = _validate_class_weights(class_weights)
-        _validate_ohem(ohem_threshold, ohem_min_kept, ohem_top_k)
+        validate_ohem(ohem_threshold, ohem_min_kept, ohem_top_k)
         self.ohem_threshold = None if ohem_threshold is None else float(ohem_threshold)
         self.ohem_min_kept = int(ohem_min_kept)
         self.ohem_top_k = None if ohem_top_k is None else float(ohem_top_k)
@@ -201,13 +211,13 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         """Computes the loss (see class docstring for the exact reduction).
 
         Args:
-            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
-            y_pred: Logits ``(B, H, W, C)``.
-            sample_weight: Optional per-image ``(B,)`` or per-pixel
-                ``(B, H, W)`` weights.
+            y_true: Labels `(B, H, W)` or `(B, H, W, 1)`.
+            y_pred: Logits `(B, H, W, C)`.
+            sample_weight: Optional per-image `(B,)` or per-pixel
+                `(B, H, W)` weights.
 
         Returns:
-            A float32 scalar: ``local_sum / global_den``.
+            A float32 scalar: `local_sum / global_den`.
         """
         with tf.name_scope(self.name):
             weighted_sum, weight_total, bad_count = self.sum_and_weight(
@@ -218,20 +228,20 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             return _nan_if(bad_count, loss)
 
     def call(self, y_true, y_pred):
-        """Returns the loss without sample weights (same as ``__call__``)."""
+        """Returns the loss without sample weights (same as `__call__`)."""
         return self(y_true, y_pred)
 
     def sum_and_weight(self, y_true, y_pred, sample_weight=None):
         """Returns the un-normalised pieces of the loss for the local batch.
 
         Args:
-            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
-            y_pred: Logits ``(B, H, W, C)``.
+            y_true: Labels `(B, H, W)` or `(B, H, W, 1)`.
+            y_pred: Logits `(B, H, W, C)`.
             sample_weight: Optional per-image or per-pixel weights.
 
         Returns:
-            ``(weighted_sum, weight_total, bad_count)``: float32 scalars
-            ``sum_i w_i * ce_i`` and ``sum_i w_i`` over kept pixels, and the
+            `(weighted_sum, weight_total, bad_count)`: float32 scalars
+            `sum_i w_i * ce_i` and `sum_i w_i` over kept pixels, and the
             int32 number of out-of-range labels (0 unless assertions are
             compiled away).
         """
@@ -244,13 +254,13 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         """Per-pixel cross-entropy and weights (0 for pixels not kept).
 
         Args:
-            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
-            y_pred: Logits ``(B, H, W, C)``.
+            y_true: Labels `(B, H, W)` or `(B, H, W, 1)`.
+            y_pred: Logits `(B, H, W, C)`.
             sample_weight: Optional per-image or per-pixel weights.
 
         Returns:
-            ``(ce, weights, bad_count)`` where ``ce`` and ``weights`` are
-            float32 ``(B, H, W)`` maps.
+            `(ce, weights, bad_count)` where `ce` and `weights` are
+            float32 `(B, H, W)` maps.
         """
         logits = tf.cast(y_pred, tf.float32)
         labels = _squeeze_channel(tf.cast(y_true, tf.int32), logits.shape.rank)
@@ -274,7 +284,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             class_w = tf.constant(self.class_weights, tf.float32)
             weights = weights * tf.gather(class_w, safe_labels)
         if self.ohem_threshold is not None or self.ohem_top_k is not None:
-            hard = tf.stop_gradient(self._ohem_mask(tf.stop_gradient(ce), kept))
+            hard = tf.stop_gradient(ohem_mask(tf.stop_gradient(ce), kept, self.ohem_threshold, self.ohem_min_kept,
+                                              self.ohem_top_k))
             weights = weights * tf.cast(hard, tf.float32)
         return ce, weights, bad_count
 
@@ -288,29 +299,6 @@ class SegmentationCrossEntropy(keras.losses.Loss):
                 f"{len(self.class_weights)} entries but the logits have "
                 f"{num_classes} classes."
             )
-
-    def _ohem_mask(self, ce: tf.Tensor, candidates: tf.Tensor) -> tf.Tensor:
-        """Boolean ``(B, H, W)`` mask of the hard pixels kept by OHEM.
-
-        Args:
-            ce: Per-pixel cross-entropy ``(B, H, W)`` (hardness score).
-            candidates: Boolean mask of pixels eligible for selection.
-
-        Returns:
-            Boolean mask, a subset of ``candidates``.
-        """
-        shape = tf.shape(ce)
-        batch = shape[0]
-        flat_ce = tf.reshape(ce, [batch, -1])
-        flat_cand = tf.reshape(candidates, [batch, -1])
-        scores = tf.where(flat_cand, flat_ce, tf.constant(-math.inf, tf.float32))
-        if self.ohem_top_k is not None:
-            keep = _top_fraction_mask(scores, flat_cand, self.ohem_top_k)
-        else:
-            keep = _threshold_mask(
-                scores, flat_cand, self.ohem_threshold, self.ohem_min_kept
-            )
-        return tf.reshape(keep, shape)
 
     def get_config(self):
         """Returns the constructor arguments (JSON-serialisable)."""
@@ -327,54 +315,11 @@ class SegmentationCrossEntropy(keras.losses.Loss):
 
     @classmethod
     def from_config(cls, config):
-        """Builds the loss from :meth:`get_config` output."""
+        """Builds the loss from `get_config` output."""
         config = dict(config)
         config.pop("reduction", None)
         config.pop("dtype", None)
         return cls(**config)
-
-
-def _kth_largest(scores: tf.Tensor, k_static, k_per_row: tf.Tensor) -> tf.Tensor:
-    """Per-row k-th largest score, for a per-row ``k`` not above ``k_static``.
-
-    Args:
-        scores: ``(B, N)`` float scores (``-inf`` for non-candidates).
-        k_static: Scalar int (tensor) upper bound on ``k_per_row``, >= 1.
-        k_per_row: ``(B,)`` int32 values in ``[1, k_static]``.
-
-    Returns:
-        ``(B, 1)`` float32 thresholds.
-    """
-    top = tf.math.top_k(scores, k=k_static, sorted=True).values
-    kth = tf.gather(top, k_per_row - 1, batch_dims=1)
-    return kth[:, None]
-
-
-def _threshold_mask(scores, candidates, threshold: float, min_kept: int):
-    """Threshold OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
-    ce_threshold = -math.log(threshold)
-    keep = tf.logical_and(candidates, scores > ce_threshold)
-    if min_kept > 0:
-        n = tf.shape(scores)[1]
-        k = tf.minimum(min_kept, n)
-        kth = _kth_largest(scores, k, tf.fill([tf.shape(scores)[0]], k))
-        # kth is -inf when the image has fewer than k candidates: keep them all.
-        keep = tf.logical_or(keep, tf.logical_and(candidates, scores >= kth))
-    return keep
-
-
-def _top_fraction_mask(scores, candidates, fraction: float):
-    """Top-k-fraction OHEM on ``(B, N)`` scores; see SegmentationCrossEntropy."""
-    n = tf.shape(scores)[1]
-    n_valid = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=1)
-    k_rows = tf.cast(tf.math.ceil(fraction * tf.cast(n_valid, tf.float32)), tf.int32)
-    k_rows = tf.minimum(k_rows, n_valid)
-    k_max = tf.clip_by_value(
-        tf.cast(tf.math.ceil(fraction * tf.cast(n, tf.float32)), tf.int32), 1, n
-    )
-    kth = _kth_largest(scores, k_max, tf.clip_by_value(k_rows, 1, k_max))
-    has_any = (k_rows > 0)[:, None]
-    return tf.logical_and(tf.logical_and(candidates, scores >= kth), has_any)
 
 
 def _validate_class_weights(class_weights) -> tuple[float, ...] | None:
@@ -388,72 +333,45 @@ def _validate_class_weights(class_weights) -> tuple[float, ...] | None:
     return weights
 
 
-def _validate_ohem(threshold, min_kept, top_k) -> None:
-    if threshold is not None and top_k is not None:
-        raise InvalidInputError("Use either ohem_threshold or ohem_top_k, not both.")
-    if threshold is not None and not 0.0 < float(threshold) <= 1.0:
-        raise InvalidInputError(f"ohem_threshold must be in (0, 1], got {threshold}.")
-    if top_k is not None and not 0.0 < float(top_k) <= 1.0:
-        raise InvalidInputError(f"ohem_top_k must be a fraction in (0, 1], got {top_k}.")
-    if int(min_kept) < 0:
-        raise InvalidInputError(f"ohem_min_kept must be >= 0, got {min_kept}.")
-    if int(min_kept) > 0 and threshold is None:
-        raise InvalidInputError("ohem_min_kept requires ohem_threshold.")
-
-
 def deep_supervision_losses(
     output_names: Sequence[str],
     stage_weight: float | Mapping[str, float] = DEFAULT_STAGE_WEIGHT,
     prediction_name: str = PREDICTION,
     **loss_kwargs,
 ) -> tuple[dict, dict]:
-    """Builds ``loss`` and ``loss_weights`` dicts for a deeply supervised model.
+    """Builds `loss` and `loss_weights` dicts for a deeply supervised model.
 
-    Every output gets its own :class:`SegmentationCrossEntropy` (same
-    ``loss_kwargs``); ``prediction_name`` gets weight 1.0 and every other
-    output (``"stage1"``, ``"stage2"``, ...) ``stage_weight`` (default
-    :data:`~spgnet_keras.constants.DEFAULT_STAGE_WEIGHT`, 1.0: the paper's plain sum). The total loss is
-    ``L_prediction + sum_s stage_weight_s * L_s``.
+    Every output gets its own `SegmentationCrossEntropy` (same
+    `loss_kwargs`); `prediction_name` gets weight 1.0 and every other
+    output (`"stage1"`, `"stage2"`, ...) `stage_weight` (default
+    `DEFAULT_STAGE_WEIGHT`, 1.0: the paper's plain sum). The total loss is
+    `L_prediction + sum_s stage_weight_s * L_s`.
 
-    Example::
+    Example:
 
-        losses, weights = deep_supervision_losses(["prediction", "stage1"])
-        model.compile(optimizer, loss=losses, loss_weights=weights)
+    ```python
+    losses, weights = deep_supervision_losses(["prediction", "stage1"])
+    model.compile(optimizer, loss=losses, loss_weights=weights)
+    ```
 
     Args:
         output_names: The keys of the model's output dict. (For a functional
-            model with dict outputs, Keras 3's ``model.output_names`` lists
+            model with dict outputs, Keras 3's `model.output_names` lists
             the *layer* names, which need not equal the dict keys; the loss
             dict must be keyed like the output dict.)
         stage_weight: Weight of each earlier-stage output, or a mapping from
             output name to weight (missing names get
-            :data:`DEFAULT_STAGE_WEIGHT`).
+            `DEFAULT_STAGE_WEIGHT`).
         prediction_name: Name of the final output (weight 1.0).
-        **loss_kwargs: Passed to :class:`SegmentationCrossEntropy`.
+        **loss_kwargs: Passed to `SegmentationCrossEntropy`.
 
     Returns:
-        ``(losses, loss_weights)``, two dicts keyed by output name.
+        `(losses, loss_weights)`, two dicts keyed by output name.
 
     Raises:
-        ValueError: If ``prediction_name`` is not among ``output_names`` or a
+        ValueError: If `prediction_name` is not among `output_names` or a
             name is duplicated.
     """
-    names = list(output_names)
-    if prediction_name not in names:
-        raise InvalidInputError(
-            f"Output {prediction_name!r} not found in output names {names}."
-        )
-    if len(set(names)) != len(names):
-        raise InvalidInputError(f"Duplicate output names: {names}.")
-    losses, weights = {}, {}
-    for out_name in names:
-        losses[out_name] = SegmentationCrossEntropy(
-            name=f"{out_name}_ce", **loss_kwargs
-        )
-        if out_name == prediction_name:
-            weights[out_name] = 1.0
-        elif isinstance(stage_weight, Mapping):
-            weights[out_name] = float(stage_weight.get(out_name, DEFAULT_STAGE_WEIGHT))
-        else:
-            weights[out_name] = float(stage_weight)
+    weights = stage_loss_weights(output_names, stage_weight, prediction_name)
+    losses = {name: SegmentationCrossEntropy(name=f"{name}_ce", **loss_kwargs) for name in weights}
     return losses, weights

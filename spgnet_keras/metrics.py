@@ -2,12 +2,12 @@
 
 Conventions (shared by the Keras metric and the numpy helpers):
 
-* the confusion matrix ``cm`` has shape ``(C, C)``; rows are ground-truth
-  classes, columns predicted classes: ``cm[t, p]`` counts pixels labelled
-  ``t`` and predicted ``p``;
-* pixels whose label equals ``ignore_index`` (255) are not counted; any other
-  label outside ``[0, C)`` (or a prediction outside it) is an error;
-* ``IoU_c = cm[c, c] / (sum_p cm[c, p] + sum_t cm[t, c] - cm[c, c])``; a class
+- the confusion matrix `cm` has shape `(C, C)`; rows are ground-truth
+  classes, columns predicted classes: `cm[t, p]` counts pixels labelled
+  `t` and predicted `p`;
+- pixels whose label equals `ignore_index` (255) are not counted; any other
+  label outside `[0, C)` (or a prediction outside it) is an error;
+- `IoU_c = cm[c, c] / (sum_p cm[c, p] + sum_t cm[t, c] - cm[c, c])`; a class
   whose union is 0 (absent from both labels and predictions) has IoU NaN and
   is excluded from the mean, as cityscapesscripts does.
 """
@@ -40,38 +40,40 @@ _PACKAGE = "spgnet_keras"
 class SegmentationMeanIoU(keras.metrics.Metric):
     """Streaming mean IoU for semantic segmentation.
 
-    Accumulates a ``(C, C)`` confusion matrix (float64 counts, exact up to
+    Accumulates a `(C, C)` confusion matrix (float64 counts, exact up to
     2**53 pixels; rows = ground truth, columns = prediction) over calls to
-    :meth:`update_state`. Its variable aggregates by SUM across replicas, so it
-    works under ``tf.distribute`` strategies.
+    `update_state`. Its variable aggregates by SUM across replicas, so it
+    works under `tf.distribute` strategies.
 
-    ``y_true``: integer labels ``(B, H, W)`` or ``(B, H, W, 1)``; pixels equal
-    to ``ignore_index`` are skipped, other labels outside ``[0, C)`` raise
-    ``tf.errors.InvalidArgumentError`` (NaN result under XLA, where asserts
+    `y_true`: integer labels `(B, H, W)` or `(B, H, W, 1)`; pixels equal
+    to `ignore_index` are skipped, other labels outside `[0, C)` raise
+    `tf.errors.InvalidArgumentError` (NaN result under XLA, where asserts
     are compiled away).
 
-    ``y_pred``: either logits/probabilities ``(B, H, W, C)`` (a floating
-    tensor whose last axis has ``num_classes`` entries; argmax is taken), or
-    class ids ``(B, H, W)``/``(B, H, W, 1)`` (pass an integer dtype to be
+    `y_pred`: either logits/probabilities `(B, H, W, C)` (a floating
+    tensor whose last axis has `num_classes` entries; argmax is taken), or
+    class ids `(B, H, W)`/`(B, H, W, 1)` (pass an integer dtype to be
     unambiguous).
 
-    ``sample_weight`` (optional, per image ``(B,)`` or per pixel
-    ``(B, H, W)``) multiplies each pixel's count.
+    `sample_weight` (optional, per image `(B,)` or per pixel
+    `(B, H, W)`) multiplies each pixel's count.
 
-    :meth:`result` is the mean IoU over classes whose union is non-zero
+    `result` is the mean IoU over classes whose union is non-zero
     (present in the labels or the predictions seen so far); classes absent
     from both are excluded, like cityscapesscripts' NaN entries. It is 0 before
     any pixel is counted.
 
-    Example::
+    Example:
 
-        model.compile(..., metrics={"prediction": [SegmentationMeanIoU(19)]})
+    ```python
+    model.compile(..., metrics={"prediction": [SegmentationMeanIoU(19)]})
+    ```
 
     Args:
-        num_classes: Number of classes ``C``.
-        ignore_index: Label value to skip (default 255).
-        name: Metric name (default ``"miou"``).
-        dtype: dtype of :meth:`result` (default float32).
+        num_classes: int. Number of classes `C`.
+        ignore_index: int. Label value to skip (default 255).
+        name: str. Metric name (default `"miou"`).
+        dtype: str. dtype of `result` (default float32).
     """
 
     def __init__(
@@ -93,7 +95,7 @@ class SegmentationMeanIoU(keras.metrics.Metric):
         )
 
     def _class_ids(self, y_pred, label_rank: int | None) -> tf.Tensor:
-        """Converts logits or class ids into int32 class ids ``(B, H, W)``."""
+        """Converts logits or class ids into int32 class ids `(B, H, W)`."""
         y_pred = tf.convert_to_tensor(y_pred)
         is_float = y_pred.dtype.is_floating
         if is_float and y_pred.shape.rank and y_pred.shape[-1] == self.num_classes:
@@ -108,8 +110,8 @@ class SegmentationMeanIoU(keras.metrics.Metric):
         """Adds a batch to the confusion matrix.
 
         Args:
-            y_true: Labels ``(B, H, W)`` or ``(B, H, W, 1)``.
-            y_pred: Logits ``(B, H, W, C)`` or class ids ``(B, H, W)``.
+            y_true: Labels `(B, H, W)` or `(B, H, W, 1)`.
+            y_pred: Logits `(B, H, W, C)` or class ids `(B, H, W)`.
             sample_weight: Optional per-image or per-pixel weights.
         """
         labels = tf.cast(tf.convert_to_tensor(y_true), tf.int32)
@@ -121,7 +123,7 @@ class SegmentationMeanIoU(keras.metrics.Metric):
         self.total_cm.assign_add(counts + poison)
 
     def _batch_confusion(self, labels, preds, sample_weight):
-        """Returns the float64 ``(C, C)`` counts of one batch and a bad count."""
+        """Returns the float64 `(C, C)` counts of one batch and a bad count."""
         c = self.num_classes
         kept, bad_labels = check_label_range(
             labels, c, self.ignore_index, f"{type(self).__name__} (y_true)"
@@ -164,12 +166,12 @@ class SegmentationMeanIoU(keras.metrics.Metric):
 
     # -------------------------------------------------- numpy conveniences
     def confusion_matrix(self) -> np.ndarray:
-        """Accumulated confusion matrix as ``np.int64`` (weighted counts rounded)."""
+        """Accumulated confusion matrix as `np.int64` (weighted counts rounded)."""
         cm = keras.ops.convert_to_numpy(self.total_cm)
         return np.rint(cm).astype(np.int64)
 
     def per_class_iou(self) -> np.ndarray:
-        """Per-class IoU, ``np.float64`` ``(C,)``, NaN for absent classes."""
+        """Per-class IoU, `np.float64` `(C,)`, NaN for absent classes."""
         return iou_from_confusion(keras.ops.convert_to_numpy(self.total_cm))
 
     def pixel_accuracy(self) -> float:

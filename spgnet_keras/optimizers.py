@@ -1,22 +1,22 @@
 """SGD with momentum and PyTorch-style (coupled) or Keras-style (decoupled) weight decay.
 
-PyTorch's ``SGD(weight_decay=wd)``, which the paper's code base (In-Place ABN) uses with
-momentum 0.9 and wd 1e-4 (Sec 4.2), is *coupled* L2: ``wd * w`` is added to the gradient,
-which then flows through the momentum buffer (``b = m b + g + wd w; w -= lr b``). Keras'
-``SGD(weight_decay=wd)`` is *decoupled*: every decayed variable is shrunk as ``w -= lr *
-wd * w`` before the step, and the momentum buffer only sees the loss gradient; with
-momentum ``m`` that is about ``1 - m`` (10x at ``m = 0.9``) weaker in steady state.
+PyTorch's `SGD(weight_decay=wd)`, which the paper's code base (In-Place ABN) uses with
+momentum 0.9 and wd 1e-4 (Sec 4.2), is *coupled* L2: `wd * w` is added to the gradient,
+which then flows through the momentum buffer (`b = m b + g + wd w; w -= lr b`). Keras'
+`SGD(weight_decay=wd)` is *decoupled*: every decayed variable is shrunk as `w -= lr * wd * w`
+before the step, and the momentum buffer only sees the loss gradient; with
+momentum `m` that is about `1 - m` (10x at `m = 0.9`) weaker in steady state.
 
-:class:`KernelDecaySGD` does either (``weight_decay_mode``). The coupled form is a
+`KernelDecaySGD` does either (`weight_decay_mode`). The coupled form is a
 gradient transform inside the optimizer's per-variable update (no kernel regularizers), so
-a user's own optimizer given to ``compile()`` is never regularised behind their back. That
+a user's own optimizer given to `compile()` is never regularised behind their back. That
 update runs on the gradients after Keras has summed them over the replicas of a
-``tf.distribute`` strategy, so the decay is counted once, not once per replica.
+`tf.distribute` strategy, so the decay is counted once, not once per replica.
 
-Keras' momentum folds the learning rate into the velocity (``v = m v - lr g; w += v``)
-where PyTorch keeps it outside (``w -= lr b``); the two are identical for a constant
+Keras' momentum folds the learning rate into the velocity (`v = m v - lr g; w += v`)
+where PyTorch keeps it outside (`w -= lr b`); the two are identical for a constant
 learning rate and differ by the step-to-step change of the rate under a schedule (with the
-paper's poly decay, a relative ``0.9 / (remaining steps)`` per step).
+paper's poly decay, a relative `0.9 / (remaining steps)` per step).
 """
 
 from __future__ import annotations
@@ -40,31 +40,38 @@ DECAY_VARIABLES = {"all": 0, "kernels": 2}
 class KernelDecaySGD(keras.optimizers.SGD):
     """Keras SGD with coupled or decoupled weight decay on a chosen set of variables.
 
-    A trainable variable is decayed iff its rank is at least ``decay_min_rank`` (2, the
+    A trainable variable is decayed iff its rank is at least `decay_min_rank` (2, the
     default: Conv/Dense/depthwise kernels are decayed; biases, BatchNormalization gamma
-    and beta are not; 0: every trainable variable, as PyTorch's ``SGD(model.parameters(),
-    weight_decay=...)``) and its path (e.g. ``"conv2d/kernel"``) contains none of the
-    substrings in ``exclude_names``. The exclusion is computed in :meth:`build` from the
-    variables themselves, through Keras' ``exclude_from_weight_decay``, and the rule and
-    the mode live in the config, so they survive ``get_config``/``from_config`` and
-    ``.keras`` save/load.
+    and beta are not; 0: every trainable variable, as PyTorch's
+    `SGD(model.parameters(), weight_decay=...)`) and its path (e.g. `"conv2d/kernel"`) contains none of the
+    substrings in `exclude_names`. The exclusion is computed in `build` from the
+    variables themselves, through Keras' `exclude_from_weight_decay`, and the rule and
+    the mode live in the config, so they survive `get_config`/`from_config` and
+    `.keras` save/load.
 
     Args:
-        learning_rate: Float or ``LearningRateSchedule`` (e.g.
-            :class:`spgnet_keras.schedules.PolyDecay`).
-        momentum: Momentum in ``[0, 1]``.
-        nesterov: Whether to use Nesterov momentum.
-        weight_decay: Decay factor (``None`` or 0 disables it).
-        weight_decay_mode: ``"coupled"`` (PyTorch: ``wd * w`` added to the gradient,
-            before momentum; the default) or ``"decoupled"`` (Keras: ``w -= lr * wd * w``
+        learning_rate: float or `LearningRateSchedule`. The rate (e.g.
+            `spgnet_keras.schedules.PolyDecay`).
+        momentum: float. Momentum in `[0, 1]`.
+        nesterov: bool. Whether to use Nesterov momentum.
+        weight_decay: float. Decay factor (`None` or 0 disables it).
+        weight_decay_mode: str. `"coupled"` (PyTorch: `wd * w` added to the gradient,
+            before momentum; the default) or `"decoupled"` (Keras: `w -= lr * wd * w`
             outside the momentum). See the module docstring.
-        decay_min_rank: Minimum variable rank that is decayed.
-        exclude_names: Extra substrings of variable paths to exclude.
-        **kwargs: Other ``keras.optimizers.SGD`` arguments (``clipnorm``,
-            ``name``, ...).
+        decay_min_rank: int. Minimum variable rank that is decayed.
+        exclude_names: list of str. Extra substrings of variable paths to exclude.
+        **kwargs: Other `keras.optimizers.SGD` arguments (`clipnorm`,
+            `name`, ...).
 
     Raises:
-        ValueError: For a ``weight_decay_mode`` other than "coupled"/"decoupled".
+        InvalidInputError: For a `weight_decay_mode` other than "coupled"/"decoupled".
+
+    Example:
+
+    ```python
+    optimizer = KernelDecaySGD(PolyDecay(0.01, max_steps=90_000), momentum=0.9, weight_decay=1e-4)
+    model.compile(optimizer=optimizer)
+    ```
     """
 
     def __init__(
@@ -93,19 +100,19 @@ class KernelDecaySGD(keras.optimizers.SGD):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        """Configs saved before ``weight_decay_mode`` existed were decoupled: kept so."""
+        """Configs saved before `weight_decay_mode` existed were decoupled: kept so."""
         config = {"weight_decay_mode": "decoupled", **config}
         return super().from_config(config, custom_objects=custom_objects)
 
     def uses_weight_decay(self, variable) -> bool:
-        """Whether ``variable`` is decayed (ignores ``weight_decay`` being 0).
+        """Whether `variable` is decayed (ignores `weight_decay` being 0).
 
         Args:
             variable: A Keras (or tf) variable.
 
         Returns:
-            True iff the rank is >= ``decay_min_rank`` and the path contains
-            none of ``exclude_names``.
+            True iff the rank is >= `decay_min_rank` and the path contains
+            none of `exclude_names`.
         """
         if len(variable.shape) < self.decay_min_rank:
             return False
@@ -125,7 +132,7 @@ class KernelDecaySGD(keras.optimizers.SGD):
             super()._apply_weight_decay(variables)
 
     def update_step(self, gradient, variable, learning_rate):
-        """SGD step; in coupled mode on ``gradient + weight_decay * variable``.
+        """SGD step; in coupled mode on `gradient + weight_decay * variable`.
 
         Called per variable on the gradient already summed over replicas.
         """
@@ -161,30 +168,30 @@ def build_sgd(
     """Builds the paper's SGD: momentum 0.9, coupled (PyTorch) weight decay 1e-4.
 
     Args:
-        learning_rate: Float or ``LearningRateSchedule``.
+        learning_rate: Float or `LearningRateSchedule`.
         momentum: Momentum.
         weight_decay: Weight decay factor.
         model: Optional built model; if given, the optimizer is built on its
-            trainable variables right away (so ``uses_weight_decay`` and the
+            trainable variables right away (so `uses_weight_decay` and the
             optimizer state are ready). Call this under the same
-            ``tf.distribute`` strategy scope as the model. If omitted, Keras
+            `tf.distribute` strategy scope as the model. If omitted, Keras
             builds the optimizer at the first training step.
         nesterov: Whether to use Nesterov momentum.
         exclude_names: Extra substrings of variable paths not to decay.
         weight_decay_mode: "coupled" (PyTorch, the paper's code base) or
-            "decoupled" (Keras' own ``weight_decay``; see the module docstring).
+            "decoupled" (Keras' own `weight_decay`; see the module docstring).
         decay_variables: "kernels" (conv/dense kernels only) or "all" (every
             trainable variable, BatchNorm gamma/beta and biases included, as
-            PyTorch's ``SGD(model.parameters(), ...)``; the paper recipe's choice,
-            ``spgnet_keras.config.OptimizerConfig``).
-        **kwargs: Passed to :class:`KernelDecaySGD` (e.g. ``clipnorm``).
+            PyTorch's `SGD(model.parameters(), ...)`; the paper recipe's choice,
+            `spgnet_keras.config.OptimizerConfig`).
+        **kwargs: Passed to `KernelDecaySGD` (e.g. `clipnorm`).
 
     Returns:
-        A :class:`KernelDecaySGD`.
+        A `KernelDecaySGD`.
 
     Raises:
-        ValueError: If ``model`` is given but not built, or for an unknown
-            ``weight_decay_mode``/``decay_variables``.
+        ValueError: If `model` is given but not built, or for an unknown
+            `weight_decay_mode`/`decay_variables`.
     """
     if decay_variables not in DECAY_VARIABLES:
         raise InvalidInputError(f"`decay_variables` must be one of {sorted(DECAY_VARIABLES)}, got {decay_variables!r}.")

@@ -16,37 +16,48 @@ _PACKAGE = "spgnet_keras"
 class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
     """"Poly" learning-rate decay with optional linear warm-up.
 
-    For ``step >= warmup_steps``::
+    For `step >= warmup_steps`:
 
-        t = min(step, max_steps) / max_steps
-        lr = (initial_learning_rate - end_learning_rate) * (1 - t) ** power
-             + end_learning_rate
+    ```
+    t = min(step, max_steps) / max_steps
+    lr = (initial_learning_rate - end_learning_rate) * (1 - t) ** power
+         + end_learning_rate
+    ```
 
-    so ``lr = initial * (1 - step / max_steps) ** power`` with the default
-    ``end_learning_rate=0``, and ``lr == end_learning_rate`` for every
-    ``step >= max_steps``. The decay uses the global step (it does not restart
+    so `lr = initial * (1 - step / max_steps) ** power` with the default
+    `end_learning_rate=0`, and `lr == end_learning_rate` for every
+    `step >= max_steps`. The decay uses the global step (it does not restart
     after warm-up).
 
-    For ``step < warmup_steps`` the rate rises linearly from
-    ``warmup_start_lr`` (at step 0) to the poly value at ``warmup_steps``, so
-    the schedule is continuous::
+    For `step < warmup_steps` the rate rises linearly from
+    `warmup_start_lr` (at step 0) to the poly value at `warmup_steps`, so
+    the schedule is continuous:
 
-        lr = warmup_start_lr + (poly(warmup_steps) - warmup_start_lr)
-             * step / warmup_steps
+    ```
+    lr = warmup_start_lr + (poly(warmup_steps) - warmup_start_lr)
+         * step / warmup_steps
+    ```
 
     Args:
-        initial_learning_rate: Base learning rate (at step 0 without warm-up).
-        max_steps: Total number of training steps (> 0).
-        power: Decay exponent (0.9 in the paper).
-        end_learning_rate: Rate at and after ``max_steps``.
-        warmup_steps: Length of the linear warm-up (0 = none); at most
-            ``max_steps``.
-        warmup_start_lr: Rate at step 0 when warming up.
-        name: Schedule name.
+        initial_learning_rate: float. Base learning rate (at step 0 without warm-up).
+        max_steps: int. Total number of training steps (> 0).
+        power: float. Decay exponent (0.9 in the paper).
+        end_learning_rate: float. Rate at and after `max_steps`.
+        warmup_steps: int. Length of the linear warm-up (0 = none); at most
+            `max_steps`.
+        warmup_start_lr: float. Rate at step 0 when warming up.
+        name: str. Schedule name.
 
     Raises:
-        ValueError: For non-positive ``max_steps``/``power`` or an invalid
-            ``warmup_steps``.
+        InvalidInputError: For non-positive `max_steps`/`power` or an invalid
+            `warmup_steps` (a `ValueError`).
+
+    Example:
+
+    ```python
+    schedule = PolyDecay(0.01, max_steps=90_000, power=0.9)
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=0.9)
+    ```
     """
 
     def __init__(
@@ -78,14 +89,14 @@ class PolyDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.name = name
 
     def _poly(self, step):
-        """Poly value at (float) ``step``, clamped to ``[0, max_steps]``."""
+        """Poly value at (float) `step`, clamped to `[0, max_steps]`."""
         step = ops.clip(step, 0.0, float(self.max_steps))
         remaining = 1.0 - step / float(self.max_steps)
         span = self.initial_learning_rate - self.end_learning_rate
         return span * ops.power(remaining, self.power) + self.end_learning_rate
 
     def __call__(self, step):
-        """Learning rate at ``step`` (int or tensor) as a float32 tensor."""
+        """Learning rate at `step` (int or tensor) as a float32 tensor."""
         step = ops.cast(step, "float32")
         lr = self._poly(step)
         if self.warmup_steps > 0:

@@ -25,7 +25,7 @@ from spgnet_keras.data.spec import DatasetSpec
 from spgnet_keras.errors import InvalidInputError, SPGNetError
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
-from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metric
+from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metrics
 from spgnet_keras.optimizers import build_sgd
 from spgnet_keras.run_folder import run_folder_lock
 from spgnet_keras.schedules import PolyDecay
@@ -124,7 +124,7 @@ def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
     optimizer = build_sgd(schedule, momentum=optimizer_config.momentum, weight_decay=optimizer_config.weight_decay,
                           weight_decay_mode=optimizer_config.weight_decay_mode,
                           decay_variables=optimizer_config.decay_variables)
-    metrics = {PREDICTION: [default_metric(model.output[PREDICTION].shape[-1])]}
+    metrics = default_metrics(output_names, model.output[PREDICTION].shape[-1])
     return dict(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
 
@@ -386,8 +386,7 @@ def _train_locked(config, out_dir, finished, log):
         log(line)
     write_text_atomically(out_dir / "config.json", json.dumps(config_to_dict(config), indent=2))
     write_text_atomically(out_dir / DATA_RECORD, json.dumps(prepared.record(), indent=2))
-    # Keras prefixes metric names with the output name only when there are several outputs.
-    monitor = f"val_{PREDICTION}_miou" if len(model.output) > 1 else "val_miou"
+    monitor = f"val_{PREDICTION}_miou"  # every SPGNet logs it (models/outputs.py: metric_name)
     callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
     patch_fit_for_multi_worker(model, strategy, train_data.element_spec)
     history = model.fit(

@@ -18,6 +18,7 @@ from spgnet_keras.losses import (
     SegmentationCrossEntropy,
     deep_supervision_losses,
 )
+from tests.helpers import run_serialization_test
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IGNORE = 255
@@ -248,10 +249,7 @@ def test_config_round_trip(data):
         class_weights=[1.0, 2.0, 0.5, 1.0], ohem_threshold=0.6, ohem_min_kept=5,
         name="my_ce",
     )
-    restored = keras.losses.deserialize(keras.losses.serialize(loss))
-    assert isinstance(restored, SegmentationCrossEntropy)
-    assert restored.get_config() == loss.get_config()
-    assert json.loads(json.dumps(loss.get_config())) == loss.get_config()
+    restored = run_serialization_test(loss)  # config and JSON round trips (tests/helpers.py)
     assert float(restored(labels, logits)) == pytest.approx(float(loss(labels, logits)))
     assert SegmentationCrossEntropy.from_config(loss.get_config()).name == "my_ce"
 

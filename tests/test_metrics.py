@@ -12,6 +12,7 @@ from spgnet_keras.metrics import (
     iou_from_confusion,
     mean_iou_from_confusion,
 )
+from tests.helpers import run_serialization_test
 
 IGNORE = 255
 C = 5
@@ -169,9 +170,7 @@ def test_out_of_range_labels_give_nan_under_xla():
 
 def test_config_round_trip():
     metric = SegmentationMeanIoU(7, ignore_index=0, name="val_miou")
-    restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
-    assert isinstance(restored, SegmentationMeanIoU)
-    assert restored.get_config() == metric.get_config()
+    restored = run_serialization_test(metric)  # config and JSON round trips (tests/helpers.py)
     assert (restored.num_classes, restored.ignore_index, restored.name) == (
         7, 0, "val_miou")
 

@@ -13,6 +13,7 @@ import pytest
 
 from spgnet_keras.optimizers import KernelDecaySGD, build_sgd
 from spgnet_keras.schedules import PolyDecay
+from tests.helpers import run_serialization_test
 
 
 def tiny_model():
@@ -105,7 +106,7 @@ def test_build_sgd_defaults_and_errors():
 def test_config_round_trip_keeps_exclusion_rule():
     optimizer = build_sgd(PolyDecay(0.01, 100), weight_decay=0.05,
                           exclude_names=["dense"], nesterov=True)
-    restored = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
+    restored = run_serialization_test(optimizer)  # config and JSON round trips (tests/helpers.py)
     assert isinstance(restored, KernelDecaySGD)
     config = restored.get_config()
     assert config["exclude_names"] == ["dense"]

@@ -77,7 +77,7 @@ def export_saved_model(
     Args:
         model: a Keras model taking RGB 0-255 images and returning a dict of logits,
             e.g. `SPGNet`. An `SPGNet` built for a fixed input size is rebuilt
-            with `input_shape=(None, None, 3)` and the same weights.
+            with `image_shape=(None, None, 3)` and the same weights.
         export_dir: the version folder, `<base>/<model_name>/<version>` with a numeric
             version (TF Serving's layout).
         output: which output to serve ("prediction" = last stage, "stage1", ...).
@@ -252,7 +252,7 @@ def servable_model(model):
             f"The model takes a fixed input size {model.input_shape}; serving needs (None, None, 3) "
             "(any height and width)."
         )
-    config = {**model.get_config(), "input_shape": [None, None, model.input_shape[-1]]}
+    config = {**model.get_config(), "image_shape": [None, None, model.input_shape[-1]]}
     rebuilt = SPGNet.from_config(config)
     rebuilt.set_weights(model.get_weights())
     return rebuilt

@@ -15,21 +15,32 @@ class CrossStageAggregation(keras.layers.Layer):
     stage's decoder and its next residual stack, as in MSPN's downsample module.
 
     Args:
-        sync_batchnorm: use synchronized BatchNormalization.
+        sync_batchnorm: bool. Whether to use synchronized BatchNormalization.
+        folded_batchnorm: bool. Whether BatchNorm is folded into the convolutions (no
+            BatchNorm layers; the convs have biases).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    layer = CrossStageAggregation()
+    summed = layer([np.ones((1, 8, 8, 6)), np.ones((1, 8, 8, 3)), np.ones((1, 8, 8, 5))])
+    ```
     """
 
-    def __init__(self, sync_batchnorm=False, **kwargs):
+    def __init__(self, sync_batchnorm=False, folded_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         self.sync_batchnorm = sync_batchnorm
+        self.folded_batchnorm = bool(folded_batchnorm)
 
     def build(self, input_shapes):
         current_shape, encoder_shape, decoder_shape = (tuple(s) for s in input_shapes)
         channels = current_shape[-1]
-        dtype = self.dtype_policy
-        self.encoder_conv = conv(channels, 1, name="encoder_conv", dtype=dtype)
-        self.encoder_bn = batch_norm("encoder_bn", self.sync_batchnorm, dtype=dtype)
-        self.decoder_conv = conv(channels, 1, name="decoder_conv", dtype=dtype)
-        self.decoder_bn = batch_norm("decoder_bn", self.sync_batchnorm, dtype=dtype)
+        dtype, folded = self.dtype_policy, self.folded_batchnorm
+        self.encoder_conv = conv(channels, 1, name="encoder_conv", dtype=dtype, folded_batchnorm=folded)
+        self.encoder_bn = batch_norm("encoder_bn", self.sync_batchnorm, dtype=dtype, folded_batchnorm=folded)
+        self.decoder_conv = conv(channels, 1, name="decoder_conv", dtype=dtype, folded_batchnorm=folded)
+        self.decoder_bn = batch_norm("decoder_bn", self.sync_batchnorm, dtype=dtype, folded_batchnorm=folded)
         self.encoder_conv.build(encoder_shape)
         self.encoder_bn.build(encoder_shape[:-1] + (channels,))
         self.decoder_conv.build(decoder_shape)
@@ -46,5 +57,5 @@ class CrossStageAggregation(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(sync_batchnorm=self.sync_batchnorm)
+        config.update(sync_batchnorm=self.sync_batchnorm, folded_batchnorm=self.folded_batchnorm)
         return config

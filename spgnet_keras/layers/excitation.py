@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from spgnet_keras.errors import InvalidInputError
-from spgnet_keras.layers.common import batch_norm, batchnorm_is_folded, check_positive_int, conv
+from spgnet_keras.layers.common import batch_norm, check_positive_int, conv
 from spgnet_keras.layers.pooling import ContextPooling
 from spgnet_keras.layers.resize import ResizeLike
 
@@ -30,16 +30,34 @@ class StageTransition(keras.layers.Layer):
     """Next stage's input from x_d with a 1x1 conv + BN + ReLU, no attention.
 
     Args:
-        output_channels: channels of the next stage's input.
-        sync_batchnorm: use synchronized BatchNormalization.
+        output_channels: int. Channels of the next stage's input.
+        sync_batchnorm: bool. Whether to use synchronized BatchNormalization.
+        folded_batchnorm: bool. Whether BatchNorm is folded into the convolutions (no
+            BatchNorm layers; every conv has a bias).
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    transition = StageTransition(output_channels=64)
+    next_input = transition(np.ones((1, 16, 16, 128), "float32"))  # (1, 16, 16, 64)
+    ```
     """
 
-    def __init__(self, output_channels=64, sync_batchnorm=False, **kwargs):
+    def __init__(self, output_channels=64, sync_batchnorm=False, folded_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         self.output_channels = check_positive_int(output_channels, "output_channels")
         self.sync_batchnorm = sync_batchnorm
-        self.output_conv = conv(output_channels, 1, name="output_conv", dtype=self.dtype_policy)
-        self.output_bn = batch_norm("output_bn", sync_batchnorm, dtype=self.dtype_policy)
+        self.folded_batchnorm = bool(folded_batchnorm)
+        self.output_conv = self._conv(output_channels, "output_conv")
+        self.output_bn = self._batch_norm("output_bn")
+
+    def _conv(self, filters, name, use_bias=False):
+        return conv(filters, 1, use_bias=use_bias, name=name, dtype=self.dtype_policy,
+                    folded_batchnorm=self.folded_batchnorm)
+
+    def _batch_norm(self, name):
+        return batch_norm(name, self.sync_batchnorm, dtype=self.dtype_policy, folded_batchnorm=self.folded_batchnorm)
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -59,7 +77,8 @@ class StageTransition(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(output_channels=self.output_channels, sync_batchnorm=self.sync_batchnorm)
+        config.update(output_channels=self.output_channels, sync_batchnorm=self.sync_batchnorm,
+                      folded_batchnorm=self.folded_batchnorm)
         return config
 
 
@@ -69,7 +88,7 @@ class _ExciteTransition(StageTransition):
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         channels = input_shape[-1]
-        self.transform_conv = conv(channels, 1, use_bias=True, name="transform_conv", dtype=self.dtype_policy)
+        self.transform_conv = self._conv(channels, "transform_conv", use_bias=True)
         self.transform_conv.build(input_shape)
         self.build_attention(input_shape)
         super().build(input_shape)
@@ -84,25 +103,35 @@ class SqueezeExciteTransition(_ExciteTransition):
     """Squeeze-and-excite between stages (Table 4, "SE").
 
     Args:
-        output_channels: channels of the next stage's input.
-        reduction: channel reduction of the bottleneck MLP (16 in the SE paper).
-        sync_batchnorm: use synchronized BatchNormalization.
-        test_pooling: "global" (default) or "crop": the squeeze at inference (see
+        output_channels: int. Channels of the next stage's input.
+        reduction: int. Channel reduction of the bottleneck MLP (16 in the SE paper).
+        sync_batchnorm: bool. Whether to use synchronized BatchNormalization.
+        test_pooling: str. "global" (default) or "crop": the squeeze at inference (see
             `spgnet_keras.layers.pooling.ContextPooling`; training pools globally).
-        pool_size: (height, width) window in positions of x_d, for "crop".
+        pool_size: tuple of 2 ints. (height, width) window in positions of x_d, for "crop".
+        folded_batchnorm: bool. Whether BatchNorm is folded into the convolutions.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    transition = SqueezeExciteTransition(output_channels=64, reduction=16)
+    next_input = transition(np.ones((1, 16, 16, 128), "float32"))  # (1, 16, 16, 64)
+    ```
     """
 
     def __init__(self, output_channels=64, reduction=16, sync_batchnorm=False, test_pooling="global",
-                 pool_size=None, **kwargs):
-        super().__init__(output_channels=output_channels, sync_batchnorm=sync_batchnorm, **kwargs)
+                 pool_size=None, folded_batchnorm=False, **kwargs):
+        super().__init__(output_channels=output_channels, sync_batchnorm=sync_batchnorm,
+                         folded_batchnorm=folded_batchnorm, **kwargs)
         self.reduction = check_positive_int(reduction, "reduction")
         self.squeeze = ContextPooling(test_pooling, pool_size, name="squeeze", dtype=self.dtype_policy)
 
     def build_attention(self, input_shape):
         channels = input_shape[-1]
         hidden = max(1, channels // self.reduction)
-        self.squeeze_conv = conv(hidden, 1, use_bias=True, name="squeeze_conv", dtype=self.dtype_policy)
-        self.excite_conv = conv(channels, 1, use_bias=True, name="excite_conv", dtype=self.dtype_policy)
+        self.squeeze_conv = self._conv(hidden, "squeeze_conv", use_bias=True)
+        self.excite_conv = self._conv(channels, "excite_conv", use_bias=True)
         self.squeeze_conv.build((input_shape[0], 1, 1, channels))
         self.excite_conv.build((input_shape[0], 1, 1, hidden))
 
@@ -123,13 +152,23 @@ class GatherExciteTransition(_ExciteTransition):
     """Gather-and-excite between stages (Table 4, "GE", the GE-theta variant).
 
     Args:
-        output_channels: channels of the next stage's input.
-        extent: gather extent, a power of two; log2(extent) stride-2 depthwise convs.
-        sync_batchnorm: use synchronized BatchNormalization.
+        output_channels: int. Channels of the next stage's input.
+        extent: int. Gather extent, a power of two; log2(extent) stride-2 depthwise convs.
+        sync_batchnorm: bool. Whether to use synchronized BatchNormalization.
+        folded_batchnorm: bool. Whether BatchNorm is folded into the convolutions.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    transition = GatherExciteTransition(output_channels=64, extent=8)
+    next_input = transition(np.ones((1, 16, 16, 128), "float32"))  # (1, 16, 16, 64)
+    ```
     """
 
-    def __init__(self, output_channels=64, extent=8, sync_batchnorm=False, **kwargs):
-        super().__init__(output_channels=output_channels, sync_batchnorm=sync_batchnorm, **kwargs)
+    def __init__(self, output_channels=64, extent=8, sync_batchnorm=False, folded_batchnorm=False, **kwargs):
+        super().__init__(output_channels=output_channels, sync_batchnorm=sync_batchnorm,
+                         folded_batchnorm=folded_batchnorm, **kwargs)
         if not isinstance(extent, int) or extent < 2 or extent & (extent - 1):
             raise InvalidInputError(f"`extent` must be a power of two >= 2, got {extent!r}.")
         self.extent = extent
@@ -142,10 +181,10 @@ class GatherExciteTransition(_ExciteTransition):
         shape = input_shape
         for i in range(int(math.log2(self.extent))):
             depthwise = keras.layers.DepthwiseConv2D(
-                3, strides=2, padding="same", use_bias=batchnorm_is_folded(), name=f"gather_conv{i + 1}",
+                3, strides=2, padding="same", use_bias=self.folded_batchnorm, name=f"gather_conv{i + 1}",
                 dtype=self.dtype_policy,
             )
-            bn = batch_norm(f"gather_bn{i + 1}", self.sync_batchnorm, dtype=self.dtype_policy)
+            bn = self._batch_norm(f"gather_bn{i + 1}")
             depthwise.build(shape)
             shape = depthwise.compute_output_shape(shape)
             bn.build(shape)

@@ -79,8 +79,16 @@ class ContextPooling(keras.layers.Layer):
     with `mode="crop"`, `crop_sized_average(x, pool_size)`: (B, H, W, C).
 
     Args:
-        mode: "global" or "crop".
-        pool_size: (height, width) window in feature-map positions, for "crop".
+        mode: str. "global" or "crop".
+        pool_size: tuple of 2 ints. (height, width) window in feature-map positions, for "crop".
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    pooling = ContextPooling("crop", pool_size=(16, 32))
+    context = pooling(features, training=False)  # (B, H, W, C): crop-sized means
+    ```
     """
 
     def __init__(self, mode="global", pool_size=None, **kwargs):

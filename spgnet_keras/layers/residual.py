@@ -15,34 +15,50 @@ class BottleneckBlock(keras.layers.Layer):
     projection shortcut is added when the input width differs from `filters`.
 
     Args:
-        filters: output channels.
-        bottleneck_ratio: inner width as a fraction of `filters`.
-        sync_batchnorm: use synchronized BatchNormalization.
+        filters: int. Output channels.
+        bottleneck_ratio: float. Inner width as a fraction of `filters`, in (0, 4].
+        sync_batchnorm: bool. Whether to use synchronized BatchNormalization.
+        folded_batchnorm: bool. Whether BatchNorm is folded into the convolutions (no
+            BatchNorm layers; every conv has a bias), see `spgnet_keras.export.fold_batchnorm`.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    block = BottleneckBlock(64)
+    features = block(np.ones((1, 32, 32, 16), "float32"))  # (1, 32, 32, 64)
+    ```
     """
 
-    def __init__(self, filters, bottleneck_ratio=0.25, sync_batchnorm=False, **kwargs):
+    def __init__(self, filters, bottleneck_ratio=0.25, sync_batchnorm=False, folded_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_positive_int(filters, "filters")
         if not 0 < bottleneck_ratio <= 4:
             raise InvalidInputError(f"`bottleneck_ratio` must be in (0, 4], got {bottleneck_ratio!r}.")
         self.bottleneck_ratio = bottleneck_ratio
         self.sync_batchnorm = sync_batchnorm
+        self.folded_batchnorm = bool(folded_batchnorm)
         width = max(1, int(round(filters * bottleneck_ratio)))
-        dtype = self.dtype_policy
-        self.conv1 = conv(width, 1, name="conv1", dtype=dtype)
-        self.bn1 = batch_norm("bn1", sync_batchnorm, dtype=dtype)
-        self.conv2 = conv(width, 3, name="conv2", dtype=dtype)
-        self.bn2 = batch_norm("bn2", sync_batchnorm, dtype=dtype)
-        self.conv3 = conv(filters, 1, name="conv3", dtype=dtype)
-        self.bn3 = batch_norm("bn3", sync_batchnorm, dtype=dtype)
+        self.conv1 = self._conv(width, 1, "conv1")
+        self.bn1 = self._batch_norm("bn1")
+        self.conv2 = self._conv(width, 3, "conv2")
+        self.bn2 = self._batch_norm("bn2")
+        self.conv3 = self._conv(filters, 1, "conv3")
+        self.bn3 = self._batch_norm("bn3")
         self.shortcut_conv = None
         self.shortcut_bn = None
+
+    def _conv(self, filters, kernel_size, name):
+        return conv(filters, kernel_size, name=name, dtype=self.dtype_policy, folded_batchnorm=self.folded_batchnorm)
+
+    def _batch_norm(self, name):
+        return batch_norm(name, self.sync_batchnorm, dtype=self.dtype_policy, folded_batchnorm=self.folded_batchnorm)
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
         if input_shape[-1] != self.filters:
-            self.shortcut_conv = conv(self.filters, 1, name="shortcut_conv", dtype=self.dtype_policy)
-            self.shortcut_bn = batch_norm("shortcut_bn", self.sync_batchnorm, dtype=self.dtype_policy)
+            self.shortcut_conv = self._conv(self.filters, 1, "shortcut_conv")
+            self.shortcut_bn = self._batch_norm("shortcut_bn")
             self.shortcut_conv.build(input_shape)
             self.shortcut_bn.build(input_shape[:-1] + (self.filters,))
         width = self.conv1.filters
@@ -72,5 +88,6 @@ class BottleneckBlock(keras.layers.Layer):
             filters=self.filters,
             bottleneck_ratio=self.bottleneck_ratio,
             sync_batchnorm=self.sync_batchnorm,
+            folded_batchnorm=self.folded_batchnorm,
         )
         return config

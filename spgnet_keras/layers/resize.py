@@ -12,14 +12,23 @@ class ResizeLike(keras.layers.Layer):
 
     On the TensorFlow backend, `tf.image.resize` with the size read from
     `tf.shape(reference)` traces with unknown height/width; Keras' bilinear
-    `UpSampling2D` and `keras.ops.image.resize` with symbolic sizes do not (see
-    design/pitfalls.md), so exporting a `(None, None, 3)` model needs this path. Other
+    `UpSampling2D` and `keras.ops.image.resize` with symbolic sizes do not (they raise
+    `OperatorNotAllowedInGraphError` since keras-team/keras PR #22079), so exporting a `(None, None, 3)` model needs this path. Other
     backends (JAX; tested in tests/models/test_backends.py) trace with concrete shapes: whole
     factors use `upsample_by_integer_factors`, other sizes `keras.ops.image.resize`.
     Half-pixel centres, i.e. PyTorch's `align_corners=False`, on every backend.
 
     A 1x1 input (an image-level feature after global pooling) is broadcast instead of
     resized: identical values, no resize kernel.
+
+    Args:
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    upsampled = ResizeLike()([logits, image])  # logits at the image's height and width
+    ```
     """
 
     def call(self, inputs):
@@ -96,6 +105,16 @@ class PadToMultiple(keras.layers.Layer):
 
     SPGNet applies it after normalising its input, where 0 is the ImageNet mean colour
     (what the paper's framework pads test images with); `CropLike` cuts the logits back.
+
+    Args:
+        multiple: int. The sides are padded to multiples of this.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    padded = PadToMultiple(32)(np.ones((1, 45, 70, 3), "float32"))  # (1, 64, 96, 3)
+    ```
     """
 
     def __init__(self, multiple, **kwargs):
@@ -128,7 +147,18 @@ class PadToMultiple(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="spgnet_keras")
 class CropLike(keras.layers.Layer):
     """Keeps the top-left `H x W` of `inputs[0]`, `H x W` being the size of `inputs[1]`
-    (undoes `PadToMultiple`)."""
+    (undoes `PadToMultiple`).
+
+    Args:
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    image = np.ones((1, 45, 70, 3), "float32")
+    cropped = CropLike()([PadToMultiple(32)(image), image])  # (1, 45, 70, 3)
+    ```
+    """
 
     def call(self, inputs):
         x, reference = inputs

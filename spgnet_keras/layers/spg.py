@@ -41,12 +41,22 @@ class SemanticPredictionGuidance(keras.layers.Layer):
     `next_stage_input`.
 
     Args:
-        num_classes: C.
-        output_channels: channels of the next stage's input (64 for ResNet stacks).
-        excitation: "sigmoid", "softmax" or "sum".
-        identity: add x_d (identity path).
-        supervision: return the logits for deep supervision.
-        sync_batchnorm: use synchronized BatchNormalization after the output conv.
+        num_classes: int. Number of classes C.
+        output_channels: int. Channels of the next stage's input (64 for ResNet stacks).
+        excitation: str. "sigmoid", "softmax" or "sum".
+        identity: bool. Whether to add x_d (identity path).
+        supervision: bool. Whether to return the logits for deep supervision.
+        sync_batchnorm: bool. Whether to use synchronized BatchNormalization after the
+            output conv.
+        folded_batchnorm: bool. Whether that BatchNorm is folded into the output conv.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    spg = SemanticPredictionGuidance(19, output_channels=64)
+    next_input, logits = spg(np.ones((1, 32, 64, 128), "float32"))
+    ```
     """
 
     def __init__(
@@ -57,6 +67,7 @@ class SemanticPredictionGuidance(keras.layers.Layer):
         identity=True,
         supervision=True,
         sync_batchnorm=False,
+        folded_batchnorm=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -68,12 +79,14 @@ class SemanticPredictionGuidance(keras.layers.Layer):
         self.identity = bool(identity)
         self.supervision = bool(supervision)
         self.sync_batchnorm = sync_batchnorm
+        self.folded_batchnorm = bool(folded_batchnorm)
         dtype = self.dtype_policy
         self.logits_conv = conv(num_classes, 1, use_bias=True, name="logits_conv", dtype="float32")
         self.attention_conv = None  # width D is known in build()
         self.transform_conv = None
-        self.output_conv = conv(output_channels, 1, name="output_conv", dtype=dtype)
-        self.output_bn = batch_norm("output_bn", sync_batchnorm, dtype=dtype)
+        self.output_conv = conv(output_channels, 1, name="output_conv", dtype=dtype,
+                                folded_batchnorm=self.folded_batchnorm)
+        self.output_bn = batch_norm("output_bn", sync_batchnorm, dtype=dtype, folded_batchnorm=self.folded_batchnorm)
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -123,6 +136,7 @@ class SemanticPredictionGuidance(keras.layers.Layer):
             identity=self.identity,
             supervision=self.supervision,
             sync_batchnorm=self.sync_batchnorm,
+            folded_batchnorm=self.folded_batchnorm,
         )
         return config
 

@@ -20,17 +20,29 @@ class UpsampleModule(keras.layers.Layer):
     Call with `[encoder_feature, previous_output]`.
 
     Args:
-        filters: decoder channels D.
-        bottleneck_ratio: inner width of both residual blocks, as a fraction of D.
-        sync_batchnorm: use synchronized BatchNormalization.
+        filters: int. Decoder channels D.
+        bottleneck_ratio: float. Inner width of both residual blocks, as a fraction of D.
+        sync_batchnorm: bool. Whether to use synchronized BatchNormalization.
+        folded_batchnorm: bool. Whether BatchNorm is folded into the convolutions of both
+            residual blocks.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    ```python
+    module = UpsampleModule(8)
+    fused = module([np.ones((1, 8, 12, 5)), np.ones((1, 4, 6, 8))])  # (1, 8, 12, 8)
+    ```
     """
 
-    def __init__(self, filters, bottleneck_ratio=0.25, sync_batchnorm=False, **kwargs):
+    def __init__(self, filters, bottleneck_ratio=0.25, sync_batchnorm=False, folded_batchnorm=False, **kwargs):
         super().__init__(**kwargs)
         self.filters = check_positive_int(filters, "filters")
         self.bottleneck_ratio = bottleneck_ratio
         self.sync_batchnorm = sync_batchnorm
-        block_args = dict(bottleneck_ratio=bottleneck_ratio, sync_batchnorm=sync_batchnorm, dtype=self.dtype_policy)
+        self.folded_batchnorm = bool(folded_batchnorm)
+        block_args = dict(bottleneck_ratio=bottleneck_ratio, sync_batchnorm=sync_batchnorm,
+                          folded_batchnorm=self.folded_batchnorm, dtype=self.dtype_policy)
         self.encoder_block = BottleneckBlock(filters, name="encoder_block", **block_args)
         self.fuse_block = BottleneckBlock(filters, name="fuse_block", **block_args)
         self.resize = ResizeLike(name="upsample", dtype=self.dtype_policy)
@@ -60,5 +72,6 @@ class UpsampleModule(keras.layers.Layer):
             filters=self.filters,
             bottleneck_ratio=self.bottleneck_ratio,
             sync_batchnorm=self.sync_batchnorm,
+            folded_batchnorm=self.folded_batchnorm,
         )
         return config

@@ -1,31 +1,57 @@
-"""Saved SPGNets: reading a `.keras` file, strict loading into a model of the same
-architecture, and loading into a preset (`SPGNet.from_preset(weights=...)`)."""
+"""Saved SPGNets into presets: `SPGNet.from_preset(weights=...)`, `from_preset(path)` and
+`save_to_preset`.
 
+The model class is passed in (`cls`), so this module sits below `spgnet.py` and imports
+it nowhere. Weight copying and the `.keras` reader are `spgnet_keras.models.weights`
+(re-exported here: `read_saved_model`, `load_model_weights`).
+"""
+
+import datetime
+import json
 from pathlib import Path
 
+import h5py
 import keras
-import numpy as np
 
 from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.models.imagenet import load_backbone_weights
+from spgnet_keras.models.presets import PRESETS
+from spgnet_keras.models.weights import copy_matching_weights, load_model_weights, read_saved_model
+
+__all__ = [
+    "is_saved_preset",
+    "load_model_weights",
+    "load_preset_weights",
+    "load_saved_preset",
+    "read_saved_model",
+    "read_spgnet",
+    "save_preset_folder",
+]
+
+PRESET_CONFIG_FILE = "config.json"
+PRESET_WEIGHTS_FILE = "model.weights.h5"
+PRESET_METADATA_FILE = "metadata.json"
+# Config keys of a saved SPGNet that are not its architecture (a re-headed or renamed model keeps them out).
+_NOT_ARCHITECTURE = ("name", "trainable", "num_classes", "class_names", "palette")
 
 
 def load_preset_weights(cls, arguments, num_classes, weights):
     """Builds `cls(num_classes, **arguments)` and fills it from `weights`.
 
     Args:
-        cls: `SPGNet` (or a subclass).
-        arguments: the SPGNet arguments of the preset, with the user's overrides.
-        num_classes: class count, or None to take it from a saved model in `weights`.
-        weights: None, "imagenet" or the path of a `.keras` / `.weights.h5` SPGNet.
+        cls: type. `SPGNet` (or a subclass).
+        arguments: dict. The SPGNet arguments of the preset, with the user's overrides.
+        num_classes: int or None. Class count, or None to take it from a saved model in `weights`.
+        weights: str or None. None, "imagenet" or the path of a `.keras` / `.weights.h5` SPGNet.
 
     Returns:
         The built model.
     """
     if weights is None or weights == "imagenet":
-        model = cls(num_classes=_required_classes(num_classes, weights), **arguments)
+        if num_classes is None:
+            raise InvalidInputError(f"`num_classes` is required with weights={weights!r}.")
+        model = cls(num_classes=num_classes, **arguments)
         if weights == "imagenet":
-            from spgnet_keras.models.imagenet import load_backbone_weights
-
             load_backbone_weights(model, "imagenet")
         return model
     path = Path(weights)
@@ -40,25 +66,12 @@ def load_preset_weights(cls, arguments, num_classes, weights):
     return model
 
 
-PRESET_CONFIG_FILE = "config.json"
-PRESET_WEIGHTS_FILE = "model.weights.h5"
-PRESET_METADATA_FILE = "metadata.json"
-# Config keys of a saved SPGNet that are not its architecture (a re-headed or renamed model keeps them out).
-_NOT_ARCHITECTURE = ("name", "trainable", "num_classes", "class_names", "palette")
-
-
 def is_saved_preset(preset):
     """True when `preset` names a saved SPGNet (a `.keras` file or a preset folder), not a preset name."""
     if not isinstance(preset, (str, Path)):
         return False
     path = Path(preset)
-    return path.suffix.lower() == ".keras" or path.is_dir() or (path.exists() and str(preset) not in _preset_names())
-
-
-def _preset_names():
-    from spgnet_keras.models.presets import PRESETS
-
-    return PRESETS
+    return path.suffix.lower() == ".keras" or path.is_dir() or (path.exists() and str(preset) not in PRESETS)
 
 
 def load_saved_preset(cls, preset, num_classes, weights, overrides):
@@ -66,8 +79,8 @@ def load_saved_preset(cls, preset, num_classes, weights, overrides):
     file or a `save_to_preset` folder), with `overrides` and re-headed for `num_classes`."""
     if weights is not None:
         raise InvalidInputError(f"from_preset({str(preset)!r}) loads the weights saved there; leave `weights` at None "
-                         f"(got {weights!r}).")
-    source = read_preset_folder(preset) if Path(preset).is_dir() else read_spgnet(preset)
+                                f"(got {weights!r}).")
+    source = read_preset_folder(cls, preset) if Path(preset).is_dir() else read_spgnet(preset, cls=cls)
     config = source.get_config()
     arguments = {key: value for key, value in config.items() if key not in _NOT_ARCHITECTURE}
     arguments.update(overrides)
@@ -90,12 +103,10 @@ def inherited_classes(arguments, source, num_classes):
 def save_preset_folder(model, preset_dir, overwrite=False):
     """Writes `model` as a keras-hub-style preset folder: `config.json` (the serialized
     model), `model.weights.h5` and `metadata.json`; `SPGNet.from_preset(preset_dir)` loads it."""
-    import datetime
-    import json
-
     preset_dir = Path(preset_dir)
     if (preset_dir / PRESET_CONFIG_FILE).exists() and not overwrite:
-        raise InvalidInputError(f"{preset_dir} already holds a preset ({PRESET_CONFIG_FILE}); pass overwrite=True to replace it.")
+        raise InvalidInputError(f"{preset_dir} already holds a preset ({PRESET_CONFIG_FILE}); pass overwrite=True "
+                                "to replace it.")
     preset_dir.mkdir(parents=True, exist_ok=True)
     (preset_dir / PRESET_CONFIG_FILE).write_text(json.dumps(keras.saving.serialize_keras_object(model), indent=2))
     model.save_weights(preset_dir / PRESET_WEIGHTS_FILE, overwrite=True)
@@ -105,46 +116,53 @@ def save_preset_folder(model, preset_dir, overwrite=False):
     return preset_dir
 
 
-def read_preset_folder(preset_dir):
-    """The SPGNet of a preset folder (`save_preset_folder`), loaded with `safe_mode=True`."""
-    import json
-
-    from spgnet_keras.models.spgnet import SPGNet
-
+def read_preset_folder(cls, preset_dir):
+    """The `cls` model of a preset folder (`save_preset_folder`), loaded with `safe_mode=True`."""
     preset_dir = Path(preset_dir)
     missing = [name for name in (PRESET_CONFIG_FILE, PRESET_WEIGHTS_FILE) if not (preset_dir / name).is_file()]
     if missing:
         raise InvalidInputError(f"{preset_dir} is not a preset folder: it has no {' or '.join(missing)} "
-                         "(written by SPGNet.save_to_preset).")
+                                "(written by SPGNet.save_to_preset).")
     try:
         config = json.loads((preset_dir / PRESET_CONFIG_FILE).read_text())
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as error:
         raise InvalidInputError(f"Cannot read the preset {preset_dir / PRESET_CONFIG_FILE}: {error}") from None
-    if not isinstance(model, SPGNet):
-        raise InvalidInputError(f"{preset_dir} holds a {type(model).__name__}, not an SPGNet.")
+    if not isinstance(model, cls):
+        raise InvalidInputError(f"{preset_dir} holds a {type(model).__name__}, not an {cls.__name__}.")
     try:
         model.load_weights(preset_dir / PRESET_WEIGHTS_FILE)
     except Exception as error:
-        raise InvalidInputError(f"Cannot load {preset_dir / PRESET_WEIGHTS_FILE} into its config's model: {error}") from None
+        raise InvalidInputError(f"Cannot load {preset_dir / PRESET_WEIGHTS_FILE} into its config's model: "
+                                f"{error}") from None
+    return model
+
+
+def read_spgnet(path, what="model", cls=None):
+    """`read_saved_model`, refusing a file that holds another kind of model than `cls`.
+
+    Args:
+        path: str or `Path`. A `.keras` file.
+        what: str. What the file is, for the messages.
+        cls: type. The expected model class (default `spgnet_keras.SPGNet`, found in Keras'
+            registry so that this module does not import the model module).
+    """
+    cls = cls or keras.saving.get_registered_object("spgnet_keras>SPGNet")
+    model = read_saved_model(path, what)
+    if not isinstance(model, cls):
+        raise InvalidInputError(f"{path} holds a {type(model).__name__}, not an {cls.__name__}.")
     return model
 
 
 def architecture_differences(source, target):
-    """["decoder_channels: 64 in the saved model, 128 here", ...] for the architecture arguments
+    """["decoder_channels=64 in the saved model, 128 here", ...] for the architecture arguments
     on which two SPGNets differ."""
     saved, asked = source.get_config(), target.get_config()
     saved["backbones"], asked["backbones"] = list(source.stage_backbones), list(target.stage_backbones)
     skipped = set(_NOT_ARCHITECTURE) | {"num_stages", "dtype", "test_pooling", "test_pooling_crop", "sync_batchnorm",
-                                        "input_shape"}
+                                        "image_shape"}
     return [f"{key}={saved[key]!r} in the saved model, {asked.get(key)!r} here"
             for key in saved if key not in skipped and saved[key] != asked.get(key)]
-
-
-def _required_classes(num_classes, weights):
-    if num_classes is None:
-        raise InvalidInputError(f"`num_classes` is required with weights={weights!r}.")
-    return num_classes
 
 
 def _saved_spgnet(cls, path, arguments):
@@ -159,7 +177,7 @@ def _saved_spgnet(cls, path, arguments):
         return source
     if not name.endswith(".keras"):
         raise InvalidInputError(f"`weights` must be a .keras or .weights.h5 file, got {path}.")
-    return read_spgnet(path)
+    return read_spgnet(path, cls=cls)
 
 
 def classes_in_weights_file(path, cls, arguments):
@@ -170,8 +188,6 @@ def classes_in_weights_file(path, cls, arguments):
     building the architecture once; a wrong guess cannot pass the strict load that
     follows.
     """
-    import h5py
-
     probe = cls(num_classes=2, **arguments)
     classifier = probe.get_layer(f"stage{len(probe.stage_backbones)}_classifier")
     position = [layer for layer in probe.layers if type(layer) is type(classifier)].index(classifier)
@@ -189,13 +205,14 @@ def copy_weights_for_new_classes(source, target, where):
     """Copies every variable of `source` into `target`; with another class count, every
     variable whose shape involves the classes keeps its fresh initialisation.
 
+    Returns:
+        The `TransferReport` of `copy_matching_weights`.
+
     Raises:
-        ValueError: a variable that does not depend on the class count differs or is
+        InvalidInputError: a variable that does not depend on the class count differs or is
             missing (another architecture).
     """
-    from spgnet_keras.models.finetune import transfer_matching_weights
-
-    report = transfer_matching_weights(source, target)
+    report = copy_matching_weights(source, target)
     shapes = {v.path: tuple(v.shape) for v in target.weights}
     classes = {source.num_classes, target.num_classes}
     foreign = [path for path in report.new if not classes & set(shapes[path])] + list(report.unused)
@@ -210,57 +227,3 @@ def copy_weights_for_new_classes(source, target, where):
             "num_classes=...)."
         )
     return report
-
-
-def read_saved_model(path, what="model"):
-    """The Keras model saved at `path` (`.keras`), not compiled, loaded with `safe_mode=True`.
-
-    Raises:
-        FileNotFoundError: no file at `path`.
-        ValueError: not a `.keras` file, or Keras cannot read it (truncated, foreign).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{what[0].upper() + what[1:]} file not found: {path}")
-    if path.suffix.lower() != ".keras":
-        raise InvalidInputError(f"The {what} must be a .keras file saved with model.save(), got {path}.")
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # a truncated or foreign file: say which
-        raise InvalidInputError(f"Cannot read the {what} {path}: {error}") from None
-
-
-def read_spgnet(path, what="model"):
-    """`read_saved_model`, refusing a file that holds another kind of model."""
-    from spgnet_keras.models.spgnet import SPGNet
-
-    model = read_saved_model(path, what)
-    if not isinstance(model, SPGNet):
-        raise InvalidInputError(f"{path} holds a {type(model).__name__}, not an SPGNet.")
-    return model
-
-
-def load_model_weights(model, checkpoint):
-    """Loads every weight of a `.keras` checkpoint into `model`, which must match it exactly.
-
-    Unlike `model.load_weights`, a checkpoint of another architecture is reported by the
-    first variable that differs (path and both shapes) or is missing.
-    """
-    path = Path(checkpoint)
-    source = read_saved_model(path, "checkpoint")
-    by_path = {v.path: v for v in source.weights}
-    for variable in model.weights:
-        match = by_path.pop(variable.path, None)
-        if match is None:
-            raise InvalidInputError(f"Checkpoint {path} has no variable {variable.path!r}: it is another architecture.")
-        if tuple(match.shape) != tuple(variable.shape):
-            raise InvalidInputError(
-                f"Checkpoint {path} does not fit this model: {variable.path!r} has shape "
-                f"{tuple(match.shape)} in the checkpoint and {tuple(variable.shape)} in the model."
-            )
-    if by_path:
-        raise InvalidInputError(f"Checkpoint {path} has {len(by_path)} variables this model lacks, e.g. {sorted(by_path)[0]!r}.")
-    sources = {v.path: v for v in source.weights}
-    for variable in model.weights:
-        variable.assign(np.asarray(sources[variable.path]))
-    return model

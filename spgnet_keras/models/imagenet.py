@@ -6,7 +6,7 @@ from pathlib import Path
 import keras
 
 from spgnet_keras.errors import InvalidInputError
-from spgnet_keras.models.finetune import TransferReport
+from spgnet_keras.models.weights import TransferReport, assign_pairs, read_saved_model
 
 # keras-hub presets (ResNet "v1.5", stride on the 3x3 conv, and explicit zero padding
 # before every stride-2 conv and the max pool, like SPGNet's stacks: the features match
@@ -51,22 +51,23 @@ def load_backbone_weights(model, source, stages=None):
     """Copies ResNet weights into the encoder of each SPGNet stage.
 
     Args:
-        model: an `SPGNet`.
-        source: "imagenet" (keras-hub / keras-cv presets: they download from Kaggle, so
-            they need a network; otherwise a clear error says to pass a file), a path to
-            a `.keras` file holding a keras-cv or keras-hub `ResNetBackbone` (or any model
-            with their layer names), or such a model object.
-        stages: 1-based stages to fill (default: every stage whose encoder depth matches).
+        model: `SPGNet`. Written in place.
+        source: str, `Path` or `keras.Model`. "imagenet" (keras-hub / keras-cv presets:
+            they download from Kaggle, so they need a network; otherwise a clear error
+            says to pass a file), a path to a `.keras` file holding a keras-cv or
+            keras-hub `ResNetBackbone` (or any model with their layer names), or such a
+            model object.
+        stages: list of int. 1-based stages to fill (default: every stage).
 
     Returns:
         A `TransferReport` (SPGNet layer names copied; source layers unused).
 
     Raises:
-        ValueError: unreadable file, no matching layer, or a shape mismatch (naming the
-            layer and both shapes).
+        InvalidInputError: unreadable file, no matching layer, or a shape mismatch
+            (naming the layer and both shapes).
     """
     stages = list(stages) if stages is not None else list(range(1, len(model.stage_backbones) + 1))
-    report = TransferReport([], [], [])
+    report = TransferReport()
     for stage in stages:
         backbone = model.stage_backbones[stage - 1]
         resnet = _resolve_source(source, backbone)
@@ -85,22 +86,16 @@ def load_backbone_weights(model, source, stages=None):
                     f"Source layer {layer.name!r} has no counterpart {target_name!r} in this SPGNet: "
                     f"is the source a {backbone} ResNet?"
                 ) from None
-            _copy_layer_weights(layer, target)
+            if len(target.weights) != len(layer.weights):
+                raise InvalidInputError(f"Layer {target_name!r} has {len(target.weights)} variables, the source "
+                                        f"layer {layer.name!r} {len(layer.weights)}.")
+            pairs = [(variable, value, f"layer {target_name!r}") for variable, value in zip(target.weights,
+                                                                                          layer.weights)]
+            assign_pairs(pairs, where=f"the source layer {layer.name!r}")
             report.copied.append(target_name)
     if not report.copied:
         raise InvalidInputError(f"No ResNet layer of {source!r} matched the SPGNet encoder.")
     return report
-
-
-def _copy_layer_weights(source_layer, target_layer):
-    values = source_layer.get_weights()
-    for variable, value in zip(target_layer.weights, values):
-        if tuple(variable.shape) != tuple(value.shape):
-            raise InvalidInputError(
-                f"Shape mismatch for layer {target_layer.name!r}: SPGNet has {tuple(variable.shape)}, "
-                f"the source layer {source_layer.name!r} has {tuple(value.shape)}."
-            )
-    target_layer.set_weights(values)
 
 
 def _resolve_source(source, backbone):
@@ -111,10 +106,7 @@ def _resolve_source(source, backbone):
     path = Path(source)
     if not path.is_file():
         raise InvalidInputError(f"Backbone weights file {path} does not exist.")
-    try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # a truncated or foreign file: say which
-        raise InvalidInputError(f"Cannot read backbone weights from {path}: {error}") from None
+    return read_saved_model(path, "backbone weights")
 
 
 def _imagenet_backbone(backbone):

@@ -20,7 +20,7 @@ features. Stride-1 convs keep 'same': it pads (k - 1) // 2 on each side, as kera
 import keras
 
 from spgnet_keras.errors import InvalidInputError
-from spgnet_keras.layers.common import batch_norm, batchnorm_is_folded, conv
+from spgnet_keras.layers.common import LayerSettings
 
 # depth name -> (block type, blocks per stack)
 RESNET_SPECS = {
@@ -32,102 +32,112 @@ RESNET_SPECS = {
 }
 STEM_CHANNELS = 64
 STACK_WIDTHS = (64, 128, 256, 512)
+_DEFAULT = LayerSettings()
 
 
 def check_backbone_name(name):
-    """Raises a ValueError naming the known encoders unless `name` is one."""
+    """Returns `name`; raises `InvalidInputError` naming the known encoders unless it is one."""
     if name not in RESNET_SPECS:
         raise InvalidInputError(f"Unknown backbone {name!r}; expected one of {sorted(RESNET_SPECS)}.")
     return name
 
 
-def apply_stem(x, prefix, sync_batchnorm=False):
+def apply_stem(x, prefix, settings=_DEFAULT):
     """7x7/2 conv + BN + ReLU + 3x3/2 max pool (Sec 4.2): image -> stride 4, 64 channels.
 
     Padded like keras-hub's stem (`conv1_pad`, `pool1_pad`): layers `{prefix}_stem_pad`
     and `{prefix}_stem_pool_pad`.
+
+    Args:
+        x: tensor. The (normalised, padded) image, channels last.
+        prefix: str. Layer name prefix (`"stage1"`).
+        settings: `LayerSettings`. Dtype policy, BatchNorm kind and folding.
     """
-    x = _padded_conv(x, STEM_CHANNELS, 7, 2, f"{prefix}_stem_conv", pad_name=f"{prefix}_stem_pad")
-    x = batch_norm(f"{prefix}_stem_bn", sync_batchnorm)(x)
-    x = keras.layers.ReLU(name=f"{prefix}_stem_relu")(x)
+    x = _padded_conv(x, STEM_CHANNELS, 7, 2, f"{prefix}_stem_conv", settings, pad_name=f"{prefix}_stem_pad")
+    x = settings.batch_norm(f"{prefix}_stem_bn")(x)
+    x = keras.layers.ReLU(name=f"{prefix}_stem_relu", dtype=settings.dtype)(x)
     # Zero padding is exact for a max pool after a ReLU (every value is >= 0).
-    x = keras.layers.ZeroPadding2D(1, name=f"{prefix}_stem_pool_pad")(x)
-    return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=f"{prefix}_stem_pool")(x)
+    x = keras.layers.ZeroPadding2D(1, name=f"{prefix}_stem_pool_pad", dtype=settings.dtype)(x)
+    return keras.layers.MaxPooling2D(3, strides=2, padding="valid", name=f"{prefix}_stem_pool",
+                                     dtype=settings.dtype)(x)
 
 
-def _padded_conv(x, filters, kernel_size, strides, name, pad_name=None):
+def _padded_conv(x, filters, kernel_size, strides, name, settings, pad_name=None):
     """A bias-free conv named `name`, padded like keras-hub's ResNet for its weights.
 
     Args:
-        x: input tensor (channels last).
-        filters: output channels.
-        kernel_size: odd square kernel size.
-        strides: 1 gives a 'same' conv; 2 zero-pads (kernel_size - 1) // 2 pixels on
+        x: tensor. Input (channels last).
+        filters: int. Output channels.
+        kernel_size: int. Odd square kernel size.
+        strides: int. 1 gives a 'same' conv; 2 zero-pads (kernel_size - 1) // 2 pixels on
             every side (layer `pad_name`, default `{name}_pad`; none for 1x1 kernels)
             and convolves "valid", as keras-hub's `ResNetBackbone` does.
-        name: name of the conv layer (ImageNet weights are mapped onto it by name).
-        pad_name: name of the padding layer.
+        name: str. Name of the conv layer (ImageNet weights are mapped onto it by name).
+        settings: `LayerSettings`. Dtype policy and folding.
+        pad_name: str. Name of the padding layer.
 
     Returns:
         The conv output: ceil(size / strides) on each side, whatever the input size.
     """
     if strides == 1:
-        return conv(filters, kernel_size, name=name)(x)
+        return settings.conv(filters, kernel_size, name=name)(x)
     padding = (kernel_size - 1) // 2
     if padding:
-        x = keras.layers.ZeroPadding2D(padding, name=pad_name or f"{name}_pad")(x)
-    return keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding="valid",
-        use_bias=batchnorm_is_folded(),
-        kernel_initializer="he_normal",
-        name=name,
-    )(x)
+        x = keras.layers.ZeroPadding2D(padding, name=pad_name or f"{name}_pad", dtype=settings.dtype)(x)
+    return settings.conv(filters, kernel_size, strides=strides, padding="valid", name=name)(x)
 
 
-def apply_stack(x, backbone, stack_index, prefix, sync_batchnorm=False):
-    """Runs residual stack `stack_index` (0..3) of `backbone`; stacks 1..3 halve the size."""
+def apply_stack(x, backbone, stack_index, prefix, settings=_DEFAULT):
+    """Runs residual stack `stack_index` (0..3) of `backbone`; stacks 1..3 halve the size.
+
+    Args:
+        x: tensor. Input features.
+        backbone: str. Encoder name ("resnet18", ...).
+        stack_index: int. 0..3.
+        prefix: str. Layer name prefix (`"stage1"`).
+        settings: `LayerSettings`. Dtype policy, BatchNorm kind and folding.
+    """
     block_type, blocks = RESNET_SPECS[check_backbone_name(backbone)]
     apply_block = apply_bottleneck_block if block_type == "bottleneck" else apply_basic_block
     width = STACK_WIDTHS[stack_index]
     for block_index in range(blocks[stack_index]):
         strides = 2 if (block_index == 0 and stack_index > 0) else 1
         name = f"{prefix}_stack{stack_index + 1}_block{block_index + 1}"
-        x = apply_block(x, width, strides, name, sync_batchnorm)
+        x = apply_block(x, width, strides, name, settings)
     return x
 
 
-def apply_basic_block(x, width, strides, name, sync_batchnorm):
+def apply_basic_block(x, width, strides, name, settings=_DEFAULT):
     """ResNet-18/34 block: two 3x3 convs, projection shortcut when the shape changes."""
-    shortcut = _shortcut(x, width, strides, name, sync_batchnorm)
-    y = _padded_conv(x, width, 3, strides, f"{name}_conv1")
-    y = batch_norm(f"{name}_bn1", sync_batchnorm)(y)
-    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
-    y = conv(width, 3, name=f"{name}_conv2")(y)
-    y = batch_norm(f"{name}_bn2", sync_batchnorm)(y)
-    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
-    return keras.layers.ReLU(name=f"{name}_out")(y)
+    dtype = settings.dtype
+    shortcut = _shortcut(x, width, strides, name, settings)
+    y = _padded_conv(x, width, 3, strides, f"{name}_conv1", settings)
+    y = settings.batch_norm(f"{name}_bn1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1", dtype=dtype)(y)
+    y = settings.conv(width, 3, name=f"{name}_conv2")(y)
+    y = settings.batch_norm(f"{name}_bn2")(y)
+    y = keras.layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out", dtype=dtype)(y)
 
 
-def apply_bottleneck_block(x, width, strides, name, sync_batchnorm):
+def apply_bottleneck_block(x, width, strides, name, settings=_DEFAULT):
     """ResNet-50/101/152 block, stride on the 3x3 conv (torchvision / "v1.5" layout)."""
-    shortcut = _shortcut(x, width * 4, strides, name, sync_batchnorm)
-    y = conv(width, 1, name=f"{name}_conv1")(x)
-    y = batch_norm(f"{name}_bn1", sync_batchnorm)(y)
-    y = keras.layers.ReLU(name=f"{name}_relu1")(y)
-    y = _padded_conv(y, width, 3, strides, f"{name}_conv2")
-    y = batch_norm(f"{name}_bn2", sync_batchnorm)(y)
-    y = keras.layers.ReLU(name=f"{name}_relu2")(y)
-    y = conv(width * 4, 1, name=f"{name}_conv3")(y)
-    y = batch_norm(f"{name}_bn3", sync_batchnorm)(y)
-    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
-    return keras.layers.ReLU(name=f"{name}_out")(y)
+    dtype = settings.dtype
+    shortcut = _shortcut(x, width * 4, strides, name, settings)
+    y = settings.conv(width, 1, name=f"{name}_conv1")(x)
+    y = settings.batch_norm(f"{name}_bn1")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu1", dtype=dtype)(y)
+    y = _padded_conv(y, width, 3, strides, f"{name}_conv2", settings)
+    y = settings.batch_norm(f"{name}_bn2")(y)
+    y = keras.layers.ReLU(name=f"{name}_relu2", dtype=dtype)(y)
+    y = settings.conv(width * 4, 1, name=f"{name}_conv3")(y)
+    y = settings.batch_norm(f"{name}_bn3")(y)
+    y = keras.layers.Add(name=f"{name}_add", dtype=dtype)([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out", dtype=dtype)(y)
 
 
-def _shortcut(x, filters, strides, name, sync_batchnorm):
+def _shortcut(x, filters, strides, name, settings):
     if strides == 1 and x.shape[-1] == filters:
         return x
-    shortcut = _padded_conv(x, filters, 1, strides, f"{name}_shortcut_conv")
-    return batch_norm(f"{name}_shortcut_bn", sync_batchnorm)(shortcut)
+    shortcut = _padded_conv(x, filters, 1, strides, f"{name}_shortcut_conv", settings)
+    return settings.batch_norm(f"{name}_shortcut_bn")(shortcut)

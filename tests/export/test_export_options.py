@@ -71,7 +71,7 @@ def test_fixed_size_spgnet_is_rebuilt_for_any_size():
     from spgnet_keras.export.saved_model import servable_model
 
     keras.utils.set_random_seed(5)
-    fixed = SPGNet(3, backbones=("resnet18",), decoder_channels=16, input_shape=(64, 64, 3))
+    fixed = SPGNet(3, backbones=("resnet18",), decoder_channels=16, image_shape=(64, 64, 3))
     rebuilt = servable_model(fixed)
     assert rebuilt.input_shape == (None, None, None, 3)
     image = smooth_image(64, 64, seed=1)[None]

@@ -1,5 +1,6 @@
 """Upsample module, residual block, cross-stage aggregation, SE/GE, resize."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -8,11 +9,11 @@ from spgnet_keras.layers import (
     CrossStageAggregation,
     GatherExciteTransition,
     ResizeLike,
+    SemanticPredictionGuidance,
     SqueezeExciteTransition,
     StageTransition,
     UpsampleModule,
 )
-from tests.helpers import run_layer_serialization_test
 
 
 def rand(*shape, seed=0):
@@ -133,18 +134,38 @@ def test_bad_excite_arguments():
         SqueezeExciteTransition(reduction=0)
 
 
-@pytest.mark.parametrize(
-    "layer, inputs",
-    [
-        (BottleneckBlock(8), rand(1, 4, 4, 3)),
-        (UpsampleModule(8), [rand(1, 4, 4, 3), rand(1, 2, 2, 8)]),
-        (CrossStageAggregation(), [rand(1, 4, 4, 6), rand(1, 4, 4, 3), rand(1, 4, 4, 5)]),
-        (StageTransition(output_channels=4), rand(1, 4, 4, 8)),
-        (SqueezeExciteTransition(output_channels=4, reduction=2), rand(1, 4, 4, 8)),
-        (GatherExciteTransition(output_channels=4, extent=2), rand(1, 4, 4, 8)),
-        (ResizeLike(), [rand(1, 2, 2, 3), rand(1, 4, 4, 1)]),
-    ],
-    ids=lambda v: type(v).__name__ if not isinstance(v, (list, np.ndarray)) else "",
-)
-def test_layer_serialization(layer, inputs, tmp_path):
-    run_layer_serialization_test(layer, inputs, tmp_path)
+FOLDABLE = [
+    (lambda folded: BottleneckBlock(8, folded_batchnorm=folded), rand(1, 4, 4, 3)),
+    (lambda folded: UpsampleModule(8, folded_batchnorm=folded), [rand(1, 4, 4, 3), rand(1, 2, 2, 8)]),
+    (lambda folded: CrossStageAggregation(folded_batchnorm=folded),
+     [rand(1, 4, 4, 6), rand(1, 4, 4, 3), rand(1, 4, 4, 5)]),
+    (lambda folded: StageTransition(output_channels=4, folded_batchnorm=folded), rand(1, 4, 4, 8)),
+    (lambda folded: SqueezeExciteTransition(output_channels=4, reduction=2, folded_batchnorm=folded),
+     rand(1, 4, 4, 8)),
+    (lambda folded: GatherExciteTransition(output_channels=4, extent=2, folded_batchnorm=folded), rand(1, 4, 4, 8)),
+    (lambda folded: SemanticPredictionGuidance(3, output_channels=4, folded_batchnorm=folded), rand(1, 4, 4, 8)),
+]
+
+
+def leaf_layers(layer):
+    return [sub for sub in layer._flatten_layers(include_self=False) if not sub._flatten_layers(include_self=False)]
+
+
+@pytest.mark.parametrize("make, inputs", FOLDABLE, ids=lambda v: "" if not callable(v) else None)
+def test_folded_block_rebuilt_from_its_config_is_folded(make, inputs):
+    """Folding is an argument kept in the config (no module-level state): the block rebuilt
+    from `get_config` has no BatchNorm and a bias on every conv, like the original."""
+    folded = make(True)
+    folded(inputs, training=False)
+    rebuilt = type(folded).from_config(folded.get_config())
+    rebuilt(inputs, training=False)
+    assert rebuilt.get_config()["folded_batchnorm"] is True
+    for block in (folded, rebuilt):
+        leaves = leaf_layers(block)
+        assert not any(isinstance(sub, keras.layers.BatchNormalization) for sub in leaves)
+        convs = [sub for sub in leaves if isinstance(sub, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D))]
+        assert convs and all(sub.use_bias for sub in convs)
+    unfolded = make(False)
+    unfolded(inputs, training=False)
+    assert any(isinstance(sub, keras.layers.BatchNormalization) for sub in leaf_layers(unfolded))
+    assert unfolded.get_config()["folded_batchnorm"] is False

@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from spgnet_keras.layers import CropLike, PadToMultiple
-from tests.helpers import run_layer_serialization_test
 
 
 def rand(*shape, seed=0):
@@ -80,23 +79,10 @@ def test_pad_to_multiple_rejects_bad_multiples(multiple):
         PadToMultiple(multiple)
 
 
-@pytest.mark.parametrize(
-    "layer, inputs",
-    [
-        (PadToMultiple(32), rand(1, 45, 70, 3)),
-        (PadToMultiple(8, name="pad8"), rand(2, 9, 16, 2)),
-        (CropLike(), [rand(1, 64, 96, 4), rand(1, 45, 70, 3)]),
-    ],
-    ids=["pad32", "pad8", "crop"],
-)
-def test_layer_serialization(layer, inputs, tmp_path):
-    """get_config round trip (the multiple is kept) and `.keras` save/load with safe_mode."""
-    run_layer_serialization_test(layer, inputs, tmp_path)
-    if isinstance(layer, PadToMultiple):
-        assert PadToMultiple.from_config(layer.get_config()).multiple == layer.multiple
-    assert not layer.weights  # nothing to train or save
-
-
-def test_spgnet_layers_are_registered_for_safe_loading():
-    for cls in (PadToMultiple, CropLike):
-        assert keras.saving.get_registered_object(f"spgnet_keras>{cls.__name__}") is cls
+def test_pad_and_crop_hold_no_weights():
+    """Nothing to train or save (the shared layer checks: tests/layers/test_layer_contract.py)."""
+    pad, crop = PadToMultiple(8, name="pad8"), CropLike()
+    pad(rand(2, 9, 16, 2))
+    crop([rand(1, 64, 96, 4), rand(1, 45, 70, 3)])
+    assert not pad.weights and not crop.weights
+    assert PadToMultiple.from_config(pad.get_config()).multiple == 8

@@ -73,7 +73,7 @@ def jax_run(tmp_path_factory):
     expected = {}
     for name in ("spg", "ge"):
         model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=16, guidance=name,
-                       input_shape=(None, None, 3))
+                       image_shape=(None, None, 3))
         model.save(folder / f"{name}.keras")
         expected[name] = {k: np.asarray(v) for k, v in model(images, training=False).items()}
     script = folder / "jax_check.py"

@@ -144,7 +144,9 @@ def test_misspelled_argument_is_a_type_error_naming_it(call):
 
 def test_presets_list_descriptions_and_from_preset_needs_classes_or_weights():
     assert "spgnet_r50x2_256" in SPGNet.presets
-    assert all(isinstance(text, str) and text for text in SPGNet.presets.values())
+    for preset in SPGNet.presets.values():  # keras-hub's shape: metadata and config
+        assert isinstance(preset["metadata"]["description"], str) and preset["metadata"]["description"]
+        assert set(preset["config"]) == {"backbones", "decoder_channels"}
     with pytest.raises(ValueError, match="num_classes"):
         SPGNet.from_preset("spgnet_r18x1_128")
     with pytest.raises(ValueError, match="Unknown preset"):

@@ -18,7 +18,7 @@ from spgnet_keras.training import recipe_compile_arguments
 from tests.helpers import assert_close_at_scale, run_layer_serialization_test
 
 CONFIGS = Path(__file__).resolve().parents[2] / "spgnet_keras" / "configs"
-TINY = dict(decoder_channels=8, input_shape=(64, 96, 3))
+TINY = dict(decoder_channels=8, image_shape=(64, 96, 3))
 
 
 def image(seed=0, height=64, width=96):

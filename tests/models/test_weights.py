@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from spgnet_keras import SPGNet
-from spgnet_keras.models.finetune import finetune_from, transfer_matching_weights
+from spgnet_keras.models.weights import copy_matching_weights, copy_weights
 from spgnet_keras.models.imagenet import load_backbone_weights, spgnet_layer_name
 
 
@@ -55,7 +55,7 @@ def test_bad_weight_sources(tmp_path):
         load_backbone_weights(model, str(tmp_path / "missing.keras"))
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="Cannot read backbone weights"):
+    with pytest.raises(ValueError, match="Cannot read the backbone weights"):
         load_backbone_weights(model, str(broken))
 
 
@@ -65,30 +65,51 @@ def test_imagenet_without_network_gives_a_clear_error():
         load_backbone_weights(model, "imagenet")
 
 
-def test_finetune_to_another_class_count_keeps_class_independent_weights(tmp_path):
+CLASS_DEPENDENT = {
+    "stage1_spg/logits_conv/kernel", "stage1_spg/logits_conv/bias", "stage1_spg/attention_conv/kernel",
+    "stage2_classifier/kernel", "stage2_classifier/bias",
+}
+
+
+def test_from_preset_to_another_class_count_keeps_class_independent_weights(tmp_path):
+    """Fine-tuning path: `from_preset(weights=saved .keras, num_classes=other)` copies every
+    variable that does not depend on the class count and leaves exactly the class-dependent
+    ones (classifiers, SPG's logits and attention convs) as initialised."""
     source = SPGNet(5, backbones=("resnet18", "resnet18"), decoder_channels=8)
     path = tmp_path / "five.keras"
     source.save(path)
-    model, report = finetune_from(str(path), num_classes=3)
+    model = SPGNet.from_preset("spgnet_r18x2_128", num_classes=3, weights=str(path), decoder_channels=8)
     assert model.num_classes == 3
-    new = set(report.new)
-    assert new == {
-        "stage1_spg/logits_conv/kernel", "stage1_spg/logits_conv/bias", "stage1_spg/attention_conv/kernel",
-        "stage2_classifier/kernel", "stage2_classifier/bias",
-    }
-    np.testing.assert_array_equal(model.get_layer("stage1_spg").transform_conv.kernel,
-                                  source.get_layer("stage1_spg").transform_conv.kernel)
-    np.testing.assert_array_equal(model.get_layer("stage2_upsample1").fuse_block.conv2.kernel,
-                                  source.get_layer("stage2_upsample1").fuse_block.conv2.kernel)
+    sources = {v.path: v.numpy() for v in source.weights}
+    new = {v.path for v in model.weights if v.shape != sources[v.path].shape}
+    assert new == CLASS_DEPENDENT
+    for variable in model.weights:
+        if variable.path not in new:
+            np.testing.assert_array_equal(variable.numpy(), sources[variable.path], err_msg=variable.path)
     assert model(np.zeros((1, 64, 64, 3), "float32"))["prediction"].shape == (1, 64, 64, 3)
 
 
-def test_transfer_reports_unused_weights():
+def test_lenient_copy_reports_new_and_unused_weights():
     big = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8)
-    small = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
-    report = transfer_matching_weights(big, small)
+    small = SPGNet(4, backbones=("resnet18",), decoder_channels=8)
+    report = copy_matching_weights(big, small)
     assert any(path.startswith("stage2_") for path in report.unused)
-    assert not report.new or all("classifier" in p for p in report.new)
+    assert set(report.new) == {"stage1_classifier/kernel", "stage1_classifier/bias"}  # 4 classes, not 3
+    assert report.summary() == f"{len(report.copied)} copied, 2 left as initialised, {len(report.unused)} unused"
+    np.testing.assert_array_equal(small.get_layer("stage1_stem_conv").kernel, big.get_layer("stage1_stem_conv").kernel)
+
+
+def test_strict_copy_names_the_variable_that_differs():
+    model = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
+    with pytest.raises(ValueError, match=r"'stage1_classifier/kernel' has shape \(1, 1, 8, 5\) in the source"):
+        copy_weights(SPGNet(5, backbones=("resnet18",), decoder_channels=8), model)
+    with pytest.raises(ValueError, match="has no variable 'stage1_spg/.*': it is another architecture"):
+        copy_weights(model, SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=8))
+    with pytest.raises(ValueError, match="has 5 variables this model lacks, e.g. 'stage1_head_"):
+        copy_weights(model, SPGNet(3, backbones=("resnet18",), decoder_channels=8, head_conv=False))
+    other = SPGNet(3, backbones=("resnet18",), decoder_channels=8)
+    assert copy_weights(other, model) is model
+    np.testing.assert_array_equal(model.get_layer("stage1_classifier").kernel, other.get_layer("stage1_classifier").kernel)
 
 
 def test_every_keras_hub_preset_names_a_known_resnet():

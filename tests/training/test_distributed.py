@@ -61,7 +61,7 @@ def test_multiworker_train_command_two_workers(synthetic_root, tmp_path):
     outputs = run.wait(timeout=540)
 
     finals = [final_json(stdout)["final"] for stdout, _ in outputs]
-    assert set(finals[0]) == {"loss", "miou", "val_loss", "val_miou"}
+    assert set(finals[0]) == {"loss", "prediction_miou", "val_loss", "val_prediction_miou"}
     assert all(math.isfinite(v) for v in finals[0].values())
     # Logs are averaged over the replicas of both workers: the same numbers on each.
     assert finals[0] == finals[1]
@@ -71,7 +71,7 @@ def test_multiworker_train_command_two_workers(synthetic_root, tmp_path):
     models = []
     for out_dir in run.out_dirs:
         assert not (out_dir / "backup").exists()
-        assert (out_dir / "checkpoints" / "best.keras").is_file()  # monitored "val_miou"
+        assert (out_dir / "checkpoints" / "best.keras").is_file()  # monitored "val_prediction_miou"
         models.append(keras.saving.load_model(out_dir / "checkpoints" / "latest.keras", safe_mode=True))
     assert isinstance(models[0], SPGNet) and models[0].get_layer("stage1_stem_bn").synchronized is False
     for a, b in zip(models[0].get_weights(), models[1].get_weights()):

@@ -63,7 +63,7 @@ def run_command(args):
         print("dry run: nothing was trained or written")
         return 0
     try:
-        _, history, checkpoint = train(config)
+        model, history, checkpoint = train(config)
     except RunFinished as finished:
         print(f"spgnet train: {finished}")
         return 0
@@ -74,7 +74,9 @@ def run_command(args):
 
 
 def write_run_report(model, run_dir):
-    """Evaluates the trained model on the run's recorded validation data into `run_dir/report/`."""
+    """Evaluates the trained model on the run's recorded validation data into `run_dir/report/`
+    (its table and path go to stderr: stdout keeps the JSON summary alone)."""
+    import sys
     from pathlib import Path
 
     from spgnet_keras.data.sources import DATA_RECORD, read_data_record
@@ -87,9 +89,9 @@ def write_run_report(model, run_dir):
         return None
     result = evaluate_data(model, data)
     result.settings["model"] = "the trained model (checkpoints/latest.keras)"
-    print(format_table(result))
+    print(format_table(result), file=sys.stderr)
     page = write_report(result, run_dir / "report", model=model, data=data, run_dir=run_dir)
-    print(f"report: {page}")
+    print(f"report: {page}", file=sys.stderr)
     return page
 
 

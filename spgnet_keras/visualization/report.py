@@ -222,7 +222,13 @@ def write_report(
     (out_dir / "report.json").write_text(json.dumps(record, indent=2) + "\n")
     settings = result.settings
     title = title or f"Evaluation report: {settings.get('dataset', 'data')}"
-    body = [f"<h1>{_text(title)}</h1>", _meta(result, model, run_dir)]
+    sections = [("summary", "Summary"), ("confusion", "Confusion matrix"), ("images", "Per image")]
+    if _attention_model(model) is not None and data is not None:
+        sections.append(("attention", "Guided attention"))
+    if run_dir is not None and (Path(run_dir) / "history.csv").is_file():
+        sections.append(("training", "Training curves"))
+    nav = "".join(f'<a href="#{key}">{name}</a>' for key, name in sections)
+    body = [f"<h1>{_text(title)}</h1>", f"<nav>{nav}</nav>", _meta(result, model, run_dir)]
     body += _summary(result, names, colours)
     body += _confusion(result, names, colours)
     body += _examples(result, model, _Pairs(data, read_label), names, colours, images_dir, num_examples,

@@ -43,10 +43,10 @@ def _spg_layer(model, stage: int):
 
 
 def attention_matrix(model, stage: int = 1) -> np.ndarray:
-    """The ``C x D`` weight matrix of the attention ``1x1`` conv (Fig 4, top right).
+    """The `C x D` weight matrix of the attention `1x1` conv (Fig 4, top right).
 
     Args:
-        model: An SPGNet with ``guidance="spg"``, or a ``SemanticPredictionGuidance`` layer.
+        model: An SPGNet with `guidance="spg"`, or a `SemanticPredictionGuidance` layer.
         stage: The SPG module after this stage.
     """
     layer = _spg_layer(model, stage)
@@ -55,7 +55,7 @@ def attention_matrix(model, stage: int = 1) -> np.ndarray:
 
 
 def top_attention_channels(weights: np.ndarray, class_index: int, top_k: int = TOP_K) -> np.ndarray:
-    """Indices of the ``top_k`` largest weights of row ``class_index``, largest first.
+    """Indices of the `top_k` largest weights of row `class_index`, largest first.
 
     Ties are broken by the lower channel index (stable sort).
     """
@@ -98,32 +98,32 @@ def guided_attention_maps(
 ) -> np.ndarray:
     """Guided-attention heat maps of an SPGNet for some classes (Sec 4.5 / Fig 4).
 
-    Steps, for an image ``H x W``:
+    Steps, for an image `H x W`:
 
     1. The RGB 0-255 image is padded bottom/right with the mean colour to a multiple of
-       32 and run (through the model's own normalisation) up to the SPG module's input ``x_d`` (a sub-model ``model.input -> spg.input``);
-       ``m = spg.guided_attention(x_d)``, shape ``Hp/4 x Wp/4 x D``.
-    2. For class ``c``: ``idx = top_attention_channels(W, c, top_k)`` with ``W`` the
-       ``C x D`` :func:`attention_matrix`; ``a = sqrt(sum_{j in idx} m[..., j]**2)``.
-    3. ``a`` is upsampled bilinearly (half-pixel centres) by 4 to the padded size and
-       cropped to ``H x W``.
-    4. Normalisation to ``[0, 1]``: ``"minmax"`` (default, as the paper's figures)
-       rescales each map to ``(a - min) / (max - min)`` over the image (a constant map
-       becomes 0); ``"absolute"`` divides by ``sqrt(top_k)``, the largest possible value
+       32 and run (through the model's own normalisation) up to the SPG module's input `x_d` (a sub-model `model.input -> spg.input`);
+       `m = spg.guided_attention(x_d)`, shape `Hp/4 x Wp/4 x D`.
+    2. For class `c`: `idx = top_attention_channels(W, c, top_k)` with `W` the
+       `C x D` `attention_matrix`; `a = sqrt(sum_{j in idx} m[..., j]**2)`.
+    3. `a` is upsampled bilinearly (half-pixel centres) by 4 to the padded size and
+       cropped to `H x W`.
+    4. Normalisation to `[0, 1]`: `"minmax"` (default, as the paper's figures)
+       rescales each map to `(a - min) / (max - min)` over the image (a constant map
+       becomes 0); `"absolute"` divides by `sqrt(top_k)`, the largest possible value
        of a sigmoid attention, so maps of different classes/images are comparable.
 
     Args:
-        model: SPGNet with ``guidance="spg"``.
-        image: ``[H, W, 3]`` RGB image in [0, 255] (uint8 or float).
-        classes: Class indices or names (names need ``class_names``).
-        stage: Which SPG module (after stage ``stage``).
+        model: SPGNet with `guidance="spg"`.
+        image: `[H, W, 3]` RGB image in [0, 255] (uint8 or float).
+        classes: Class indices or names (names need `class_names`).
+        stage: Which SPG module (after stage `stage`).
         top_k: Channels per class (paper: 15).
-        class_names: Names for resolving ``classes`` given as strings (default: the
-            model's own ``class_names``).
-        normalization: ``"minmax"`` or ``"absolute"``.
+        class_names: Names for resolving `classes` given as strings (default: the
+            model's own `class_names`).
+        normalization: `"minmax"` or `"absolute"`.
 
     Returns:
-        ``float32 [len(classes), H, W]`` with values in ``[0, 1]``.
+        `float32 [len(classes), H, W]` with values in `[0, 1]`.
     """
     import keras
     import tensorflow as tf
@@ -179,14 +179,14 @@ def attention_figure(
     panel_width: float = 3.2,
 ) -> Figure:
     """Fig 5/6-style figure: each row shows an image, optionally its prediction, and one
-    heat map per class (``cmap`` from blue = 0 to red = 1) blended over the image.
+    heat map per class (`cmap` from blue = 0 to red = 1) blended over the image.
 
     Args:
-        images: One ``uint8 [H, W, 3]`` image or a list of them (one row each).
-        maps: ``[K, H, W]`` maps in ``[0, 1]`` (from :func:`guided_attention_maps`) or a
+        images: One `uint8 [H, W, 3]` image or a list of them (one row each).
+        maps: `[K, H, W]` maps in `[0, 1]` (from `guided_attention_maps`) or a
             list of them, one per image.
-        titles: ``K`` class names for the heat-map columns.
-        predictions: Optional class map(s) ``[H, W]`` shown colourised after the image.
+        titles: `K` class names for the heat-map columns.
+        predictions: Optional class map(s) `[H, W]` shown colourised after the image.
         palette: Palette for the predictions.
         alpha: Heat-map opacity over the image (1 = heat map only).
         cmap: Matplotlib colour map.

@@ -40,13 +40,13 @@ def _check_palette(palette, source: str) -> np.ndarray:
 
 
 def resolve_palette(palette=None, num_classes: int | None = None) -> np.ndarray:
-    """Returns a palette as ``uint8 [K, 3]``.
+    """Returns a palette as `uint8 [K, 3]`.
 
     Args:
-        palette: ``"camvid"``, ``"cityscapes"`` (19 train-id colours), a file (a JSON list
-            of colours, a JSON object with a ``"palette"`` key such as a dataset
-            ``meta.json``, or a text file with one ``r g b`` / ``r,g,b`` line per class),
-            an array-like of colours, or None for :func:`default_palette`.
+        palette: `"camvid"`, `"cityscapes"` (19 train-id colours), a file (a JSON list
+            of colours, a JSON object with a `"palette"` key such as a dataset
+            `meta.json`, or a text file with one `r g b` / `r,g,b` line per class),
+            an array-like of colours, or None for `default_palette`.
         num_classes: Number of classes the palette must cover (checked when given).
 
     Raises:
@@ -97,11 +97,11 @@ def _read_palette_file(path: Path) -> np.ndarray:
 
 
 def colorize(class_map, palette, ignore_color=(0, 0, 0)) -> np.ndarray:
-    """Colours a class map: ``uint8 [H, W, 3]`` with ``palette[class]`` per pixel.
+    """Colours a class map: `uint8 [H, W, 3]` with `palette[class]` per pixel.
 
     Args:
-        class_map: Integer array ``[H, W]``.
-        palette: Anything :func:`resolve_palette` accepts (not None).
+        class_map: Integer array `[H, W]`.
+        palette: Anything `resolve_palette` accepts (not None).
         ignore_color: Colour of values outside the palette (e.g. the ignore label 255).
     """
     palette = resolve_palette(palette)
@@ -114,18 +114,18 @@ def colorize(class_map, palette, ignore_color=(0, 0, 0)) -> np.ndarray:
 
 
 def overlay(image, class_map, palette, alpha: float = 0.5) -> np.ndarray:
-    """Blends the colourised class map over the image: ``(1-alpha)*image + alpha*colour``.
+    """Blends the colourised class map over the image: `(1-alpha)*image + alpha*colour`.
 
     Pixels whose class lies outside the palette (e.g. 255 = ignore) keep the image.
 
     Args:
-        image: ``uint8 [H, W, 3]`` RGB.
-        class_map: Integer ``[H, W]`` of the same size.
-        palette: Anything :func:`resolve_palette` accepts.
-        alpha: Weight of the colours, in ``[0, 1]``.
+        image: `uint8 [H, W, 3]` RGB.
+        class_map: Integer `[H, W]` of the same size.
+        palette: Anything `resolve_palette` accepts.
+        alpha: Weight of the colours, in `[0, 1]`.
 
     Returns:
-        ``uint8 [H, W, 3]``.
+        `uint8 [H, W, 3]`.
     """
     if not 0.0 <= alpha <= 1.0:
         raise InvalidInputError(f"alpha must be in [0, 1], got {alpha}.")

@@ -25,10 +25,10 @@ def plot_confusion_matrix(
     """Confusion-matrix image (rows = ground truth, columns = prediction).
 
     Args:
-        confusion: ``(C, C)`` counts.
-        class_names: Tick labels (default ``0..C-1``).
+        confusion: `(C, C)` counts.
+        class_names: Tick labels (default `0..C-1`).
         normalize: Divide each row by its total (per-class recall; empty rows stay 0).
-        annotate: Write the values in the cells (default: when ``C <= 20``).
+        annotate: Write the values in the cells (default: when `C <= 20`).
     """
     confusion = np.asarray(confusion, np.float64)
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1]:
@@ -64,11 +64,11 @@ def plot_confusion_matrix(
 
 
 def read_csv_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads a ``keras.callbacks.CSVLogger`` file into ``{column: float array}``.
+    """Reads a `keras.callbacks.CSVLogger` file into `{column: float array}`.
 
     Raises:
         FileNotFoundError: Missing file.
-        ValueError: No ``epoch`` column or no rows.
+        ValueError: No `epoch` column or no rows.
     """
     path = Path(path)
     if not path.is_file():
@@ -91,7 +91,7 @@ def read_csv_log(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def plot_training_curves(path_or_log, metrics: Sequence[str] | None = None) -> Figure:
-    """Training curves from a CSVLogger file: one panel per metric, ``x`` and ``val_x``.
+    """Training curves from a CSVLogger file: one panel per metric, `x` and `val_x`.
 
     Loss panels use a log axis, and when the first epoch's value is far above the rest (a
     validation loss of 82 after epoch 1, then 0.5) the axis is limited to the later epochs
@@ -99,9 +99,9 @@ def plot_training_curves(path_or_log, metrics: Sequence[str] | None = None) -> F
     readable.
 
     Args:
-        path_or_log: CSV path or the dict of :func:`read_csv_log`.
-        metrics: Base metric names to plot (default: every column except ``epoch`` and
-            ``val_*``; a learning-rate column gets its own log-scale panel).
+        path_or_log: CSV path or the dict of `read_csv_log`.
+        metrics: Base metric names to plot (default: every column except `epoch` and
+            `val_*`; a learning-rate column gets its own log-scale panel).
     """
     log = path_or_log if isinstance(path_or_log, dict) else read_csv_log(path_or_log)
     epochs = log["epoch"] + 1

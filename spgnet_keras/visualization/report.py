@@ -22,20 +22,20 @@ import math
 import os
 import string
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from spgnet_keras.constants import IGNORE_LABEL
 from spgnet_keras.errors import InvalidInputError
-from spgnet_keras.visualization.colors import colorize, resolve_palette, save_figure
+from spgnet_keras.visualization.colors import resolve_palette, save_figure
+from spgnet_keras.visualization.panels import ERROR_COLOR, colour_labels, enlarge, error_map, strip
 
-__all__ = ["error_map", "evaluate_report", "write_report"]
+__all__ = ["evaluate_report", "write_report"]
 
 TEMPLATE = Path(__file__).with_name("report.html")
 MIN_PANEL_WIDTH = 360
 """Examples are enlarged (nearest neighbour, by an integer factor) to at least this width per panel."""
-ERROR_COLOR = (230, 25, 25)
 
 
 def _text(value) -> str:
@@ -53,52 +53,6 @@ def _percent(value) -> str:
 
 def _rgb(colour) -> str:
     return "rgb({},{},{})".format(*(int(c) for c in colour))
-
-
-def _checker(height: int, width: int, cell: int = 4) -> np.ndarray:
-    rows, cols = np.indices((height, width)) // cell
-    grey = np.where((rows + cols) % 2 == 0, 154, 255).astype(np.uint8)
-    return np.repeat(grey[..., None], 3, axis=-1)
-
-
-def _colour_labels(class_map, palette, ignore_index) -> np.ndarray:
-    colours = colorize(class_map, palette)
-    ignored = np.asarray(class_map) == ignore_index
-    return np.where(ignored[..., None], _checker(*ignored.shape), colours)
-
-
-def error_map(image, label, prediction, ignore_index: int = IGNORE_LABEL) -> np.ndarray:
-    """Wrong pixels in red over a dimmed grey image; ignored pixels chequered.
-
-    Args:
-        image: `uint8 [H, W, 3]` RGB.
-        label: Integer ground truth `[H, W]`.
-        prediction: Integer prediction `[H, W]`.
-        ignore_index: int. Label value that is not scored.
-
-    Returns:
-        `uint8 [H, W, 3]`.
-    """
-    image, label, prediction = np.asarray(image), np.asarray(label), np.asarray(prediction)
-    grey = image.astype(np.float32).mean(axis=-1, keepdims=True) * 0.45 + 60
-    picture = np.repeat(grey, 3, axis=-1).astype(np.uint8)
-    wrong = (label != prediction) & (label != ignore_index)
-    picture[wrong] = ERROR_COLOR
-    ignored = label == ignore_index
-    return np.where(ignored[..., None], _checker(*label.shape), picture)
-
-
-def _enlarge(picture: np.ndarray, factor: int) -> np.ndarray:
-    return np.repeat(np.repeat(picture, factor, axis=0), factor, axis=1) if factor > 1 else picture
-
-
-def _strip(panels: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
-    height = panels[0].shape[0]
-    spacer = np.full((height, gap, 3), 255, np.uint8)
-    parts = []
-    for panel in panels:
-        parts += [panel, spacer]
-    return np.concatenate(parts[:-1], axis=1)
 
 
 class _Pairs:
@@ -371,15 +325,19 @@ def _draw_example(score, model, pairs, settings, colours, images_dir, ignore_ind
     image = load_image(score.image)
     prediction = _predict(model, image, settings)
     factor = max(1, math.ceil(MIN_PANEL_WIDTH / image.shape[1]))
-    panels = [image, _colour_labels(label, colours, ignore_index), _colour_labels(prediction, colours, ignore_index),
+    panels = [image, colour_labels(label, colours, ignore_index), colour_labels(prediction, colours, ignore_index),
               error_map(image, label, prediction, ignore_index)]
     file_name = f"example_{score.index:05d}.png"
-    Image.fromarray(_strip([_enlarge(p, factor) for p in panels])).save(images_dir / file_name)
+    Image.fromarray(strip([enlarge(p, factor) for p in panels])).save(images_dir / file_name)
     return file_name, image, prediction
 
 
 def _attention(scores, drawn, model, names, colours, images_dir) -> list[str]:
-    from spgnet_keras.visualization.attention import TOP_K, attention_figure, guided_attention_maps
+    from spgnet_keras.visualization.attention import (
+        TOP_K,
+        attention_figure,
+        guided_attention_maps,
+    )
 
     channels = _attention_model(model)
     if channels is None or not scores:

@@ -20,7 +20,7 @@ from PIL import Image
 from spgnet_keras import SPGNet
 from spgnet_keras.cli import main
 from spgnet_keras.evaluation import evaluate, to_json
-from spgnet_keras.visualization import overlay_figure, plot_training_curves, write_report
+from spgnet_keras.visualization import evaluate_report, overlay_figure, plot_training_curves, write_report
 
 NAMES = ("sky", "road", "<car> & co")  # a name that must be escaped
 PALETTE = [(70, 130, 180), (128, 64, 128), (0, 0, 142)]
@@ -168,6 +168,15 @@ def test_report_without_model_has_numbers_only(report, tmp_path):
     tags = parse(page).tags
     assert not any(tag == "img" for tag, _ in tags)
     assert any(a.get("data-metric") == "miou" for _, a in tags)
+
+
+def test_evaluate_report_evaluates_and_writes(model, tmp_path):
+    pairs = write_pairs(tmp_path / "data", count=2)
+    result = evaluate_report(model, pairs, tmp_path / "report", num_examples=1, max_images=2)
+    assert result.num_images == 2 and len(result.per_image) == 2
+    record = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [s["miou"] for s in record["per_image"]] == [s.miou for s in result.per_image]
+    assert len(list((tmp_path / "report" / "images").glob("example_*.png"))) == 2  # the worst and the best
 
 
 def find_chromium():

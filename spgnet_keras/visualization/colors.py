@@ -191,7 +191,10 @@ def overlay_figure(image, prediction, palette, class_names: Sequence[str], label
     if label is not None:
         panels.append(("ground truth", colorize(np.asarray(label), palette)))
     height, width = image.shape[:2]
-    figure = new_figure((panel_width * len(panels), panel_width * height / width + 0.9))
+    rows = -(-len(class_names) // 6) if label is not None else 1
+    title_space, legend_space = 0.4, 0.3 + 0.25 * rows
+    total = panel_width * height / width + title_space + legend_space
+    figure = new_figure((panel_width * len(panels), total))
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for axis, (title, picture) in zip(axes, panels):
         axis.imshow(picture, interpolation="nearest")
@@ -199,8 +202,8 @@ def overlay_figure(image, prediction, palette, class_names: Sequence[str], label
         axis.set_axis_off()
     shown = np.unique(prediction) if label is None else np.union1d(np.unique(prediction), np.unique(label))
     shown = [int(c) for c in shown if 0 <= c < len(class_names)]
-    figure.legend(handles=legend_handles(class_names, palette, shown), loc="lower center",
-                  ncol=min(len(shown), 6) or 1, fontsize=9, frameon=False)
-    figure.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.9 / (panel_width * height / width + 0.9) + 0.02,
+    figure.subplots_adjust(left=0.01, right=0.99, top=1 - title_space / total, bottom=legend_space / total,
                            wspace=0.03)
+    figure.legend(handles=legend_handles(class_names, palette, shown), loc="lower center",
+                  bbox_to_anchor=(0.5, 0.0), ncol=min(len(shown), 6) or 1, fontsize=9, frameon=False)
     return figure

@@ -82,6 +82,10 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
     export_saved_model(model, export_dir, overwrite=True)
     log("[5/5] Writing prediction overlays and the guided-attention figure")
     figures = write_figures(model, data.val_pairs, config.data.dataset, out_dir)
+    from spgnet_keras.visualization import write_report
+
+    report = write_report(result, out_dir / "report", model=model, data=data, run_dir=out_dir)
+    log(f"      report: {report}")
     summary = {
         "dataset": config.data.dataset,
         "synthetic": config.data.dataset == "synthetic",
@@ -90,6 +94,7 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
         "checkpoint": str(checkpoint_path),
         "saved_model": str(export_dir),
         "figures": [str(f) for f in figures],
+        "report": str(report),
         "seconds": round(time.time() - started, 1),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -100,8 +105,6 @@ def run_demo(out_dir="runs/demo", dataset="synthetic", data_root=None, epochs=No
 def write_figures(model, val_pairs, dataset, out_dir, num_images=3):
     """Overlays of a few validation images and the Sec 4.5 guided-attention figure, in the
     model's own class names and colours."""
-    from PIL import Image
-
     from spgnet_keras.classes import default_class_names, default_palette
     from spgnet_keras.data import load_image
     from spgnet_keras.inference import predict
@@ -109,7 +112,7 @@ def write_figures(model, val_pairs, dataset, out_dir, num_images=3):
         TOP_K,
         attention_figure,
         guided_attention_maps,
-        overlay,
+        overlay_figure,
         plot_training_curves,
         save_figure,
     )
@@ -125,9 +128,8 @@ def write_figures(model, val_pairs, dataset, out_dir, num_images=3):
     for index, (image_path, _) in enumerate(val_pairs[:num_images]):
         image = load_image(image_path)
         prediction = predict(model, image)
-        path = figures_dir / f"overlay_{index}.png"
-        Image.fromarray(overlay(image, prediction, palette)).save(path)
-        written.append(path)
+        path = figures_dir / f"overlay_{index}.png"  # image | overlay, enlarged, with a legend
+        written.append(save_figure(overlay_figure(image, prediction, palette, class_names), path, dpi=100))
         images.append(image)
         predictions.append(prediction)
         if attention:

@@ -27,6 +27,7 @@ from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
 from spgnet_keras.data.decoding import load_image, load_label, save_label
 from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.image_scores import ImageScore
 from spgnet_keras.inference import predict_logits
 from spgnet_keras.labels import check_label_values
 from spgnet_keras.models.spgnet import check_takes_raw_images
@@ -64,6 +65,8 @@ class EvaluationResult:
         unassigned: ``int64 (C,)``; pixels of class ``t`` predicted outside ``[0, C)``.
         settings: How the predictions were made (scales, flip, window, ...).
         seconds: Wall time of the evaluation.
+        per_image: One `ImageScore` per image, in evaluation order (filled by `evaluate`
+            and `evaluate_label_files` as they accumulate `confusion`).
     """
 
     confusion: np.ndarray
@@ -72,6 +75,7 @@ class EvaluationResult:
     unassigned: np.ndarray | None = None
     settings: dict = dataclasses.field(default_factory=dict)
     seconds: float = 0.0
+    per_image: list = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         self.confusion = np.asarray(self.confusion, np.int64)
@@ -150,6 +154,7 @@ class EvaluationResult:
             "unassigned": self.unassigned.tolist(),
             "settings": self.settings,
             "seconds": self.seconds,
+            "per_image": [score.to_dict() for score in self.per_image],
         }
 
 
@@ -261,6 +266,15 @@ def _accumulate(result_cm, result_unassigned, label, prediction, num_classes, ig
         label = np.where(outside, ignore_index, label)
         prediction = np.where(outside, 0, prediction)
     result_cm += confusion_matrix(label, prediction, num_classes, ignore_index=ignore_index)
+
+
+def _scored(index, path, confusion, unassigned, label, prediction, ignore_index):
+    """Accumulates one image into `confusion` / `unassigned` and returns its `ImageScore`."""
+    image_confusion, image_unassigned = np.zeros_like(confusion), np.zeros_like(unassigned)
+    _accumulate(image_confusion, image_unassigned, label, prediction, len(unassigned), ignore_index)
+    confusion += image_confusion
+    unassigned += image_unassigned
+    return ImageScore(index, None if path is None else str(path), image_confusion, image_unassigned)
 
 
 def _resolve_classes(model, num_classes, class_names, output):
@@ -394,6 +408,7 @@ def evaluate(
     num_classes, class_names = _resolve_classes(model, num_classes, class_names, output)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     unassigned = np.zeros(num_classes, np.int64)
+    per_image = []
     settings = {
         "scales": list(test_time.scales),
         "flip": test_time.flip,
@@ -417,13 +432,14 @@ def evaluate(
         for prediction, one_label in zip(predictions, labels):
             if max_images is not None and done >= max_images:
                 break
-            _accumulate(confusion, unassigned, one_label, prediction, num_classes, ignore_index)
+            per_image.append(_scored(done, path, confusion, unassigned, one_label, prediction, ignore_index))
             if prediction_writer is not None:
                 prediction_writer(prediction, path)
             done += 1
             if progress is not None:
                 progress(done, path)
-    return EvaluationResult(confusion, class_names, done, unassigned, settings, time.perf_counter() - start)
+    return EvaluationResult(confusion, class_names, done, unassigned, settings, time.perf_counter() - start,
+                            per_image)
 
 
 def evaluate_label_files(
@@ -448,15 +464,17 @@ def evaluate_label_files(
     num_classes, class_names = _resolve_classes(None, num_classes, class_names, None)
     confusion = np.zeros((num_classes, num_classes), np.int64)
     unassigned = np.zeros(num_classes, np.int64)
+    per_image = []
     start = time.perf_counter()
     for prediction_path, label_path in zip(prediction_paths, label_paths):
         prediction = load_label(prediction_path, prediction_map)
         label = load_label(label_path, label_map)
         if prediction.shape != label.shape:
             raise InvalidInputError(f"{prediction_path} {prediction.shape} and {label_path} {label.shape} differ in size.")
-        _accumulate(confusion, unassigned, label, prediction, num_classes, ignore_index)
+        per_image.append(_scored(len(per_image), prediction_path, confusion, unassigned, label, prediction,
+                                 ignore_index))
     return EvaluationResult(
-        confusion, class_names, len(label_paths), unassigned, {"files": True}, time.perf_counter() - start
+        confusion, class_names, len(label_paths), unassigned, {"files": True}, time.perf_counter() - start, per_image
     )
 
 

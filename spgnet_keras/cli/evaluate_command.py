@@ -29,6 +29,9 @@ def add_parser(subparsers):
         "usable as CITYSCAPES_RESULTS; others: class-index PNGs)",
     )
     parser.add_argument("--confusion-plot", type=Path, default=None, help="save a confusion-matrix figure here")
+    parser.add_argument("--report", type=Path, default=None, metavar="DIR",
+                        help="write a browsable report here (DIR/index.html: scores, confusion matrix, worst and "
+                        "best images, guided attention, the run's training curves; opens from disk)")
     parser.add_argument("--quiet", action="store_true", help="no per-image progress")
     parser.set_defaults(func=run)
 
@@ -103,3 +106,8 @@ def run(args):
 
         save_figure(plot_confusion_matrix(result.confusion, result.class_names), args.confusion_plot)
         print(f"wrote {args.confusion_plot}")
+    if args.report is not None:
+        from spgnet_keras.visualization import write_report
+
+        page = write_report(result, args.report, model=model, data=data, run_dir=run_folder_of(args.model))
+        print(f"wrote {page}")

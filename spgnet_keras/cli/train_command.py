@@ -10,6 +10,7 @@ that set the same field the later one wins.
 """
 
 import json
+import os
 
 from spgnet_keras.cli.config_options import add_data_flags, add_run_flags, config_from_flags, parse_assignments
 
@@ -25,6 +26,8 @@ def add_parser(subparsers):
                         "the camvid_cpu experiment")
     add_data_flags(parser)
     add_run_flags(parser)
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not evaluate the trained model into RUN/report/index.html at the end")
     parser.add_argument("--dry-run", action="store_true",
                         help="read and check the data, build the model, print the plan, and stop (nothing written)")
     parser.set_defaults(func=run_command)
@@ -60,12 +63,36 @@ def run_command(args):
         print("dry run: nothing was trained or written")
         return 0
     try:
-        _, history, checkpoint = train(config)
+        model, history, checkpoint = train(config)
     except RunFinished as finished:
         print(f"spgnet train: {finished}")
         return 0
     final = {key: values[-1] for key, values in history.items()}
     print(json.dumps({"final": final, "checkpoint": str(checkpoint.latest_path)}, indent=2))
+    if not args.no_report and "TF_CONFIG" not in os.environ:  # one report, not one per multi-worker worker
+        write_run_report(model, config.run.out_dir)
+
+
+def write_run_report(model, run_dir):
+    """Evaluates the trained model on the run's recorded validation data into `run_dir/report/`
+    (its table and path go to stderr: stdout keeps the JSON summary alone)."""
+    import sys
+    from pathlib import Path
+
+    from spgnet_keras.data.sources import DATA_RECORD, read_data_record
+    from spgnet_keras.evaluation import evaluate_data, format_table
+    from spgnet_keras.visualization import write_report
+
+    run_dir = Path(run_dir)
+    data, _ = read_data_record(run_dir / DATA_RECORD)
+    if not data.val_pairs:
+        return None
+    result = evaluate_data(model, data)
+    result.settings["model"] = "the trained model (checkpoints/latest.keras)"
+    print(format_table(result), file=sys.stderr)
+    page = write_report(result, run_dir / "report", model=model, data=data, run_dir=run_dir)
+    print(f"report: {page}", file=sys.stderr)
+    return page
 
 
 run = run_command

@@ -52,6 +52,7 @@ def test_train_command_end_to_end(synthetic_root, tmp_path, capsys, monkeypatch)
     assert code == 0, captured.err[-3000:]
     printed = json.loads(captured.out[captured.out.index("{"):])
     assert printed["checkpoint"] == str(out_dir / "checkpoints" / "latest.keras")
+    assert (out_dir / "report" / "index.html").is_file() and "report: " in captured.err  # spgnet train ends with it
     final = printed["final"]
     for key in ("loss", "prediction_loss", "stage1_loss", "prediction_miou",
                 "val_loss", "val_prediction_loss", "val_stage1_loss", "val_prediction_miou"):

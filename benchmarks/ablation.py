@@ -1,52 +1,52 @@
 """Table 3 / Table 4 ablation of SPGNet on CamVid: every variant under one budget and the same seeds.
 
-Variants (``spgnet_keras.models.ablation_arguments``; ResNet-18 encoders, decoder width from
-the budget): ``one_stage``, ``no_spg`` (2 stages, decoder features passed on), ``spg_sum``,
-``spg_softmax``, ``spg_sigmoid`` (the paper's SPG), ``spg_sigmoid_no_identity``,
-``spg_sigmoid_no_supervision``, ``se``, ``ge``; and, not a paper row, ``deeplabv3plus``
+Variants (`spgnet_keras.models.ablation_arguments`; ResNet-18 encoders, decoder width from
+the budget): `one_stage`, `no_spg` (2 stages, decoder features passed on), `spg_sum`,
+`spg_softmax`, `spg_sigmoid` (the paper's SPG), `spg_sigmoid_no_identity`,
+`spg_sigmoid_no_supervision`, `se`, `ge`; and, not a paper row, `deeplabv3plus`
 (keras-cv DeepLabV3+ on a ResNet-18, the comparison users ask for). Every (variant, seed) run uses the same
 seed for the weights and the same training batches (the pipeline is seeded), the same
-optimiser (the recipe's ``OptimizerConfig``: SGD, poly decay, coupled weight decay), the
-recipe's deep-supervision weight (``LossConfig``, 1.0) on every stage-1 output, and is scored
-with ``spgnet_keras.evaluation.evaluate`` (full val images, single scale) on the
-``prediction`` output. Encoders start from random weights (no ImageNet weights offline),
+optimiser (the recipe's `OptimizerConfig`: SGD, poly decay, coupled weight decay), the
+recipe's deep-supervision weight (`LossConfig`, 1.0) on every stage-1 output, and is scored
+with `spgnet_keras.evaluation.evaluate` (full val images, single scale) on the
+`prediction` output. Encoders start from random weights (no ImageNet weights offline),
 unlike the paper.
 
-Training is not bitwise reproducible on the CPU (``benchmarks/reproducibility.py``): a rerun of
+Training is not bitwise reproducible on the CPU (`benchmarks/reproducibility.py`): a rerun of
 a (variant, seed) pair sees the same batches and initial weights but can end several mIoU points
 away, so runs of two variants on one seed are not paired measurements; compare means over runs.
 
-Stage-1 loss (recorded per run as ``outputs``): every two-stage row has one except
-``spg_sigmoid_no_supervision`` (Table 3, "Sup." x: its x_l is not supervised, so the model
-has no stage-1 output) and, having one stage, ``one_stage``. In ``no_spg``, ``se`` and ``ge``
+Stage-1 loss (recorded per run as `outputs`): every two-stage row has one except
+`spg_sigmoid_no_supervision` (Table 3, "Sup." x: its x_l is not supervised, so the model
+has no stage-1 output) and, having one stage, `one_stage`. In `no_spg`, `se` and `ge`
 a 1x1 classifier on the stage-1 decoder output is supervised as in the SPG rows but feeds
 nothing: the rows differ only in what passes to stage 2, and "Supervise x" in Table 4 means
 the attention is not computed from supervised predictions.
 
-Budgets (``--budget``):
+Budgets (`--budget`):
 
-- ``smoke``: crops 96x128, batch 4, D=32, 20 steps, first 12 val images, 1 seed: checks
+- `smoke`: crops 96x128, batch 4, D=32, 20 steps, first 12 val images, 1 seed: checks
   that every variant trains and evaluates; ~7-8 min on 2 otherwise idle cores (most of it is
   tracing the nine training graphs, ~30 s each), longer when other jobs share the CPU. Its
   mIoU values are noise.
-- ``small``: crops 160x224, batch 8, D=64, 100 steps (~2 passes over train), all 101 val
+- `small`: crops 160x224, batch 8, D=64, 100 steps (~2 passes over train), all 101 val
   images; ~3 min per (variant, seed) on 2 cores.
-- ``medium``: as ``small`` with 400 steps (~9 passes); ~4-11 min per run on 2 cores.
-- ``full``: crops 160x224, batch 8, D=128 (the paper's Table 3 width), 920 steps (20
+- `medium`: as `small` with 400 steps (~9 passes); ~4-11 min per run on 2 cores.
+- `full`: crops 160x224, batch 8, D=128 (the paper's Table 3 width), 920 steps (20
   passes), all val images, meant for 3+ seeds on a bigger machine.
 
-Results are appended to ``benchmarks/results/ablation_<budget>.json`` after each run;
+Results are appended to `benchmarks/results/ablation_<budget>.json` after each run;
 (variant, seed) pairs already there are skipped, so a budget can be run in pieces
-(``--variants``) and resumed. The table (docs/benchmarks.md) is written from all stored
+(`--variants`) and resumed. The table (docs/benchmarks.md) is written from all stored
 runs of the budget.
 
-Sensitivity (``--learning-rate``, ``--stage-weight``): the budget with one setting changed; the runs
-go to ``ablation_<budget>_lr<value>.json`` / ``ablation_<budget>_sw<value>.json`` so that they
-pair by seed with the default runs (``benchmarks/sensitivity.py`` tabulates the pairs).
-``--curve-steps 100,200,300`` also scores final and stage-1 mIoU at those steps during training
+Sensitivity (`--learning-rate`, `--stage-weight`): the budget with one setting changed; the runs
+go to `ablation_<budget>_lr<value>.json` / `ablation_<budget>_sw<value>.json` so that they
+pair by seed with the default runs (`benchmarks/sensitivity.py` tabulates the pairs).
+`--curve-steps 100,200,300` also scores final and stage-1 mIoU at those steps during training
 (the poly schedule still runs to the budget's last step, so a step-100 point is a model in the
-middle of a 400-step schedule, not a 100-step run) and, with ``--save-models``, saves each such
-model as ``<variant>_seed<k>_step<n>.keras`` (for ``attention_stats.py``).
+middle of a 400-step schedule, not a 100-step run) and, with `--save-models`, saves each such
+model as `<variant>_seed<k>_step<n>.keras` (for `attention_stats.py`).
 
 Examples::
 

@@ -1,82 +1,82 @@
-"""The Table 3 / Table 4 ablation of ``benchmarks/ablation.py`` on Keras' JAX backend, for a GPU.
+"""The Table 3 / Table 4 ablation of `benchmarks/ablation.py` on Keras' JAX backend, for a GPU.
 
-What: every (seed, variant) run trains ``SPGNet(num_classes=11, **ablation_arguments(variant),
-decoder_channels=D)`` on CamVid train with the paper's recipe and scores CamVid val mIoU, as
-``benchmarks/ablation.py`` does, and stores records with the same fields (plus the backend and
+What: every (seed, variant) run trains `SPGNet(num_classes=11, **ablation_arguments(variant),
+decoder_channels=D)` on CamVid train with the paper's recipe and scores CamVid val mIoU, as
+`benchmarks/ablation.py` does, and stores records with the same fields (plus the backend and
 the device).
 
-Why: ``ablation.py`` trains through ``tf.data`` and ``spgnet_keras.training`` /
-``evaluation`` / ``losses`` / ``metrics``, which all import TensorFlow; the GPU machines lent to
-this project have JAX but no TensorFlow (see ``benchmarks/gpu_speed.py``). Here the data are
+Why: `ablation.py` trains through `tf.data` and `spgnet_keras.training` /
+`evaluation` / `losses` / `metrics`, which all import TensorFlow; the GPU machines lent to
+this project have JAX but no TensorFlow (see `benchmarks/gpu_speed.py`). Here the data are
 in-memory arrays (packed once, where TensorFlow is installed) and everything after that is
-numpy, Keras and JAX. SPGNet, ``spgnet_keras.optimizers.build_sgd``,
-``spgnet_keras.schedules.PolyDecay``, ``spgnet_keras.config.OptimizerConfig``,
-``SPGNet.compile(loss="auto")``, ``spgnet_keras.scales.scaled_size`` and
-``spgnet_keras.scoring`` are backend-agnostic; ``--forbid-tensorflow`` makes importing
+numpy, Keras and JAX. SPGNet, `spgnet_keras.optimizers.build_sgd`,
+`spgnet_keras.schedules.PolyDecay`, `spgnet_keras.config.OptimizerConfig`,
+`SPGNet.compile(loss="auto")`, `spgnet_keras.scales.scaled_size` and
+`spgnet_keras.scoring` are backend-agnostic; `--forbid-tensorflow` makes importing
 TensorFlow fail, to prove it.
 
-Same as ``ablation.py``:
+Same as `ablation.py`:
 
-- Variants (``one_stage``, ``no_spg``, ``spg_sum``, ``spg_softmax``, ``spg_sigmoid``, ...; not
-  ``deeplabv3plus``, which needs keras-cv and so TensorFlow), seeds ``0..N-1``, seed-major
-  order, the same budgets (``smoke``, ``small``, ``medium``, ``full``).
+- Variants (`one_stage`, `no_spg`, `spg_sum`, `spg_softmax`, `spg_sigmoid`, ...; not
+  `deeplabv3plus`, which needs keras-cv and so TensorFlow), seeds `0..N-1`, seed-major
+  order, the same budgets (`smoke`, `small`, `medium`, `full`).
 - Recipe: SGD momentum 0.9 with coupled weight decay 1e-4 on every trainable variable
-  (``OptimizerConfig`` defaults), poly decay (power 0.9) from the budget's learning rate over
-  the run's steps, ``SPGNet.compile``'s default loss (on JAX: softmax cross-entropy on logits,
+  (`OptimizerConfig` defaults), poly decay (power 0.9) from the budget's learning rate over
+  the run's steps, `SPGNet.compile`'s default loss (on JAX: softmax cross-entropy on logits,
   mean over pixels whose label is not 255, the same reduction as the TensorFlow
-  ``SegmentationCrossEntropy``) on every output, stage-1 outputs weighted
-  ``DEFAULT_STAGE_WEIGHT`` (1.0). One ``fit`` epoch of ``steps`` batches, jitted. The
+  `SegmentationCrossEntropy`) on every output, stage-1 outputs weighted
+  `DEFAULT_STAGE_WEIGHT` (1.0). One `fit` epoch of `steps` batches, jitted. The
   training-time mIoU metric is left out (it is not recorded and costs GPU time).
-- Augmentation: ``spgnet_keras/data/augment.py``'s semantics (random scale from the budget's
+- Augmentation: `spgnet_keras/data/augment.py`'s semantics (random scale from the budget's
   scales, then horizontal flip with probability 0.5, then a random crop, padding at the
   bottom/right with the ImageNet mean colour and label 255; image bilinear and mask nearest
-  neighbour with half-pixel centres, as ``tf.image.resize``). It is computed in numpy directly
+  neighbour with half-pixel centres, as `tf.image.resize`). It is computed in numpy directly
   on the crop window (only the crop's pixels are interpolated, which gives the values that
-  resizing the whole image and then cropping gives), in ``keras.utils.PyDataset`` worker
-  threads. Batch ``k`` of seed ``s`` depends only on ``(s, k)`` (the image order is a seeded
+  resizing the whole image and then cropping gives), in `keras.utils.PyDataset` worker
+  threads. Batch `k` of seed `s` depends only on `(s, k)` (the image order is a seeded
   permutation per pass over train), so runs are reproducible whatever the threading; the
-  random streams are numpy's, not those of ``tf.random``, so the batches are not the ones
-  ``ablation.py`` draws.
+  random streams are numpy's, not those of `tf.random`, so the batches are not the ones
+  `ablation.py` draws.
 - Scoring: every val image at full size (240x180 here), single scale, inference mode, argmax;
-  a confusion matrix over pixels labelled != 255; per-class IoU ``tp / (tp + fp + fn)``, NaN
+  a confusion matrix over pixels labelled != 255; per-class IoU `tp / (tp + fp + fn)`, NaN
   (and left out of the mean) for a class absent from both labels and predictions; mIoU the
-  mean of the others; pixel accuracy = correct / labelled: ``spgnet_keras.scoring``, the rule
-  of ``spgnet_keras.evaluation.evaluate`` (whose ``unassigned`` stays 0: a model never
-  predicts outside ``[0, C)``). Both ``prediction`` and, for two-stage supervised variants,
-  ``stage1`` are scored.
+  mean of the others; pixel accuracy = correct / labelled: `spgnet_keras.scoring`, the rule
+  of `spgnet_keras.evaluation.evaluate` (whose `unassigned` stays 0: a model never
+  predicts outside `[0, C)`). Both `prediction` and, for two-stage supervised variants,
+  `stage1` are scored.
 
 Subcommands:
 
-``pack`` (TensorFlow allowed; the package's readers ``load_image`` / ``load_label``) writes
-CamVid train and val as uint8 arrays (images ``[N, H, W, 3]`` RGB, labels ``[N, H, W]`` with
-void = 255) and the class names into one compressed ``.npz`` (default
-``runs/camvid_arrays.npz``, git-ignored; about 33 MB; the images delta-coded along the width, which
-``run`` undoes)::
+`pack` (TensorFlow allowed; the package's readers `load_image` / `load_label`) writes
+CamVid train and val as uint8 arrays (images `[N, H, W, 3]` RGB, labels `[N, H, W]` with
+void = 255) and the class names into one compressed `.npz` (default
+`runs/camvid_arrays.npz`, git-ignored; about 33 MB; the images delta-coded along the width, which
+`run` undoes)::
 
     python benchmarks/ablation_jax.py pack
 
-``run`` (JAX backend; TensorFlow not needed)::
+`run` (JAX backend; TensorFlow not needed)::
 
     KERAS_BACKEND=jax python benchmarks/ablation_jax.py run --budget smoke --forbid-tensorflow
     KERAS_BACKEND=jax python benchmarks/ablation_jax.py run --budget medium --seeds 3 \\
         --variants one_stage,no_spg,spg_sigmoid --results runs/ablation_jax_medium.json
 
-Results go to ``--results`` (default ``benchmarks/results/ablation_jax_<budget>.json``), in
-``ablation.py``'s layout (``{"runs": [...], "machines": [...]}``), rewritten after every run;
+Results go to `--results` (default `benchmarks/results/ablation_jax_<budget>.json`), in
+`ablation.py`'s layout (`{"runs": [...], "machines": [...]}`), rewritten after every run;
 (variant, seed) pairs already stored are skipped, so a budget can be run in pieces.
-``--time-limit MIN``: no run starts after MIN minutes, nor one that the mean duration of this
+`--time-limit MIN`: no run starts after MIN minutes, nor one that the mean duration of this
 invocation's runs says would end after them.
 
-On a lent GPU machine (``device`` tool): its image has JAX (CUDA) but neither TensorFlow nor
+On a lent GPU machine (`device` tool): its image has JAX (CUDA) but neither TensorFlow nor
 Keras, so Keras 3.15.1 travels as wheels with its two dependencies the image lacks (made
-here, once, into the git-ignored ``runs/wheels``)::
+here, once, into the git-ignored `runs/wheels`)::
 
     python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d runs/wheels \\
         keras==3.15.1 namex optree==0.20.0
 
-and the run carries ``runs/camvid_arrays.npz`` and ``runs/wheels`` (``carry``), from the repo
-root (``timeout_s`` 570)::
+and the run carries `runs/camvid_arrays.npz` and `runs/wheels` (`carry`), from the repo
+root (`timeout_s` 570)::
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site runs/wheels/*.whl || exit 1;
     export PYTHONPATH=/tmp/site:. KERAS_BACKEND=jax PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jaxcache;
@@ -84,8 +84,8 @@ root (``timeout_s`` 570)::
         --time-limit 7.5 --results $OUT/ablation_jax_medium.json 2>&1 | tee $OUT/log.txt
 
 Start-up (jit compiles of the train and predict steps) dominates a run there: the persistent
-compilation cache (``JAX_COMPILATION_CACHE_DIR``) lets seeds 1, 2 of a variant reuse seed 0's
-compiled steps (on the CPU here: first step 34 s -> 7 s). ``--forbid-tensorflow`` is not needed
+compilation cache (`JAX_COMPILATION_CACHE_DIR`) lets seeds 1, 2 of a variant reuse seed 0's
+compiled steps (on the CPU here: first step 34 s -> 7 s). `--forbid-tensorflow` is not needed
 there (TensorFlow is absent) and must not be combined with that cache.
 """
 
@@ -258,16 +258,16 @@ def augment_example(image, label, rng, crop_hw, scales, flip=True):
     """One training example: random scale, horizontal flip, random crop (augment.augment_pair).
 
     Args:
-        image: uint8 ``[H, W, 3]``.
-        label: uint8 ``[H, W]``.
-        rng: ``np.random.Generator`` (the draws: scale, flip, top, left).
-        crop_hw: ``(height, width)`` of the output.
+        image: uint8 `[H, W, 3]`.
+        label: uint8 `[H, W]`.
+        rng: `np.random.Generator` (the draws: scale, flip, top, left).
+        crop_hw: `(height, width)` of the output.
         scales: Scale factors drawn uniformly.
         flip: Whether to flip with probability 0.5.
 
     Returns:
-        float32 ``[h, w, 3]`` image (0-255, the padding the ImageNet mean colour) and uint8
-        ``[h, w]`` label (padding 255).
+        float32 `[h, w, 3]` image (0-255, the padding the ImageNet mean colour) and uint8
+        `[h, w]` label (padding 255).
     """
     from spgnet_keras.scales import scaled_size  # TensorFlow-free; imported once Keras' backend is chosen
 
@@ -301,8 +301,8 @@ def augment_example(image, label, rng, crop_hw, scales, flip=True):
 class TrainBatches:
     """Seeded training batches: batch `k` is a function of (seed, k) alone.
 
-    Pass ``p`` over train visits the images in ``permutation(seed, p)``; example ``i`` of batch
-    ``k`` is drawn from a generator seeded with ``(seed, k, i)``.
+    Pass `p` over train visits the images in `permutation(seed, p)`; example `i` of batch
+    `k` is drawn from a generator seeded with `(seed, k, i)`.
     """
 
     def __init__(self, images, labels, batch, crop_hw, scales, seed, flip=True):

@@ -1,15 +1,15 @@
 """Guided-attention statistics of trained SPGNets on CamVid val: is the SPG gate doing anything?
 
-The SPG module between stage 1 and stage 2 (Sec 3.4, ``spgnet_keras.layers.spg``) computes,
-from the stage-1 decoder output x_d (stride 4, ``H x W x D``):
+The SPG module between stage 1 and stage 2 (Sec 3.4, `spgnet_keras.layers.spg`) computes,
+from the stage-1 decoder output x_d (stride 4, `H x W x D`):
 
     x_l = logits_conv(x_d)                     # supervised stage-1 logits
     m   = sigmoid(attention_conv(x_l))         # guided attention (the gate), H x W x D
     out = relu(bn(output_conv(x_d + m * transform_conv(x_d))))   # next stage's input
 
-For each model (``--models``: files or globs) this script runs every CamVid val image (padded
-bottom/right to a multiple of 32, as ``visualization.guided_attention_maps`` does) up to
-x_d with a ``keras.Model(model.input, spg.input)`` and reports, over the feature-map cells
+For each model (`--models`: files or globs) this script runs every CamVid val image (padded
+bottom/right to a multiple of 32, as `visualization.guided_attention_maps` does) up to
+x_d with a `keras.Model(model.input, spg.input)` and reports, over the feature-map cells
 that cover the image (padding excluded):
 
 1. Gate statistics: mean, std, fraction of values < 0.1 and > 0.9; the mean *spatial* std
@@ -17,27 +17,27 @@ that cover the image (padding excluded):
    ~0 means the gate is a per-channel constant, i.e. not spatially selective); the mean
    *channel* std (std over the D channels of one pixel); how many channels are near-constant
    (mean spatial std < 0.05) and how many are on average off (< 0.1) or on (> 0.9).
-2. What the gate does to the features: ``||m * T(x_d)|| / ||x_d||`` (T = transform conv,
-   Frobenius norms per image, averaged over images) against ``||T(x_d)|| / ||x_d||`` (the
+2. What the gate does to the features: `||m * T(x_d)|| / ||x_d||` (T = transform conv,
+   Frobenius norms per image, averaged over images) against `||T(x_d)|| / ||x_d||` (the
    branch with the gate fixed to 1, i.e. what the 'sum' variant's transform path adds) and
-   ``||m * T|| / ||T||``; and the relative change of the next stage's input when the gate is
-   replaced by its per-image channel means (``m_bar``, spatial selectivity removed) or by 0
-   (branch removed): ``||O(x_d + m T) - O(x_d + m' T)|| / ||O(x_d + m T)||``, O = the output
+   `||m * T|| / ||T||`; and the relative change of the next stage's input when the gate is
+   replaced by its per-image channel means (`m_bar`, spatial selectivity removed) or by 0
+   (branch removed): `||O(x_d + m T) - O(x_d + m' T)|| / ||O(x_d + m T)||`, O = the output
    conv + BN + ReLU.
 3. Class selectivity (paper Sec 4.5 / Fig 4): for every class c with at least
-   ``--min-pixels`` labelled pixels, the top-15 attention channels of c
-   (``top_attention_channels(attention_matrix(spg), c, 15)``), ``m`` upsampled bilinearly to
+   `--min-pixels` labelled pixels, the top-15 attention channels of c
+   (`top_attention_channels(attention_matrix(spg), c, 15)`), `m` upsampled bilinearly to
    the image (as the paper's maps) and averaged over those channels; the mean over c's
    pixels divided by the mean over the pixels of all other (labelled) classes. A ratio > 1:
    the channels the attention conv assigns to c open more on c; ~1: not class-selective.
    The same ratio for c's 15 lowest-weight channels is given as a reference (< 1 if
    selective).
-4. Stage-1 and final mIoU (``evaluate(..., output="stage1")`` and the default output), and,
-   with ``--knockouts``, the final mIoU with the gate replaced at test time by its
-   per-channel val mean (``mean``: a constant gate with the same average gain) or by 0
-   (``zero``: the excite branch removed); each knockout is one more pass over val.
+4. Stage-1 and final mIoU (`evaluate(..., output="stage1")` and the default output), and,
+   with `--knockouts`, the final mIoU with the gate replaced at test time by its
+   per-channel val mean (`mean`: a constant gate with the same average gain) or by 0
+   (`zero`: the excite branch removed); each knockout is one more pass over val.
 
-Prints a markdown section per model and writes a JSON (``--results``).
+Prints a markdown section per model and writes a JSON (`--results`).
 
 Example::
 

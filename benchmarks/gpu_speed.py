@@ -1,32 +1,32 @@
 """SPGNet inference and training speed on a GPU, on Keras's JAX backend.
 
-The GPU machines lent to this project (``device`` tool: one H100, no network) have JAX and
+The GPU machines lent to this project (`device` tool: one H100, no network) have JAX and
 PyTorch but no TensorFlow, and TensorFlow's GPU wheels (~0.6 GB, CUDA 12) are far over what
 can be carried there. SPGNet's layers and model are backend-agnostic
 (tests/models/test_backends.py: JAX outputs equal TensorFlow's to 1e-4 relative), so the
-model is timed with ``KERAS_BACKEND=jax``: every forward pass is one ``jax.jit`` of
-``model.stateless_call`` (XLA, as ``jit_compile=True`` would be on TensorFlow), and training
-is ``model.fit`` (Keras' JAX trainer, jitted train step).
+model is timed with `KERAS_BACKEND=jax`: every forward pass is one `jax.jit` of
+`model.stateless_call` (XLA, as `jit_compile=True` would be on TensorFlow), and training
+is `model.fit` (Keras' JAX trainer, jitted train step).
 
 Subcommands:
 
-- ``macs`` (TensorFlow backend, any machine): params and MACs of every model at every size
-  (``spgnet_keras.profiler.count_macs``) -> ``benchmarks/results/gpu_macs.json``, which the
+- `macs` (TensorFlow backend, any machine): params and MACs of every model at every size
+  (`spgnet_keras.profiler.count_macs`) -> `benchmarks/results/gpu_macs.json`, which the
   GPU run reads (MACs do not depend on the backend).
-- ``inference`` (JAX backend, GPU): latency and images/s per (size, batch, dtype policy),
-  models timed in interleaved rounds, median reported -> ``--out`` JSON.
-- ``train`` (JAX backend, GPU): ``fit`` images/s of 2xR50-256 at 769x769, batch 8, with deep
-  supervision (``prediction`` + ``stage1``, weight 0.4) and cross-entropy with ignore label
-  255 (``keras.losses.SparseCategoricalCrossentropy(ignore_class=255)``: the package's OHEM
-  loss is written on TensorFlow), against one output, per dtype policy -> ``--out`` JSON.
-- ``cost`` (JAX backend, any machine; compiles only): XLA's flops and bytes accessed of each
+- `inference` (JAX backend, GPU): latency and images/s per (size, batch, dtype policy),
+  models timed in interleaved rounds, median reported -> `--out` JSON.
+- `train` (JAX backend, GPU): `fit` images/s of 2xR50-256 at 769x769, batch 8, with deep
+  supervision (`prediction` + `stage1`, weight 0.4) and cross-entropy with ignore label
+  255 (`keras.losses.SparseCategoricalCrossentropy(ignore_class=255)`: the package's OHEM
+  loss is written on TensorFlow), against one output, per dtype policy -> `--out` JSON.
+- `cost` (JAX backend, any machine; compiles only): XLA's flops and bytes accessed of each
   forward pass, i.e. how memory-bound each model is.
-- ``render`` (any machine): the ``gpu-inference`` / ``gpu-training`` sections of
+- `render` (any machine): the `gpu-inference` / `gpu-training` sections of
   docs/benchmarks.md from stored JSONs.
 
-Models: ``resnet50`` (``keras.applications.ResNet50``, no top: the practical conv
-throughput), the presets ``spgnet_r18x1_128``, ``spgnet_r18x2_128``, ``spgnet_r50x2_256``
-(``prediction`` output only) and dilated DeepLabV3+ on ResNet-101 at output stride 16 and
+Models: `resnet50` (`keras.applications.ResNet50`, no top: the practical conv
+throughput), the presets `spgnet_r18x1_128`, `spgnet_r18x2_128`, `spgnet_r50x2_256`
+(`prediction` output only) and dilated DeepLabV3+ on ResNet-101 at output stride 16 and
 8, built here from Keras layers (torchvision-style ResNet-101 with dilated last stages,
 ASPP with image pooling, the DeepLabV3+ decoder) because keras-cv needs TensorFlow at
 import time. Its TensorFlow-backend numbers (keras-cv ResNet-101 V2) are in the CPU tables.

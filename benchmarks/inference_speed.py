@@ -2,31 +2,31 @@
 
 Models (19 classes, float32, random weights; fixed input shapes):
 
-- ``resnet50``: ``keras.applications.ResNet50(include_top=False, weights=None)``, the
+- `resnet50`: `keras.applications.ResNet50(include_top=False, weights=None)`, the
   machine's practical conv throughput (plain, large, well-shaped convolutions).
-- ``spgnet_r18x1_128``, ``spgnet_r18x2_128``, ``spgnet_r50x2_256``: SPGNet presets; only
-  the ``"prediction"`` output is fetched (the deep-supervision outputs are training-only).
-- ``kcv_deeplabv3plus_r50`` / ``kcv_deeplabv3plus_r101``: keras-cv ``DeepLabV3Plus`` on a
-  keras-cv ``ResNetBackbone`` (V1, offline constructor, no weights). keras-cv's model
+- `spgnet_r18x1_128`, `spgnet_r18x2_128`, `spgnet_r50x2_256`: SPGNet presets; only
+  the `"prediction"` output is fetched (the deep-supervision outputs are training-only).
+- `kcv_deeplabv3plus_r50` / `kcv_deeplabv3plus_r101`: keras-cv `DeepLabV3Plus` on a
+  keras-cv `ResNetBackbone` (V1, offline constructor, no weights). keras-cv's model
   takes the stride-32 feature (no dilation: encoder output stride 32), ASPP rates 6/12/18,
   a 1x1 256 head and a softmax.
-- ``deeplabv3plus_r101_os16`` / ``deeplabv3plus_r101_os8``: dilated DeepLabV3+ built here
-  (keras-cv's ``DeepLabV3Plus`` fails on a dilated backbone, see design/pitfalls.md) on a
-  keras-cv ``ResNetV2Backbone`` (ResNet-101 V2, ``stackwise_dilations`` (1,1,1,2) for OS16
-  and (1,1,2,4) for OS8): keras-cv ``SpatialPyramidPooling`` (256 channels, rates 6/12/18
+- `deeplabv3plus_r101_os16` / `deeplabv3plus_r101_os8`: dilated DeepLabV3+ built here
+  (keras-cv's `DeepLabV3Plus` fails on a dilated backbone, see design/pitfalls.md) on a
+  keras-cv `ResNetV2Backbone` (ResNet-101 V2, `stackwise_dilations` (1,1,1,2) for OS16
+  and (1,1,2,4) for OS8): keras-cv `SpatialPyramidPooling` (256 channels, rates 6/12/18
   at OS16, 12/24/36 at OS8, image pooling), the stride-4 feature projected to 48 channels,
   concatenation, two 3x3 256 convs (the DeepLabV3+ paper's decoder), a 1x1 classifier and
   a bilinear upsampling to the input size.
 
-Each model is called through ``tf.function(jit_compile=False)``; every model gets warm-up
+Each model is called through `tf.function(jit_compile=False)`; every model gets warm-up
 calls, then the models are timed in interleaved rounds (one call of each per round) and the
 median is reported, so load changes on the shared CPU hit all models alike.
 
-MACs: ``spgnet_keras.profiler.count_macs`` (conv/matmul multiply-accumulates of the traced
+MACs: `spgnet_keras.profiler.count_macs` (conv/matmul multiply-accumulates of the traced
 graph, batch 1). Achieved MACs/s = MACs x batch / median latency.
 
-``--profile`` adds a per-op-type time breakdown (TensorFlow profiler, ``tf.profiler.experimental``,
-op events of the timed ``tf.function`` read from the XSpace protobuf) of SPGNet and ResNet-50 at the first size,
+`--profile` adds a per-op-type time breakdown (TensorFlow profiler, `tf.profiler.experimental`,
+op events of the timed `tf.function` read from the XSpace protobuf) of SPGNet and ResNet-50 at the first size,
 batch 1: where SPGNet's time goes when its MACs/s is below ResNet-50's.
 
 Examples::

@@ -1,30 +1,30 @@
 """The README's pictures from a trained SPGNet: guided attention (Sec 4.5) and prediction overlays.
 
-Writes ``guided_attention.png`` and ``overlay.png`` into ``--out`` (default ``docs/images``):
+Writes `guided_attention.png` and `overlay.png` into `--out` (default `docs/images`):
 
-* ``guided_attention.png``: one row per chosen CamVid val frame: the image, the model's
-  prediction and, for each of ``--classes``, the paper's guided-attention map (Sec 4.5,
+* `guided_attention.png`: one row per chosen CamVid val frame: the image, the model's
+  prediction and, for each of `--classes`, the paper's guided-attention map (Sec 4.5,
   Fig 4): the L2 norm of the 15 attention channels with the largest weights for that class
-  in the SPG module's ``C x D`` attention matrix, min-max normalised per map (blue 0, red 1),
-  blended over the image (``spgnet_keras.visualization.guided_attention_maps`` and
-  ``attention_figure``).
-* ``overlay.png``: the chosen frames' predictions blended over the images
-  (``visualization.overlay``, alpha 0.5, CamVid colours), at the images' own resolution,
+  in the SPG module's `C x D` attention matrix, min-max normalised per map (blue 0, red 1),
+  blended over the image (`spgnet_keras.visualization.guided_attention_maps` and
+  `attention_figure`).
+* `overlay.png`: the chosen frames' predictions blended over the images
+  (`visualization.overlay`, alpha 0.5, CamVid colours), at the images' own resolution,
   side by side with a white gap (no axes, no titles: the pixels themselves).
 
 Frames. CamVid val is 101 frames of one video sequence (0016E5_07959 ... 08159, every 2nd
 frame), so neighbouring frames look alike. The frames are chosen from the ground-truth
-labels, deterministically: among the frames holding at least ``--min-pixels`` labelled
-pixels of every ``--require`` class (default Car and Pedestrian), greedy farthest-point
+labels, deterministically: among the frames holding at least `--min-pixels` labelled
+pixels of every `--require` class (default Car and Pedestrian), greedy farthest-point
 selection on the per-frame class histograms (Hellinger distance, which lets small classes
 count), starting from the frame farthest from the candidates' mean histogram, with chosen
-frames at least ``--min-gap`` frame numbers apart (the gap is halved until enough frames
+frames at least `--min-gap` frame numbers apart (the gap is halved until enough frames
 fit). The script prints each choice with its reason.
 
 It also evaluates the model on all val images (one scale, no flip, as the training run's
 validation) and prints the mIoU and the IoU of the displayed classes, for the caption;
-``--caption-json`` writes them (and the chosen frames) to a JSON file (a bare file name is
-placed in ``--out``).
+`--caption-json` writes them (and the chosen frames) to a JSON file (a bare file name is
+placed in `--out`).
 
 Example::
 
@@ -74,13 +74,13 @@ GAP_PIXELS = 4  # white columns between the overlay panels
 
 
 def frame_number(path, fallback):
-    """The frame number of a CamVid file name such as ``0016E5_07959.png`` (else `fallback`)."""
+    """The frame number of a CamVid file name such as `0016E5_07959.png` (else `fallback`)."""
     tail = Path(path).stem.rsplit("_", 1)[-1]
     return int(tail) if tail.isdigit() else fallback
 
 
 def class_histograms(pairs, num_classes, ignore_index=255):
-    """``int64 [N, C]`` labelled pixels of each class per label file."""
+    """`int64 [N, C]` labelled pixels of each class per label file."""
     counts = np.zeros((len(pairs), num_classes), np.int64)
     for row, (_, label_path) in enumerate(pairs):
         label = load_label(label_path)
@@ -97,7 +97,7 @@ def hellinger(p, q):
 def choose_frames(counts, numbers, required, count, min_pixels, min_gap):
     """Greedy farthest-point choice of `count` frames (see the module docstring).
 
-    Returns ``(chosen row indices, reasons, gap used)``.
+    Returns `(chosen row indices, reasons, gap used)`.
     """
     fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     candidates = [i for i in range(len(counts)) if all(counts[i, c] >= min_pixels for c in required)]
@@ -136,7 +136,7 @@ def choose_frames(counts, numbers, required, count, min_pixels, min_gap):
 
 
 def overlay_strip(images, predictions, palette, alpha=0.5, gap=GAP_PIXELS):
-    """The overlays side by side at full resolution, ``uint8 [H, sum(W) + gaps, 3]``."""
+    """The overlays side by side at full resolution, `uint8 [H, sum(W) + gaps, 3]`."""
     height = max(image.shape[0] for image in images)
     panels = []
     for index, (image, prediction) in enumerate(zip(images, predictions)):

@@ -1,11 +1,11 @@
 """Is an ablation run reproducible? Same seed, same batches, trained twice in one process.
 
 Builds the `medium` ablation's CamVid training stream twice from the same seed and compares the
-first ``--batches`` batches; then trains the same variant twice for ``--steps`` steps (same seed,
+first `--batches` batches; then trains the same variant twice for `--steps` steps (same seed,
 so the same initial weights and batches) and reports the per-step losses and the largest
-weight difference after training. ``--deterministic`` repeats the pair with
-``tf.config.experimental.enable_op_determinism()`` (deterministic kernels; slower). Run it
-with ``TF_ENABLE_ONEDNN_OPTS=0`` in the environment to take oneDNN's kernels out.
+weight difference after training. `--deterministic` repeats the pair with
+`tf.config.experimental.enable_op_determinism()` (deterministic kernels; slower). Run it
+with `TF_ENABLE_ONEDNN_OPTS=0` in the environment to take oneDNN's kernels out.
 
 Example::
 

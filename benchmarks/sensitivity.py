@@ -1,16 +1,16 @@
 """SPG against the two-stage baseline as the recipe changes, and over training (issue 18's "why").
 
-Reads what ``benchmarks/ablation.py`` stored for one budget (``--budget``, default ``medium``):
+Reads what `benchmarks/ablation.py` stored for one budget (`--budget`, default `medium`):
 
-- ``ablation_<budget>.json``: the recipe's runs (all seeds);
-- ``ablation_<budget>_lr<x>.json`` / ``ablation_<budget>_sw<w>.json``: the same budget with the
-  base learning rate or the stage-1 loss weight changed (``ablation.py --learning-rate`` /
-  ``--stage-weight``);
-- ``ablation_<budget>_curve.json``: runs with ``--curve-steps`` (mIoU at intermediate steps), and
-  ``attention_over_training.json`` (``attention_stats.py --knockouts mean`` on the models those
+- `ablation_<budget>.json`: the recipe's runs (all seeds);
+- `ablation_<budget>_lr<x>.json` / `ablation_<budget>_sw<w>.json`: the same budget with the
+  base learning rate or the stage-1 loss weight changed (`ablation.py --learning-rate` /
+  `--stage-weight`);
+- `ablation_<budget>_curve.json`: runs with `--curve-steps` (mIoU at intermediate steps), and
+  `attention_over_training.json` (`attention_stats.py --knockouts mean` on the models those
   runs saved) for the constant-gate knockout at each step.
 
-Each table row puts ``spg_sigmoid`` beside ``no_spg`` trained on the same seed (same initial
+Each table row puts `spg_sigmoid` beside `no_spg` trained on the same seed (same initial
 weights where the layers agree, same batches). Training on the CPU is not bitwise reproducible,
 and the recipe's reruns of a seed show that pairing removes little noise, so the noise level is
 the recipe's run-to-run spread over all its runs (seeds and reruns).

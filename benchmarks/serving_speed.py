@@ -2,34 +2,34 @@
 
 Paths (each computes the class map of a float32 RGB 0-255 batch):
 
-- ``keras_f32``: the Keras model as trained (BatchNorm layers), in the served graph's
-  padding / crop / argmax (``spgnet_keras.export.Segmenter`` in a ``tf.function``).
-- ``saved_model_f32``: the SavedModel of ``spgnet export`` (BatchNorm folded), signature
-  ``predict_images_float``.
-- ``saved_model_bf16``: the same with ``--precision bfloat16``.
-- ``tflite_int8``: ``spgnet export --format tflite --quantize int8`` at the cell's padded
-  size (calibrated on CamVid train images), LiteRT with XNNPACK, ``--threads`` threads;
+- `keras_f32`: the Keras model as trained (BatchNorm layers), in the served graph's
+  padding / crop / argmax (`spgnet_keras.export.Segmenter` in a `tf.function`).
+- `saved_model_f32`: the SavedModel of `spgnet export` (BatchNorm folded), signature
+  `predict_images_float`.
+- `saved_model_bf16`: the same with `--precision bfloat16`.
+- `tflite_int8`: `spgnet export --format tflite --quantize int8` at the cell's padded
+  size (calibrated on CamVid train images), LiteRT with XNNPACK, `--threads` threads;
   the input is padded with the mean colour outside, the logits cropped and argmaxed in numpy.
-- ``onnx_f32``: the folded float32 ONNX file in ONNX Runtime (CPU provider), same handling.
+- `onnx_f32`: the folded float32 ONNX file in ONNX Runtime (CPU provider), same handling.
 
-Each cell (``HxW:batch``; default 512x1024 batch 1 and a CamVid-size batch, 180x240 batch 8:
+Each cell (`HxW:batch`; default 512x1024 batch 1 and a CamVid-size batch, 180x240 batch 8:
 the shared CamVid copy is at half resolution)
 gets warm-up calls, then interleaved rounds (one call of each path per round; medians).
-MACs from ``spgnet_keras.profiler.count_macs`` (the padded input); achieved MAC/s = MACs x
+MACs from `spgnet_keras.profiler.count_macs` (the padded input); achieved MAC/s = MACs x
 batch / median latency, compared with the machine's limit for the path's precision:
 
 - The effective clock is measured with a latency-bound chain of dependent vector FMAs (4
   cycles each, documented for Intel Skylake-SP..Sapphire Rapids and AMD Zen 2..5:
-  ``--fma-latency``), and the peak MACs per cycle of one core with
-  throughput-bound loops of independent AVX-512 (or AVX2) ``FMA`` (float32),
-  ``VDPBF16PS`` (bfloat16, AVX512-BF16) and ``VPDPBUSD`` (int8, AVX512-VNNI) instructions,
+  `--fma-latency`), and the peak MACs per cycle of one core with
+  throughput-bound loops of independent AVX-512 (or AVX2) `FMA` (float32),
+  `VDPBF16PS` (bfloat16, AVX512-BF16) and `VPDPBUSD` (int8, AVX512-VNNI) instructions,
   run on every core at once. Limit = cores x clock x MACs/cycle of that instruction (a
-  small C program built with ``gcc -O2 -march=native``).
+  small C program built with `gcc -O2 -march=native`).
 
 Then the mIoU of every path on CamVid val (each image at its own size; the fixed-shape
 paths use files of the image's padded size, the image padded with the mean colour as the
 model pads it), and the fraction of val pixels whose
-class equals ``keras_f32``'s. The load average is recorded at the start, after every round
+class equals `keras_f32`'s. The load average is recorded at the start, after every round
 and at the end.
 
 Examples::

@@ -1,18 +1,18 @@
 """Trains 2xResNet-18 SPGNet on CamVid train for a fixed budget and evaluates val mIoU.
 
-The ``camvid_cpu`` experiment (2xR18, decoder D=64, crops 160x224, batch 8, SGD lr 0.02
+The `camvid_cpu` experiment (2xR18, decoder D=64, crops 160x224, batch 8, SGD lr 0.02
 with poly decay and coupled weight decay 1e-4, deep supervision weight 1.0, random scale 0.5-2.0 + flip) run through
-``spgnet_keras.training.train`` with encoders initialised at random (ImageNet weights are
+`spgnet_keras.training.train` with encoders initialised at random (ImageNet weights are
 not reachable offline). Each epoch ends with a validation pass over the full val images
-(``val_prediction_miou``); after training, ``spgnet_keras.evaluation.evaluate`` scores the
-final model on the full val images (single scale, no flip) for both outputs (``prediction``
-and the first stage's ``stage1``).
+(`val_prediction_miou`); after training, `spgnet_keras.evaluation.evaluate` scores the
+final model on the full val images (single scale, no flip) for both outputs (`prediction`
+and the first stage's `stage1`).
 
-Writes to ``--out`` (default ``runs/camvid_benchmark``): ``model.keras`` (final model),
-``checkpoints/`` (latest/best), ``history.csv`` / ``history.json`` (per-epoch loss and
-val mIoU), ``evaluation.json`` (per-class IoU), ``learning_curve.png`` and
-``predictions.png`` (val image / label / prediction). The two figures are also copied to
-``benchmarks/results/`` and linked from docs/benchmarks.md.
+Writes to `--out` (default `runs/camvid_benchmark`): `model.keras` (final model),
+`checkpoints/` (latest/best), `history.csv` / `history.json` (per-epoch loss and
+val mIoU), `evaluation.json` (per-class IoU), `learning_curve.png` and
+`predictions.png` (val image / label / prediction). The two figures are also copied to
+`benchmarks/results/` and linked from docs/benchmarks.md.
 
 Examples::
 

@@ -1,28 +1,28 @@
 """Training step time: deep supervision + OHEM vs plain cross-entropy, input pipeline vs training,
 graph execution vs XLA.
 
-Setup (the ``camvid_cpu`` experiment): SPGNet 2xResNet-18, decoder width D=64, CamVid
+Setup (the `camvid_cpu` experiment): SPGNet 2xResNet-18, decoder width D=64, CamVid
 training crops 160x224, batch 8, SGD + poly decay and the mIoU metric from
-``spgnet_keras.training.recipe_compile_arguments``. Loss variants (same architecture and initial weights):
+`spgnet_keras.training.recipe_compile_arguments`. Loss variants (same architecture and initial weights):
 
-- ``plain``: softmax cross-entropy on the ``prediction`` output only (the model is
+- `plain`: softmax cross-entropy on the `prediction` output only (the model is
   re-wrapped with that single output, so the earlier stage's full-resolution logits are
   neither resized nor scored);
-- ``ds``: deep supervision (``prediction`` + 0.4 x ``stage1``), no OHEM;
-- ``ohem``: OHEM (threshold 0.7, ``min_kept`` per image scaled from the paper's
-  100k per batch of 8 at 768x768) on ``prediction`` only;
-- ``ds_ohem``: deep supervision + OHEM (the paper's training loss).
+- `ds`: deep supervision (`prediction` + 0.4 x `stage1`), no OHEM;
+- `ohem`: OHEM (threshold 0.7, `min_kept` per image scaled from the paper's
+  100k per batch of 8 at 768x768) on `prediction` only;
+- `ds_ohem`: deep supervision + OHEM (the paper's training loss).
 
-Step time is measured with ``model.fit`` on one cached batch (no input pipeline in the
-way): the variants run in interleaved rounds of ``--steps`` steps (short rounds, so that
+Step time is measured with `model.fit` on one cached batch (no input pipeline in the
+way): the variants run in interleaved rounds of `--steps` steps (short rounds, so that
 load changes on the shared machine hit the variants alike), the first round is warm-up
-(tracing / XLA compilation), and each step is timed from ``on_train_batch_begin`` to
-``on_train_batch_end`` (the loss is read back each step). Reported: the median step time
+(tracing / XLA compilation), and each step is timed from `on_train_batch_begin` to
+`on_train_batch_end` (the loss is read back each step). Reported: the median step time
 over all timed steps, and for the overhead the median over rounds of the per-round ratio
 (variant median / plain median within the same round).
 
-Input pipeline: the training ``tf.data`` pipeline (decode, random scale, flip, crop,
-batch, prefetch) is iterated alone; images/s is compared with ``fit`` of ``ds_ohem`` on the
+Input pipeline: the training `tf.data` pipeline (decode, random scale, flip, crop,
+batch, prefetch) is iterated alone; images/s is compared with `fit` of `ds_ohem` on the
 same pipeline (training images/s).
 
 Examples::

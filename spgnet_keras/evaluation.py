@@ -1,21 +1,18 @@
 """Full-image evaluation: confusion matrix, per-class IoU, mIoU, pixel accuracy, and
 Cityscapes benchmark-format predictions.
 
-Counting conventions are those of :mod:`spgnet_keras.metrics` (rows = ground truth,
+Counting conventions are those of `spgnet_keras.metrics` (rows = ground truth,
 columns = prediction, label 255 skipped, IoU NaN and excluded from the mean for a class
 absent from both labels and predictions), which are also cityscapesscripts'
-(``evalPixelLevelSemanticLabeling``). One addition, needed to agree with that script on
-saved result files: a *prediction* outside ``[0, C)`` (e.g. a Cityscapes "void" label id,
-mapped to 255) is counted in :attr:`EvaluationResult.unassigned` as a miss (false
+(`evalPixelLevelSemanticLabeling`). One addition, needed to agree with that script on
+saved result files: a *prediction* outside `[0, C)` (e.g. a Cityscapes "void" label id,
+mapped to 255) is counted in `EvaluationResult.unassigned` as a miss (false
 negative) of the true class, and is nobody's false positive. Models never produce such
-predictions, so for :func:`evaluate` ``unassigned`` stays 0.
+predictions, so for `evaluate` `unassigned` stays 0.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import os
 import time
 from pathlib import Path
@@ -25,14 +22,21 @@ import numpy as np
 
 from spgnet_keras.classes import default_class_names
 from spgnet_keras.constants import IGNORE_LABEL, PREDICTION
-from spgnet_keras.data.decoding import load_image, load_label, save_label
+from spgnet_keras.data.decoding import load_image, load_label
 from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.evaluation_result import EvaluationResult, format_table, to_json  # noqa: F401  (public API)
 from spgnet_keras.image_scores import ImageScore
 from spgnet_keras.inference import predict_logits
 from spgnet_keras.labels import check_label_values
 from spgnet_keras.models.spgnet import check_takes_raw_images
 from spgnet_keras.multiscale import TestTimeOptions, test_time_options
-from spgnet_keras.scoring import confusion_matrix, iou_from_confusion
+from spgnet_keras.prediction_files import (  # noqa: F401  (re-exported: evaluation's public API)
+    CityscapesResultWriter,
+    IndexPngWriter,
+    cityscapes_result_path,
+    prediction_writer_for,
+)
+from spgnet_keras.scoring import confusion_matrix
 
 __all__ = [
     "CityscapesResultWriter",
@@ -50,209 +54,12 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------
-# Result
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class EvaluationResult:
-    """Accumulated evaluation of a set of images.
-
-    Attributes:
-        confusion: ``int64 (C, C)``; ``confusion[t, p]`` = pixels labelled ``t`` predicted ``p``.
-        class_names: ``C`` names.
-        num_images: Images evaluated.
-        unassigned: ``int64 (C,)``; pixels of class ``t`` predicted outside ``[0, C)``.
-        settings: How the predictions were made (scales, flip, window, ...).
-        seconds: Wall time of the evaluation.
-        per_image: One `ImageScore` per image, in evaluation order (filled by `evaluate`
-            and `evaluate_label_files` as they accumulate `confusion`).
-    """
-
-    confusion: np.ndarray
-    class_names: tuple[str, ...]
-    num_images: int = 0
-    unassigned: np.ndarray | None = None
-    settings: dict = dataclasses.field(default_factory=dict)
-    seconds: float = 0.0
-    per_image: list = dataclasses.field(default_factory=list)
-
-    def __post_init__(self):
-        self.confusion = np.asarray(self.confusion, np.int64)
-        self.class_names = tuple(self.class_names)
-        if self.unassigned is None:
-            self.unassigned = np.zeros(len(self.class_names), np.int64)
-        self.unassigned = np.asarray(self.unassigned, np.int64)
-        size = len(self.class_names)
-        if self.confusion.shape != (size, size) or self.unassigned.shape != (size,):
-            raise InvalidInputError(
-                f"EvaluationResult: confusion {self.confusion.shape} / unassigned {self.unassigned.shape} "
-                f"do not match {size} class names."
-            )
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def iou(self) -> np.ndarray:
-        """Per-class IoU ``float64 (C,)`` in [0, 1]; NaN where the class is absent from both."""
-        size = self.num_classes
-        extended = np.zeros((size + 1, size + 1), np.int64)
-        extended[:size, :size] = self.confusion
-        extended[:size, size] = self.unassigned
-        return iou_from_confusion(extended)[:size]
-
-    @property
-    def miou(self) -> float:
-        """Mean IoU over classes with a defined IoU (NaN if none)."""
-        iou = self.iou
-        return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
-
-    @property
-    def pixels_per_class(self) -> np.ndarray:
-        """Labelled (non-ignored) pixels of each class."""
-        return self.confusion.sum(axis=1) + self.unassigned
-
-    @property
-    def pixel_accuracy(self) -> float:
-        """Correct pixels / labelled pixels (NaN if none)."""
-        total = self.pixels_per_class.sum()
-        return float(np.trace(self.confusion) / total) if total else math.nan
-
-    @property
-    def class_accuracy(self) -> np.ndarray:
-        """Per-class recall ``float64 (C,)``, NaN for classes without labelled pixels."""
-        totals = self.pixels_per_class.astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(totals > 0, np.diag(self.confusion) / np.where(totals > 0, totals, 1), np.nan)
-
-    @property
-    def mean_accuracy(self) -> float:
-        accuracy = self.class_accuracy
-        return float(np.nanmean(accuracy)) if np.isfinite(accuracy).any() else math.nan
-
-    def to_dict(self) -> dict:
-        """JSON-ready dictionary (NaN written as null)."""
-
-        def clean(value):
-            return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-        return {
-            "miou": clean(self.miou),
-            "pixel_accuracy": clean(self.pixel_accuracy),
-            "mean_accuracy": clean(self.mean_accuracy),
-            "num_images": self.num_images,
-            "per_class": {
-                name: {"iou": clean(float(iou)), "accuracy": clean(float(acc)), "pixels": int(pixels)}
-                for name, iou, acc, pixels in zip(
-                    self.class_names, self.iou, self.class_accuracy, self.pixels_per_class
-                )
-            },
-            "class_names": list(self.class_names),
-            "confusion_matrix": self.confusion.tolist(),
-            "unassigned": self.unassigned.tolist(),
-            "settings": self.settings,
-            "seconds": self.seconds,
-            "per_image": [score.to_dict() for score in self.per_image],
-        }
-
-
-def to_json(result: EvaluationResult, path: str | os.PathLike | None = None) -> str:
-    """The result as JSON text (see :meth:`EvaluationResult.to_dict`); also written to ``path``."""
-    text = json.dumps(result.to_dict(), indent=2)
-    if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n")
-    return text
-
-
-def format_table(result: EvaluationResult) -> str:
-    """Plain-text table: one line per class (IoU %, accuracy %, labelled pixels), then means."""
-
-    def percent(value):
-        return "   n/a" if not np.isfinite(value) else f"{100 * value:6.2f}"
-
-    width = max(12, *(len(name) for name in result.class_names))
-    lines = [f"{'class':<{width}}  {'IoU %':>6}  {'Acc %':>6}  {'pixels':>12}", "-" * (width + 32)]
-    for name, iou, accuracy, pixels in zip(
-        result.class_names, result.iou, result.class_accuracy, result.pixels_per_class
-    ):
-        lines.append(f"{name:<{width}}  {percent(iou)}  {percent(accuracy)}  {int(pixels):>12d}")
-    lines.append("-" * (width + 32))
-    lines.append(f"{'mIoU':<{width}}  {percent(result.miou)}")
-    lines.append(f"{'pixel acc.':<{width}}  {percent(result.pixel_accuracy)}")
-    lines.append(f"{'mean acc.':<{width}}  {percent(result.mean_accuracy)}")
-    lines.append(f"{result.num_images} images")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------
-# Labels and prediction writers
-# --------------------------------------------------------------------------------------
-
-
-def cityscapes_result_path(out_dir: str | os.PathLike, image_path: str | os.PathLike) -> Path:
-    """Where a Cityscapes result PNG goes: ``<out>/<city>/<city>_<seq>_<frame>_leftImg8bit.png``.
-
-    cityscapesscripts' ``evalPixelLevelSemanticLabeling`` (with ``CITYSCAPES_RESULTS=<out>``)
-    and the benchmark server search the results folder recursively for exactly one file
-    matching ``<city>_<seq>_<frame>*.png`` per image, so keep nothing else in ``<out>``.
-    """
-    name = Path(image_path).name
-    stem = name.split("_leftImg8bit")[0] if "_leftImg8bit" in name else Path(name).stem
-    parts = stem.split("_")
-    if len(parts) < 3:
-        raise InvalidInputError(f"{name!r} is not a Cityscapes file name (<city>_<seq>_<frame>_leftImg8bit.png).")
-    city = "_".join(parts[:-2])
-    return Path(out_dir) / city / f"{stem}_leftImg8bit.png"
-
-
-class CityscapesResultWriter:
-    """Writes train-id predictions as Cityscapes label-id PNGs (benchmark-server format).
-
-    Train ids 0..18 are mapped back to label ids (``TRAIN_ID_TO_LABEL_ID``); files go to
-    :func:`cityscapes_result_path`. Call as ``writer(prediction, image_path)``.
-    """
-
-    def __init__(self, out_dir: str | os.PathLike):
-        self.out_dir = Path(out_dir)
-        self.written: list[Path] = []
-
-    def __call__(self, prediction: np.ndarray, image_path) -> Path:
-        from spgnet_keras.data.cityscapes import train_ids_to_label_ids
-
-        if image_path is None:
-            raise InvalidInputError("Cityscapes result files are named after the input image; got no path.")
-        path = cityscapes_result_path(self.out_dir, image_path)
-        save_label(path, train_ids_to_label_ids(prediction))
-        self.written.append(path)
-        return path
-
-
-class IndexPngWriter:
-    """Writes class-index predictions as 8-bit PNGs ``<out>/<image stem>.png`` (or
-    ``<out>/<index:06d>.png`` when the input has no path)."""
-
-    def __init__(self, out_dir: str | os.PathLike):
-        self.out_dir = Path(out_dir)
-        self.written: list[Path] = []
-
-    def __call__(self, prediction: np.ndarray, image_path, index: int | None = None) -> Path:
-        name = Path(image_path).stem if image_path is not None else f"{len(self.written) if index is None else index:06d}"
-        path = save_label(self.out_dir / f"{name}.png", prediction)
-        self.written.append(path)
-        return path
-
-
-# --------------------------------------------------------------------------------------
 # Evaluation
 # --------------------------------------------------------------------------------------
 
 
 def _accumulate(result_cm, result_unassigned, label, prediction, num_classes, ignore_index):
-    """Adds one label/prediction pair, predictions outside [0, C) going to ``unassigned``."""
+    """Adds one label/prediction pair, predictions outside [0, C) going to `unassigned`."""
     label = np.asarray(label).astype(np.int64)
     prediction = np.asarray(prediction).astype(np.int64)
     if label.shape != prediction.shape:
@@ -314,7 +121,7 @@ def _model_classes(model, output):
 
 
 def _iterate_examples(data, label_map, read_label=None):
-    """Yields ``(image, label, image_path)``; images as arrays (batches allowed for arrays).
+    """Yields `(image, label, image_path)`; images as arrays (batches allowed for arrays).
     Label files are read by `read_label(path)` when given, else by `load_label`."""
     import tensorflow as tf
 
@@ -368,38 +175,38 @@ def evaluate(
     *,
     test_time: TestTimeOptions | None = None,
 ) -> EvaluationResult:
-    """Evaluates a model on full images with :func:`spgnet_keras.inference.predict_logits`.
+    """Evaluates a model on full images with `spgnet_keras.inference.predict_logits`.
 
     Args:
         model: Segmentation model (SPGNet or any model giving per-pixel logits).
-        data: Either a sequence of ``(image_path, label_path)`` pairs (labels are
-            single-channel class-index PNGs, see :func:`load_label`), or an iterable /
-            ``tf.data.Dataset`` of ``(image, label)`` arrays, unbatched ``[H, W, 3]`` /
-            ``[H, W]`` or batched ``[N, H, W, 3]`` / ``[N, H, W]`` (e.g.
-            ``make_dataset(..., training=False, batch_size=1)``), RGB in [0, 255].
-        num_classes: ``C`` (default: ``len(class_names)`` or the model's output channels).
-        class_names: Names of the classes (default: the model's ``class_names``, else
-            ``class_0``...).
+        data: Either a sequence of `(image_path, label_path)` pairs (labels are
+            single-channel class-index PNGs, see `load_label`), or an iterable /
+            `tf.data.Dataset` of `(image, label)` arrays, unbatched `[H, W, 3]` /
+            `[H, W]` or batched `[N, H, W, 3]` / `[N, H, W]` (e.g.
+            `make_dataset(..., training=False, batch_size=1)`), RGB in [0, 255].
+        num_classes: `C` (default: `len(class_names)` or the model's output channels).
+        class_names: Names of the classes (default: the model's `class_names`, else
+            `class_0`...).
         scales, flip, window, stride, output, batch_size: Test-time settings of
-            :func:`~spgnet_keras.inference.predict_logits` (or `test_time`, not both).
+            `spgnet_keras.inference.predict_logits` (or `test_time`, not both).
         ignore_index: Label value not counted.
         label_map: Lookup table applied to labels (e.g. Cityscapes label id -> train id).
-        prediction_writer: Called as ``writer(prediction int32 [H, W], image_path or None)``
-            for every image, e.g. :class:`CityscapesResultWriter`.
+        prediction_writer: Called as `writer(prediction int32 [H, W], image_path or None)`
+            for every image, e.g. `CityscapesResultWriter`.
         max_images: Stop after this many images.
-        progress: Called as ``progress(images_done, image_path)``.
-        read_label: Reads a label file of ``data`` into int labels ``[H, W]`` (e.g. a
-            :class:`~spgnet_keras.data.MaskReader` for colour masks or label maps); default
-            :func:`~spgnet_keras.data.load_label` with ``label_map``.
+        progress: Called as `progress(images_done, image_path)`.
+        read_label: Reads a label file of `data` into int labels `[H, W]` (e.g. a
+            `spgnet_keras.data.MaskReader` for colour masks or label maps); default
+            `spgnet_keras.data.load_label` with `label_map`.
         test_time: TestTimeOptions. The test-time settings in one value.
 
     Returns:
-        :class:`EvaluationResult`.
+        `EvaluationResult`.
 
     Raises:
         ValueError: The model predicts another number of classes than the data has
-            (``num_classes`` / ``class_names``), an SPGNet built to take normalised input,
-            no images, a label outside ``[0, C)``, or bad test-time settings.
+            (`num_classes` / `class_names`), an SPGNet built to take normalised input,
+            no images, a label outside `[0, C)`, or bad test-time settings.
     """
     check_takes_raw_images(model)  # before reading any data
     # test-time settings too: a bad one must not fail after the first image
@@ -453,9 +260,9 @@ def evaluate_label_files(
 ) -> EvaluationResult:
     """Scores saved prediction PNGs against label PNGs (no model involved).
 
-    For Cityscapes result files pass ``label_map=prediction_map=LABEL_ID_TO_TRAIN_ID``:
+    For Cityscapes result files pass `label_map=prediction_map=LABEL_ID_TO_TRAIN_ID`:
     predicted label ids of void classes become 255 and count as misses
-    (:attr:`EvaluationResult.unassigned`), as in cityscapesscripts.
+    (`EvaluationResult.unassigned`), as in cityscapesscripts.
     """
     if len(prediction_paths) != len(label_paths):
         raise InvalidInputError(f"{len(prediction_paths)} predictions but {len(label_paths)} labels.")
@@ -479,11 +286,11 @@ def evaluate_label_files(
 
 
 def dataset_pairs(dataset: str, root: str | os.PathLike, split: str = "val") -> list[tuple[str, str]]:
-    """``(image, label)`` file pairs of a dataset split, as :func:`evaluate_dataset` reads them.
+    """`(image, label)` file pairs of a dataset split, as `evaluate_dataset` reads them.
 
     Raises:
-        ValueError: Unknown dataset name; no images (``DatasetNotFoundError`` is both a
-            ``ValueError`` and a ``FileNotFoundError``).
+        ValueError: Unknown dataset name; no images (`DatasetNotFoundError` is both a
+            `ValueError` and a `FileNotFoundError`).
         FileNotFoundError: Missing root or split folders.
     """
     return _split_of(dataset, root, split).val_pairs
@@ -506,39 +313,45 @@ def evaluate_dataset(
     root: str | os.PathLike,
     split: str = "val",
     predictions_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
     **kwargs,
 ) -> EvaluationResult:
     """Evaluates on a named dataset's split from its files (full images, one at a time).
 
     Args:
         model: Segmentation model.
-        dataset: ``"camvid"``, ``"cityscapes"`` or ``"folder"`` (layouts of
-            ``spgnet_keras.data.dataset_files``; ``"folder"`` also accepts a flat
-            ``root/images`` + ``root/labels`` pair of folders). Cityscapes labels
-            (``*_gtFine_labelIds.png``) are mapped to train ids.
+        dataset: `"camvid"`, `"cityscapes"` or `"folder"` (layouts of
+            `spgnet_keras.data.dataset_files`; `"folder"` also accepts a flat
+            `root/images` + `root/labels` pair of folders). Cityscapes labels
+            (`*_gtFine_labelIds.png`) are mapped to train ids.
         root: Dataset root.
         split: Split name.
         predictions_dir: If given, predictions are written there: Cityscapes as label-id
-            PNGs in the benchmark layout (:class:`CityscapesResultWriter`), other datasets
-            as class-index PNGs (:class:`IndexPngWriter`).
-        **kwargs: Passed to :func:`evaluate` (scales, flip, window, max_images, ...).
+            PNGs in the benchmark layout (`CityscapesResultWriter`), other datasets
+            as class-index PNGs (`IndexPngWriter`).
+        overwrite: Replace prediction files that already exist.
+        **kwargs: Passed to `evaluate` (scales, flip, window, max_images, ...).
     """
-    result = evaluate_data(model, _split_of(dataset, root, split), predictions_dir, **kwargs)
+    result = evaluate_data(model, _split_of(dataset, root, split), predictions_dir, overwrite, **kwargs)
     result.settings.update(root=str(root), split=split)
     return result
 
 
-def evaluate_data(model, data, predictions_dir: str | os.PathLike | None = None, **kwargs) -> EvaluationResult:
-    """Evaluates on the validation pairs of ``data`` (a :class:`~spgnet_keras.data.ResolvedData`
-    from :func:`~spgnet_keras.data.resolve_data`, or read back from a run's ``data.json``),
+def evaluate_data(model, data, predictions_dir: str | os.PathLike | None = None, overwrite: bool = False,
+                  **kwargs) -> EvaluationResult:
+    """Evaluates on the validation pairs of `data` (a `spgnet_keras.data.ResolvedData`
+    from `spgnet_keras.data.resolve_data`, or read back from a run's `data.json`),
     reading every mask as training read it (mask format, palette, label map:
-    :class:`~spgnet_keras.data.MaskReader`).
+    `spgnet_keras.data.MaskReader`).
 
     Args:
         model: Segmentation model.
         data: The resolved data; its classes name the table (else the model's names).
-        predictions_dir: As in :func:`evaluate_dataset`.
-        **kwargs: Passed to :func:`evaluate`.
+        predictions_dir: As in `evaluate_dataset`; checked before anything is predicted
+            (`spgnet_keras.prediction_files.prediction_writer_for`: never into the dataset's
+            folders, never over its files).
+        overwrite: Replace prediction files that already exist.
+        **kwargs: Passed to `evaluate`.
     """
     from spgnet_keras.data import MaskReader
 
@@ -550,8 +363,9 @@ def evaluate_data(model, data, predictions_dir: str | os.PathLike | None = None,
         kwargs.setdefault("class_names", data.spec.class_names)
         kwargs.setdefault("ignore_index", data.spec.ignore_index)
     if predictions_dir is not None:
-        writer = CityscapesResultWriter if data.dataset == "cityscapes" else IndexPngWriter
-        kwargs.setdefault("prediction_writer", writer(predictions_dir))
+        selected = pairs if kwargs.get("max_images") is None else pairs[: kwargs["max_images"]]
+        kwargs.setdefault("prediction_writer", prediction_writer_for(predictions_dir, selected, overwrite=overwrite,
+                                                                 cityscapes=data.dataset == "cityscapes"))
     result = evaluate(model, pairs, **kwargs)
     result.settings.update(dataset=data.dataset, validation=data.val_source)
     return result

@@ -21,13 +21,13 @@ DATASET_SEARCH_DEPTH = 2
 def dataset_mark(folder) -> str | None:
     """Why `folder` belongs to a dataset, or None: it, or a folder up to `DATASET_SEARCH_DEPTH`
     levels above it, holds `images/` beside `labels/` (a split: `ROOT/val/labels` is inside
-    one) or a `meta.json` (a dataset root)."""
+    one), or it holds a `meta.json` (a dataset root)."""
     folder = Path(os.path.abspath(folder))
+    if (folder / "meta.json").is_file():
+        return f"{folder} is a dataset root (meta.json)"
     for candidate in [folder, *folder.parents][: DATASET_SEARCH_DEPTH + 1]:
         if (candidate / "images").is_dir() and (candidate / "labels").is_dir():
             return f"{candidate} is a dataset split (images/ beside labels/)"
-        if (candidate / "meta.json").is_file():
-            return f"{candidate} is a dataset root (meta.json)"
     return None
 
 

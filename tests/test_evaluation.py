@@ -384,7 +384,7 @@ def test_predict_never_replaces_masks_or_earlier_results(saved_model, camvid_roo
     for options in ([], ["--overwrite"]):  # the command that used to overwrite the ground truth
         code = main(["predict", str(split / "images"), "--model", str(saved_model), "--out", str(split), *options])
         assert code == 2
-        assert "holds a dataset" in capsys.readouterr().err
+        assert "is a dataset split (images/ beside labels/)" in capsys.readouterr().err
     assert (split / "labels" / image.name).read_bytes() == mask
 
     out = tmp_path / "predictions"
@@ -423,3 +423,36 @@ def test_predict_command_errors(saved_model, tmp_path, capsys):
     assert main(["predict", good, "--model", str(tmp_path / "good.png"), "--out", str(tmp_path / "o")]) == 2
     assert ".keras" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_never_writes_predictions_over_ground_truth(saved_model, camvid_root, tmp_path, capsys):
+    """`spgnet evaluate --predictions ROOT/val/labels` used to replace the masks it scored (and the
+    next evaluation then scored 100 %): the rule of `spgnet predict --out` holds here too."""
+    import shutil
+
+    split = tmp_path / "val"
+    (split / "images").mkdir(parents=True)
+    (split / "labels").mkdir()
+    for image in sorted((camvid_root / "val" / "images").glob("*.png"))[:2]:
+        shutil.copy(image, split / "images")
+        shutil.copy(camvid_root / "val" / "labels" / image.name, split / "labels")
+    masks = {path.name: path.read_bytes() for path in (split / "labels").iterdir()}
+    base = ["evaluate", "--model", str(saved_model), "--images", str(split / "images"), "--masks",
+            str(split / "labels"), "--num-classes", "19", "--quiet"]  # the model has 19 classes
+    for target in (split / "labels", split, split / "images"):
+        for options in ([], ["--overwrite"]):
+            assert main(base + ["--predictions", str(target), *options]) == 2
+            message = capsys.readouterr().err
+            assert "is a dataset split" in message or "would replace files the command reads" in message, message
+    assert main(base + ["--report", str(split / "labels" / "report")]) == 2
+    assert "--report" in capsys.readouterr().err
+    assert {path.name: path.read_bytes() for path in (split / "labels").iterdir()} == masks
+
+    out = tmp_path / "predictions"
+    assert main(base + ["--predictions", str(out)]) == 0
+    written = sorted(path.name for path in out.iterdir())
+    assert written == sorted(masks)
+    assert main(base + ["--predictions", str(out)]) == 2
+    assert "already exist" in capsys.readouterr().err
+    assert main(base + ["--predictions", str(out), "--overwrite"]) == 0
+    assert {path.name: path.read_bytes() for path in (split / "labels").iterdir()} == masks

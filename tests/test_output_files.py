@@ -27,7 +27,7 @@ def test_folders_of_a_dataset_split_are_refused(dataset, inside):
 def test_a_dataset_root_is_refused(tmp_path):
     (tmp_path / "meta.json").write_text("{}")
     with pytest.raises(ValueError, match="dataset root"):
-        check_output_targets(tmp_path / "pred", [], overwrite=True)
+        check_output_targets(tmp_path, [], overwrite=True)
 
 
 def test_inputs_are_never_replaced_and_existing_files_need_overwrite(tmp_path):

@@ -28,6 +28,8 @@ def add_parser(subparsers):
         help="write predictions here (Cityscapes: label-id PNGs in the benchmark layout, "
         "usable as CITYSCAPES_RESULTS; others: class-index PNGs)",
     )
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace prediction files (--predictions) that already exist")
     parser.add_argument("--confusion-plot", type=Path, default=None, help="save a confusion-matrix figure here")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR",
                         help="write a browsable report here (DIR/index.html: scores, confusion matrix, worst and "
@@ -70,6 +72,8 @@ def run(args):
     import sys
 
     from spgnet_keras.evaluation import evaluate_data, format_table, to_json
+    from spgnet_keras.output_files import check_output_targets
+    from spgnet_keras.prediction_files import prediction_writer_for
 
     settings = inference_settings(args)
     if args.max_images is not None and args.max_images < 1:
@@ -78,6 +82,13 @@ def run(args):
     for pair in data.val_pairs:
         for path in pair:
             check_utf8_path(path, "dataset file")
+    pairs = data.val_pairs if args.max_images is None else data.val_pairs[: args.max_images]
+    writer = None if args.predictions is None else prediction_writer_for(
+        args.predictions, pairs, cityscapes=data.dataset == "cityscapes", overwrite=args.overwrite,
+        option="--predictions")
+    if args.report is not None:
+        check_output_targets(args.report, [], overwrite=True, protected=[path for pair in pairs for path in pair],
+                             option="--report")
     model = load_spgnet(args.model)
     if not args.quiet:
         print(f"evaluating {len(data.val_pairs)} images ({data.val_source}; data from {source})", file=sys.stderr)
@@ -89,7 +100,7 @@ def run(args):
     result = evaluate_data(
         model,
         data,
-        predictions_dir=args.predictions,
+        prediction_writer=writer,
         max_images=args.max_images,
         progress=progress,
         **settings,

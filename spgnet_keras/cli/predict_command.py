@@ -115,22 +115,6 @@ def palette_class_names(palette):
     return None
 
 
-def check_output_folder(out, targets, overwrite):
-    """ValueError when `out` is a dataset's folder, or (without `overwrite`) when one of
-    `targets` already exists: predictions never replace masks or earlier results silently."""
-    if (out / "images").is_dir() and (out / "labels").is_dir() or (out / "meta.json").is_file():
-        raise InvalidInputError(
-            f"--out {out} holds a dataset (images/ and labels/, or meta.json): predictions would "
-            "replace its ground-truth masks. Choose another output folder."
-        )
-    existing = [path for path in targets if path.exists()]
-    if existing and not overwrite:
-        raise InvalidInputError(
-            f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite to replace "
-            "them or choose another --out."
-        )
-
-
 def output_files(out, files, attention, cityscapes):
     """Every file `spgnet predict` will write for `files`."""
     from spgnet_keras.evaluation import cityscapes_result_path
@@ -149,6 +133,7 @@ def run(args):
     from spgnet_keras.data import list_images, load_image
     from spgnet_keras.data.decoding import check_image_file, save_label
     from spgnet_keras.inference import predict
+    from spgnet_keras.output_files import check_output_targets
     from spgnet_keras.visualization import (
         attention_figure,
         colorize,
@@ -174,8 +159,8 @@ def run(args):
 
         for path in files:  # fail before any work if a name cannot be placed
             cityscapes_result_path(args.out, path)
-    check_output_folder(args.out, output_files(args.out, files, args.attention, args.cityscapes_results),
-                        args.overwrite)
+    check_output_targets(args.out, output_files(args.out, files, args.attention, args.cityscapes_results),
+                         overwrite=args.overwrite, protected=files)
     for path in files:  # unreadable inputs fail before the model is loaded
         check_image_file(path)
     check_image_sizes(files, settings)

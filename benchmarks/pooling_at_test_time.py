@@ -1,18 +1,18 @@
 """Test-time pooling on CamVid val: "global" against "crop" (In-Place ABN), single and multi-scale.
 
 SPGNet's decoder (and the SE transition) pool globally in training. At test time
-``test_pooling="global"`` pools globally too; ``"crop"`` averages over a window the size of
-the training crop's feature map (``spgnet_keras.layers.pooling``), as the In-Place ABN code
+`test_pooling="global"` pools globally too; `"crop"` averages over a window the size of
+the training crop's feature map (`spgnet_keras.layers.pooling`), as the In-Place ABN code
 the paper thanks for a discussion of "the global pooling kernel size" does. This script
 takes a trained model, rebuilds it in both modes with the same weights, and scores both on
 CamVid val at one scale and at the paper's multi-scale + flip setting (Sec 4.3/4.4: scales
-0.75-2.0). ``--crop`` must be the crop the model was trained with (the camvid_cpu recipe:
+0.75-2.0). `--crop` must be the crop the model was trained with (the camvid_cpu recipe:
 160x224).
 
 Example::
 
-    python benchmarks/test_pooling.py --model runs/camvid_cpu/checkpoints/best.keras --crop 160 224
-    python benchmarks/test_pooling.py --settings single-scale --results benchmarks/results/test_pooling_ablation.json \
+    python benchmarks/pooling_at_test_time.py --model runs/camvid_cpu/checkpoints/best.keras --crop 160 224
+    python benchmarks/pooling_at_test_time.py --settings single-scale --results benchmarks/results/test_pooling_ablation.json \
         --model runs/ablation_medium/{one_stage,no_spg,spg_sigmoid}_seed{0,1,2}.keras
 
 With several models the summary gives the paired difference crop - global per setting: mean

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from spgnet_keras.errors import InvalidInputError
-from spgnet_keras.scoring import iou_from_confusion
+from spgnet_keras.scoring import iou_with_unassigned, mean_of_defined
 
 
 @dataclasses.dataclass
@@ -66,17 +66,12 @@ class EvaluationResult:
     @property
     def iou(self) -> np.ndarray:
         """Per-class IoU `float64 (C,)` in [0, 1]; NaN where the class is absent from both."""
-        size = self.num_classes
-        extended = np.zeros((size + 1, size + 1), np.int64)
-        extended[:size, :size] = self.confusion
-        extended[:size, size] = self.unassigned
-        return iou_from_confusion(extended)[:size]
+        return iou_with_unassigned(self.confusion, self.unassigned)
 
     @property
     def miou(self) -> float:
         """Mean IoU over classes with a defined IoU (NaN if none)."""
-        iou = self.iou
-        return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
+        return mean_of_defined(self.iou)
 
     @property
     def pixels_per_class(self) -> np.ndarray:

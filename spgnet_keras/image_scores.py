@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from spgnet_keras.metrics import iou_from_confusion
+from spgnet_keras.scoring import iou_with_unassigned, mean_of_defined
 
 __all__ = ["ImageScore"]
 
@@ -47,17 +47,12 @@ class ImageScore:
     @property
     def iou(self) -> np.ndarray:
         """Per-class IoU `float64 (C,)`; NaN where the class is in neither labels nor prediction."""
-        size = len(self.confusion)
-        extended = np.zeros((size + 1, size + 1), np.int64)
-        extended[:size, :size] = self.confusion
-        extended[:size, size] = self.unassigned
-        return iou_from_confusion(extended)[:size]
+        return iou_with_unassigned(self.confusion, self.unassigned)
 
     @property
     def miou(self) -> float:
         """Mean of the defined IoUs (NaN if none)."""
-        iou = self.iou
-        return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
+        return mean_of_defined(self.iou)
 
     @property
     def pixel_accuracy(self) -> float:

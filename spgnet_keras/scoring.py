@@ -90,8 +90,32 @@ def mean_iou_from_confusion(cm) -> float:
     Returns:
         The mean of `iou_from_confusion(cm)` without its NaNs; NaN when every entry is NaN.
     """
-    iou = iou_from_confusion(cm)
-    return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
+    return mean_of_defined(iou_from_confusion(cm))
+
+
+def mean_of_defined(values) -> float:
+    """The mean of the values that are not NaN (classes with a defined score); NaN if none is."""
+    values = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+
+
+def iou_with_unassigned(cm, unassigned) -> np.ndarray:
+    """Per-class IoU when some predictions fall outside the classes (`unassigned[t]`: pixels
+    labelled `t` predicted no class): they count as wrong for their class, for nobody else.
+
+    Args:
+        cm: array-like `(C, C)`. Rows are ground truth, columns predictions.
+        unassigned: array-like `(C,)`. Per ground-truth class, pixels predicted outside `[0, C)`.
+
+    Returns:
+        `float64 (C,)`, NaN where the class is in neither labels nor predictions.
+    """
+    cm = np.asarray(cm)
+    size = len(cm)
+    extended = np.zeros((size + 1, size + 1), np.int64)
+    extended[:size, :size] = cm
+    extended[:size, size] = np.asarray(unassigned)
+    return iou_from_confusion(extended)[:size]
 
 
 def pixel_accuracy(cm) -> float:

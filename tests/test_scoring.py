@@ -100,7 +100,6 @@ def test_old_import_paths_give_the_same_functions():
     for name in ("confusion_matrix", "iou_from_confusion", "mean_iou_from_confusion"):
         assert getattr(metrics, name) is getattr(scoring, name)
     assert evaluation.confusion_matrix is scoring.confusion_matrix
-    assert evaluation.iou_from_confusion is scoring.iou_from_confusion
 
 
 def test_scoring_imports_without_tensorflow():

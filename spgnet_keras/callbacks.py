@@ -59,7 +59,17 @@ BACKUP_METADATA = "training_metadata.json"
 @dataclasses.dataclass(frozen=True)
 class Backup:
     """What a run folder's backup holds: the epoch to resume at, its weights file (None when
-    there is none), and the half-written files of a write that did not finish (`strays`)."""
+    there is none), and the half-written files of a write that did not finish (`strays`).
+
+    Example:
+
+    ```python
+    backup = read_backup("runs/camvid/backup")
+    for note in backup.remove_strays():
+        print(note)
+    model.fit(train, epochs=10, initial_epoch=backup.epoch)
+    ```
+    """
 
     epoch: int
     weights: Path | None

@@ -2,11 +2,9 @@
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
 from spgnet_keras.callbacks import (
     AtomicBackup,
@@ -17,11 +15,20 @@ from spgnet_keras.callbacks import (
     read_backup,
     write_text_atomically,
 )
-from spgnet_keras.config import PRECISIONS, STRATEGIES, config_to_dict
+from spgnet_keras.config import PRECISIONS, config_to_dict
+from spgnet_keras.config_checks import check_values
 from spgnet_keras.data.masks import MaskStyle
 from spgnet_keras.data.report import DataReport, describe_data
 from spgnet_keras.data.sources import DATA_RECORD, FolderNaming, ResolvedData, data_record, resolve_data
 from spgnet_keras.data.spec import DatasetSpec
+from spgnet_keras.distribution import (  # noqa: F401  (re-exported: spgnet_keras.training's API)
+    MULTI_WORKER_VERIFIED_KERAS,
+    UnverifiedKerasError,
+    check_keras_verified_for_multi_worker,
+    is_multi_worker,
+    make_strategy,
+    patch_fit_for_multi_worker,
+)
 from spgnet_keras.errors import InvalidInputError, SPGNetError
 from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
@@ -35,29 +42,6 @@ FINISHED_FILE = "finished.json"
 
 class RunFinished(SPGNetError):
     """`train` was asked for no more epochs than its output folder's run already finished."""
-
-
-def make_strategy(kind="auto"):
-    """A `tf.distribute` strategy.
-
-    "auto": `MirroredStrategy` over all local GPUs when there are several, else the
-    default strategy; "mirrored": `MirroredStrategy` over every local device of the
-    first kind (GPUs, else logical CPUs); "multiworker": `MultiWorkerMirroredStrategy`
-    configured by the `TF_CONFIG` environment variable.
-    """
-    if kind not in STRATEGIES:
-        raise InvalidInputError(f"`strategy` must be one of {STRATEGIES}, got {kind!r}.")
-    if kind == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise InvalidInputError("strategy 'multiworker' needs the TF_CONFIG environment variable.")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    gpus = tf.config.list_logical_devices("GPU")
-    if kind == "mirrored":
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
-    if kind == "auto" and len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
 
 
 def set_precision(policy):
@@ -131,7 +115,15 @@ def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
 @dataclasses.dataclass
 class PreparedData:
     """A `DataConfig` read: the files (`resolved`), the classes (`spec`) and the dataset check
-    with the class shares (`report`, None when `data.validate` is false and the classes are known)."""
+    with the class shares (`report`, None when `data.validate` is false and the classes are known).
+
+    Example:
+
+    ```python
+    prepared = prepare_data(load_config("spgnet_keras/configs/camvid_cpu.yaml").data)
+    print(prepared.spec.class_names, len(prepared.resolved.train_pairs))
+    ```
+    """
 
     resolved: ResolvedData
     spec: DatasetSpec
@@ -224,65 +216,6 @@ def data_plan(prepared, data_config):
     return lines
 
 
-def is_multi_worker(strategy):
-    """True for a `MultiWorkerMirroredStrategy` spanning more than one worker."""
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
-
-
-# Keras minor versions on which the multi-worker patch below passed
-# tests/training/test_distributed.py::test_multiworker_train_command_two_workers (3.13.2,
-# 3.14.1, 3.15.1); it replaces private Trainer methods, so other versions are refused.
-MULTI_WORKER_VERIFIED_KERAS = ("3.13", "3.14", "3.15")
-
-
-class UnverifiedKerasError(SPGNetError, RuntimeError):
-    """Multi-worker training was asked of a Keras version its patch was not verified on."""
-
-
-def check_keras_verified_for_multi_worker(version):
-    """Raises UnverifiedKerasError unless Keras `version` is one the multi-worker patch was verified on."""
-    minor = ".".join(version.split(".")[:2])
-    if minor not in MULTI_WORKER_VERIFIED_KERAS:
-        raise UnverifiedKerasError(
-            f"Multi-worker training patches private Keras internals (keras-team/keras#20585) and was "
-            f"verified on Keras {', '.join(MULTI_WORKER_VERIFIED_KERAS)}; this is Keras {version}. "
-            "Install a verified version (pip install 'keras>=3.13,<3.16') or train on one worker "
-            "(MirroredStrategy needs no patch)."
-        )
-
-
-def patch_fit_for_multi_worker(model, strategy, element_spec):
-    """Lets `model.fit`/`evaluate` run under a multi-worker `MultiWorkerMirroredStrategy`.
-
-    Keras 3 (checked with 3.15) fails there in two places (keras-team/keras#20585):
-    `_maybe_symbolic_build` calls `strategy.reduce` on the nested `PerReplica` first
-    batch ("Attempt to convert a value (PerReplica...)"), and `reduce_per_replica`
-    averages the scalar logs of each step with `strategy.reduce("MEAN", v, axis=0)`
-    ("Invalid reduction dimension 0 for input with 0 dimensions"). On this model only,
-    the symbolic build gets the dataset's `element_spec` (shapes and dtypes are all it
-    reads) and the step functions return their logs with shape [1], which that reduce
-    averages over all replicas of all workers into scalars, the same on every worker
-    (so that, e.g., every worker stops at the same non-finite loss). No-op otherwise.
-    """
-    if not is_multi_worker(strategy):
-        return model
-    check_keras_verified_for_multi_worker(keras.__version__)
-    symbolic_build = model._maybe_symbolic_build
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: symbolic_build(
-        data_batch=element_spec if data_batch is None else data_batch
-    )
-
-    def with_rank1_logs(step):
-        def wrapped(data):
-            return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
-
-        return wrapped
-
-    model.train_step = with_rank1_logs(model.train_step)
-    model.test_step = with_rank1_logs(model.test_step)
-    return model
-
-
 def resumed_epoch(backup_dir):
     """The epoch a run resumes at from its backup (0 when there is none)."""
     return read_backup(backup_dir).epoch
@@ -332,8 +265,6 @@ def train(config, log=print):
     stretched over the new total (the learning rate rises again from 0), the momentum
     restarts, and `best.keras` is replaced only by a better epoch.
     """
-    from spgnet_keras.config import check_values
-
     check_values(config)
     out_dir = Path(config.run.out_dir)
     finished = finished_run(out_dir)
@@ -414,8 +345,6 @@ def _train_locked(config, out_dir, finished, log):
 def plan(config):
     """What `train(config)` would do, as the lines it prints before the first step: the data
     are read and checked and the model is built, but nothing is trained or written."""
-    from spgnet_keras.config import check_values
-
     check_values(config)
     prepared = prepare_data(config.data)
     loss_config = with_class_weights(config.loss, prepared)

@@ -46,7 +46,14 @@ def as_float_image(image: tf.Tensor) -> tf.Tensor:
 @dataclasses.dataclass
 class Source:
     """The resolved input of a builder: the pairs, the class count of the label range check
-    (None: no check) and the `[256]` label table (None: labels as decoded)."""
+    (None: no check) and the `[256]` label table (None: labels as decoded).
+
+    Example:
+
+    ```python
+    source = Source(pairs=[("a.png", "a_mask.png")], num_classes=11, label_map=None)
+    ```
+    """
 
     pairs: list[Pair]
     num_classes: int | None

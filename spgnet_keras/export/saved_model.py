@@ -10,7 +10,7 @@ import keras
 import tensorflow as tf
 
 from spgnet_keras.constants import MAX_IMAGE_PIXELS, PREDICTION
-from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.errors import InvalidInputError, SPGNetError
 from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
 from spgnet_keras.export.serving import (
     DEFAULT_MAX_PIXELS,
@@ -307,22 +307,55 @@ def _write(archive, folder, metadata):
     (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
 
 
+class ExportWriteError(SPGNetError, OSError):
+    """An export could not be written (a full disk, a read-only folder); an earlier version is intact."""
+
+
+# What a failed write says, in the words of the system, found in the long messages of
+# TensorFlow's file system errors (OutOfRangeError, PermissionDeniedError, ...).
+WRITE_FAILURES = ("No space left on device", "File too large", "Read-only file system", "Permission denied",
+                  "Disk quota exceeded")
+
+
+def write_failure_cause(error) -> str:
+    """A few words on why a write failed: the errno's text, a known phrase of a TensorFlow
+    error, or the first line of the message."""
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)
+    text = getattr(error, "message", None) or str(error)
+    for phrase in WRITE_FAILURES:
+        if phrase.lower() in text.lower():
+            return phrase
+    lines = text.strip().splitlines()
+    return lines[0][:200] if lines else type(error).__name__
+
+
 def write_atomically(target, write, overwrite=False):
     """Runs `write(tmp)` on a hidden sibling of `target`, then renames it to `target`.
 
     The temporary name starts with "." and is not a number, so TF Serving, which polls
     `<base>/<model_name>/` for numeric folders, never sees a half-written version. An
     existing `target` is replaced only with `overwrite=True` (moved aside, then
-    deleted after the rename). Whatever fails, the temporary folder is removed.
+    deleted after the rename). Whatever fails, the temporary folder is removed; a write that
+    fails (a full disk, a read-only folder) raises `ExportWriteError` naming the folder and
+    the cause in one line.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
     token = uuid.uuid4().hex[:8]
     tmp = target.parent / f".{target.name}.tmp-{token}"
     old = target.parent / f".{target.name}.old-{token}"
+    kept = f"the previous version in {target} is intact" if target.exists() else "nothing was written"
     try:
-        write(tmp)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(target)
+            write(tmp)
+        except (OSError, tf.errors.OpError) as error:  # a full disk, a read-only or foreign folder
+            cause = write_failure_cause(error)
+        else:
+            cause = None
+        if cause is not None:
+            raise ExportWriteError(f"Could not write the export {target}: {cause}; {kept}.")
         if target.exists():
             if not overwrite:
                 raise InvalidInputError(f"Export folder {target} already exists; pass overwrite=True to replace it.")

@@ -45,7 +45,7 @@ __all__ = [
 # Keyword arguments `SPGNet(...)` passes on to `keras.Model`; any other is a TypeError.
 _MODEL_KWARGS = ("name", "dtype", "trainable")
 # Deprecated argument names -> their current names.
-_RENAMED = {"input_shape": "image_shape"}
+_RENAMED = (("input_shape", "image_shape"),)  # (old, new) argument names: read-only
 
 
 @keras.saving.register_keras_serializable(package="spgnet_keras")
@@ -237,7 +237,7 @@ class SPGNet(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for old, new in _RENAMED.items():  # configs saved before the rename (the old key wins if both)
+        for old, new in _RENAMED:  # configs saved before the rename (the old key wins if both)
             if old in config:
                 config[new] = config.pop(old)
         if "include_preprocessing" not in config:
@@ -401,7 +401,7 @@ SPGNET_ARGUMENTS = tuple(
 def renamed_arguments(arguments):
     """`arguments` with deprecated names (`input_shape`) replaced by the current ones, with a warning."""
     arguments = dict(arguments)
-    for old, new in _RENAMED.items():
+    for old, new in _RENAMED:
         if old in arguments:
             warnings.warn(f"The SPGNet argument {old!r} is deprecated; use {new!r}.", DeprecationWarning,
                           stacklevel=3)

@@ -7,12 +7,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 
 from spgnet_keras.errors import SPGNetError
+from spgnet_keras.output_files import remove_quietly, replace_atomically
 
 
 class CheckpointWriteError(SPGNetError, OSError):
@@ -78,7 +78,7 @@ class Backup:
     def remove_strays(self) -> list[str]:
         """Deletes the half-written files; returns a sentence for each."""
         for stray in self.strays:
-            _remove_quietly(stray)
+            remove_quietly(stray)
         return [f"removed {stray}, left by a backup write that did not finish" for stray in self.strays]
 
 
@@ -162,13 +162,13 @@ class AtomicBackup(keras.callbacks.Callback):
         except (OSError, RuntimeError, ValueError) as error:
             failure = _cause(error)
         if failure is not None:
-            _remove_quietly(temporary)
+            remove_quietly(temporary)
             kept = (f"the previous backup ({previous.weights.name}, epoch {previous.epoch}) is intact"
                     if previous.weights is not None else "there was no earlier backup")
             raise CheckpointWriteError(f"Could not write the backup {target}: {failure}; {kept}.")
         for old in [*self.backup_dir.glob("*.keras"), *self.backup_dir.glob("*.weights.h5")]:
             if old.name != name:
-                _remove_quietly(old)
+                remove_quietly(old)
 
     def on_train_end(self, logs=None):
         if not self._diverged() and self.backup_dir.is_dir():
@@ -184,15 +184,7 @@ def load_backup_weights(model, path):
 
 def write_text_atomically(path, text):
     """Writes `text` to `path` through a temporary file in the same folder + `os.replace`."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
+    replace_atomically(path, lambda temporary: Path(temporary).write_text(text))
 
 
 def _cause(error):
@@ -251,7 +243,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         for stray in sorted(self.directory.glob(".tmp-*")) if self.directory.is_dir() else ():
-            _remove_quietly(stray)  # a checkpoint write that was killed: the complete files are untouched
+            remove_quietly(stray)  # a checkpoint write that was killed: the complete files are untouched
         if self.best is None and self.best_path.exists() and self.best_record_path.is_file():
             record = json.loads(self.best_record_path.read_text())
             if record.get("monitor") == self.monitor:
@@ -276,22 +268,10 @@ def save_atomically(model, path):
     """`model.save(path)` through a temporary file in the same folder + `os.replace`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=".keras", dir=path.parent)
-    os.close(handle)
     try:
-        model.save(temporary)
-        os.replace(temporary, path)
+        replace_atomically(path, model.save, suffix=".keras")
     except (OSError, RuntimeError) as error:  # h5py and zipfile report a full disk as either
-        _remove_quietly(temporary)
         kept = f"the previous {path.name} is intact" if path.exists() else "no earlier checkpoint existed"
         raise CheckpointWriteError(f"Could not write checkpoint {path}: {_cause(error)}; {kept}.") from error
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
 
 
-def _remove_quietly(path):
-    try:
-        os.remove(path)
-    except OSError:
-        pass

@@ -9,8 +9,9 @@ folder that holds ground truth is refused before anything is written.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from spgnet_keras.errors import InvalidInputError
 
@@ -67,3 +68,34 @@ def check_output_targets(out_dir, targets: Iterable, *, overwrite: bool = False,
     if existing and not overwrite:
         raise InvalidInputError(f"{len(existing)} output file(s) already exist, e.g. {existing[0]}; pass --overwrite "
                                 f"to replace them or choose another {option}.")
+
+
+def replace_atomically(path, write: Callable[[str], object], suffix: str | None = None) -> Path:
+    """Calls `write(temporary)` with a hidden temporary file name beside `path`, then renames it to
+    `path` (`os.replace`): a write that fails or is killed never leaves a half-written `path`
+    (a reader sees the old file or the new one), and a failed write's temporary is removed.
+
+    Args:
+        path: The file to write (its folder must exist).
+        write: Writes the whole file at the name it is given.
+        suffix: The temporary's extension (writers that choose the format by it); default `path`'s.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".tmp-{path.stem}-", suffix=path.suffix if suffix is None else suffix,
+                                         dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        remove_quietly(temporary)
+        raise
+    return path
+
+
+def remove_quietly(path) -> None:
+    """Removes the file `path` if it can (cleaning up after a failure that is reported anyway)."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -9,11 +9,12 @@ logging (set TF_CPP_MIN_LOG_LEVEL yourself, e.g. to 0, to see it).
 
 import argparse
 import importlib
-import os
 import sys
+import warnings
 from pathlib import Path
 
 from spgnet_keras.errors import SPGNetError
+from spgnet_keras.paths import check_utf8_path, printable_path
 
 SUBCOMMANDS = ("train", "evaluate", "predict", "export", "profile", "demo")
 
@@ -31,21 +32,13 @@ def build_parser():
     return parser
 
 
-def printable_path(path):
-    """`path` with bytes that are not UTF-8 shown as \\xNN escapes (safe to print)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def check_utf8_path(path, what):
-    """CommandError for a file name whose bytes are not UTF-8 (on Linux, Python keeps them as
-    surrogates: they cannot be printed, written to JSON or logged reliably)."""
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:
-        raise CommandError(
-            f"{what} {printable_path(path)}: the name is not valid UTF-8 (undecodable bytes shown as \\xNN); "
-            "rename it and try again."
-        ) from None
+def error_line(error: Exception) -> str:
+    """The one line an error is reported as: a system error (an `OSError` with its errno) as
+    "<file>: <cause>", e.g. "…/run/.spgnet-lock: Read-only file system"; others as their message."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        names = [error.filename] + ([error.filename2] if error.filename2 is not None else [])
+        return f"{' -> '.join(printable_path(name) for name in names)}: {error.strerror}"
+    return str(error)
 
 
 def check_utf8_arguments(args):
@@ -60,11 +53,19 @@ def check_utf8_arguments(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # the package's warnings as one line each (restored on return)
+        warnings.showwarning = lambda message, category, *_: print(
+            f"spgnet {args.command}: warning: {message}", file=sys.stderr)
+        return run_command(args)
+
+
+def run_command(args) -> int:
+    """Runs the parsed command; its refusals and system errors as one line, exit code 2."""
     try:
         check_utf8_arguments(args)
         return args.func(args) or 0
     except (SPGNetError, OSError) as error:  # the package's own errors: one line, exit 2; a bug keeps its traceback
-        print(f"spgnet {args.command}: error: {error}", file=sys.stderr)
+        print(f"spgnet {args.command}: error: {error_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -3,10 +3,10 @@ dataset split, your folders as they are, or the validation data its run recorded
 
 from pathlib import Path
 
-from spgnet_keras.cli import check_utf8_path
 from spgnet_keras.cli.config_options import add_data_flags, add_set_option
 from spgnet_keras.cli.inference_options import add_inference_arguments, inference_settings, load_spgnet
 from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.paths import check_utf8_path
 
 
 def add_parser(subparsers):

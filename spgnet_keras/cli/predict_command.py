@@ -129,7 +129,6 @@ def output_files(out, files, attention, cityscapes):
 def run(args):
     from PIL import Image
 
-    from spgnet_keras.cli import check_utf8_path
     from spgnet_keras.data import list_images, load_image
     from spgnet_keras.data.decoding import check_image_file, save_label
     from spgnet_keras.inference import predict
@@ -146,9 +145,7 @@ def run(args):
     settings = inference_settings(args)
     if not 0.0 <= args.alpha <= 1.0:
         raise InvalidInputError(f"--alpha must be in [0, 1], got {args.alpha}.")
-    files = list_images(args.images)
-    for path in files:  # names found in folders: the command line's were checked by main()
-        check_utf8_path(path, "input")
+    files = list_images(args.images)  # refuses names in folders that are not UTF-8 (main() checked the command line)
     stems = {}
     for path in files:
         if path.stem in stems:

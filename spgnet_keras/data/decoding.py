@@ -23,10 +23,16 @@ BMP       8-bit (`L` or `P`): each index is looked up in the file's colour table
           `RGB`; 32-bit `RGBA` with alpha dropped. Refused: 1-, 4- and 16-bit (`1`
           mode) and compressed (RLE, bit-field) BMPs.
 GIF       first frame, palette colours; transparent pixels are black (TensorFlow's GIF
-          decoder).
-WebP      first frame; alpha dropped.
+          decoder). That decoder decodes every frame before keeping the first, so the
+          frames x width x height of an animation counts against `MAX_IMAGE_PIXELS`.
+WebP      still images; alpha dropped. Animated WebPs are refused (TensorFlow's WebP
+          decoder corrupts memory and crashes the process on them).
 TIFF      refused (TensorFlow has no TIFF decoder), as is everything else.
 ========  =============================================================================
+
+Every reader (the dataset check, the `tf.data` pipeline, `load_image`) refuses an image
+whose decoded size, frames x width x height as the header declares it, is more than
+`spgnet_keras.constants.MAX_IMAGE_PIXELS`, before decoding it (`decoded_pixels`).
 
 Pillow modes `I`, `F`, `PA` and the TIFF-only layouts can therefore only reach the
 package after conversion to one of the formats above. EXIF orientation is not applied.
@@ -40,7 +46,7 @@ as RGB by the image rule for PNG.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import os
 from pathlib import Path
 
@@ -50,6 +56,7 @@ from PIL import Image, UnidentifiedImageError
 
 from spgnet_keras.constants import MAX_IMAGE_PIXELS
 from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.output_files import replace_atomically
 
 __all__ = [
     "IMAGE_FORMATS",
@@ -70,6 +77,9 @@ __all__ = [
     "save_label",
     "check_image_file",
     "check_pixel_count",
+    "check_decoded_pixels",
+    "decoded_size",
+    "decoded_pixels",
 ]
 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WebP")
@@ -94,8 +104,13 @@ _REASONS = (
     "not a PNG file; masks must be PNG",
     "a PNG whose layout is not a class-index mask: index masks must be 8-bit grey (Pillow mode 'L') "
     "or palette ('P') PNGs; use mask_format='color' with a palette for colour masks",
+    "an animated WebP; TensorFlow's WebP decoder crashes the process on animations: save its first frame as PNG",
+    f"an image of more pixels (every frame of a GIF counted) than the limit of {MAX_IMAGE_PIXELS} "
+    "(spgnet_keras.constants.MAX_IMAGE_PIXELS)",
 )
-_OK, _UNKNOWN, _TIFF, _BMP_DEPTH, _BMP_COMPRESSED, _BMP_TABLE, _NOT_PNG, _NOT_INDEX_PNG = range(len(_REASONS))
+(_OK, _UNKNOWN, _TIFF, _BMP_DEPTH, _BMP_COMPRESSED, _BMP_TABLE, _NOT_PNG, _NOT_INDEX_PNG, _ANIMATED_WEBP,
+ _TOO_MANY_PIXELS) = range(len(_REASONS))
+_WEBP_ANIMATION_FLAG = 0x02  # VP8X chunk, flags byte (file offset 20)
 _BMP_DEPTHS = (8, 24, 32)
 _PNG_GREY, _PNG_PALETTE = 0, 3  # PNG colour types (IHDR byte 25)
 
@@ -122,6 +137,12 @@ def _unsigned(head: tf.Tensor, offset: int, size: int) -> tf.Tensor:
 
 def _is_bmp(head):
     return _starts_with(head, b"BM")
+
+
+def _is_animated_webp(head):
+    extended = tf.logical_and(_starts_with(head, b"WEBP", 8), _starts_with(head, b"VP8X", 12))
+    flags = _unsigned(head, 20, 1)
+    return tf.logical_and(extended, tf.bitwise.bitwise_and(flags, _WEBP_ANIMATION_FLAG) != 0)
 
 
 def _bmp_layout(head):
@@ -153,6 +174,7 @@ def image_problem(contents: tf.Tensor, length: tf.Tensor | None = None) -> tf.Te
     for problem, found in ((_BMP_TABLE, table_cut), (_BMP_COMPRESSED, compression != 0),
                            (_BMP_DEPTH, tf.reduce_all(tf.not_equal(bits, _BMP_DEPTHS)))):
         code = tf.where(tf.logical_and(bmp, found), problem, code)
+    code = tf.where(_is_animated_webp(head), _ANIMATED_WEBP, code)
     return tf.where(known, code, tf.where(tiff, _TIFF, _UNKNOWN))
 
 
@@ -208,13 +230,22 @@ def _checked(contents: tf.Tensor, code: tf.Tensor, what: str, path: tf.Tensor) -
         return tf.identity(contents)
 
 
+def _pixel_problem(contents: tf.Tensor) -> tf.Tensor:
+    """`_TOO_MANY_PIXELS` when the bytes declare more decoded pixels than `MAX_IMAGE_PIXELS`, else 0
+    (`decoded_pixels`, run by Pillow on the header: the eager readers' rule, in the graph)."""
+    pixels = tf.numpy_function(lambda data: np.int64(decoded_pixels(data)), [contents], tf.int64, stateful=False)
+    return tf.where(tf.reshape(pixels, []) > MAX_IMAGE_PIXELS, _TOO_MANY_PIXELS, _OK)
+
+
 def decode_image_in_graph(path: tf.Tensor) -> tf.Tensor:
     """Reads and decodes the image file at `path` (scalar string tensor) to uint8 RGB `[H, W, 3]`.
 
     A refused file fails an assertion (InvalidArgumentError "Unreadable image <path> is <reason>").
     """
     contents = tf.io.read_file(path)
-    return decode_rgb(_checked(contents, image_problem(contents), "image", path))
+    code = image_problem(contents)
+    code = tf.where(code == _OK, _pixel_problem(contents), code)
+    return decode_rgb(_checked(contents, code, "image", path))
 
 
 def decode_mask_in_graph(path: tf.Tensor, index: bool) -> tf.Tensor:
@@ -253,11 +284,13 @@ def check_image_header(path: str | os.PathLike) -> None:
 
 
 def decode_image_bytes(data: bytes, name) -> np.ndarray:
-    """uint8 RGB `[H, W, 3]` of encoded image bytes; ValueError naming `name` when refused or corrupt."""
+    """uint8 RGB `[H, W, 3]` of encoded image bytes; ValueError naming `name` when refused, corrupt
+    or of more decoded pixels than `MAX_IMAGE_PIXELS` (checked before decoding)."""
     contents = tf.constant(data)
     code = int(_image_problem(contents))
     if code != _OK:
         raise InvalidInputError(_refusal(name, code))
+    check_decoded_pixels(io.BytesIO(data), name)
     try:
         return _decode_rgb(contents).numpy()
     except tf.errors.OpError as error:
@@ -290,8 +323,10 @@ def read_mask(path: str | os.PathLike, index: bool) -> np.ndarray:
 
 
 def _last_line(error: tf.errors.OpError) -> str:
-    """TensorFlow's own message without its op/device prefix."""
-    return str(error.message).strip().splitlines()[-1].split("}} ")[-1]
+    """TensorFlow's own reason: the line before its `[[{{node ...}}]]` lines, without the op/device prefix."""
+    lines = [line for line in str(error.message).strip().splitlines() if line.strip()]
+    node = next((index for index, line in enumerate(lines) if line.lstrip().startswith("[[")), len(lines))
+    return lines[max(node - 1, 0)].split("}} ")[-1].strip()
 
 
 # === Image files for inference (the same rule, with the checks a user's file needs) ===
@@ -325,17 +360,56 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 
-@contextlib.contextmanager
-def _opened_image(path):
-    """PIL image of `path` (header only), its declared size checked before decoding; clear errors."""
+def decoded_size(source) -> tuple[int, int, int] | None:
+    """`(frames, width, height)` TensorFlow's decoder allocates for an image file, from its header.
+
+    `frames` is the frame count of a GIF (its decoder decodes every frame before the first is
+    kept), else 1. None when Pillow cannot tell (TensorFlow's decoder then decides alone).
+
+    Args:
+        source: A path or a binary file object of encoded image bytes.
+
+    Raises:
+        InvalidInputError: Pillow's own decompression-bomb limit (twice its
+            `Image.MAX_IMAGE_PIXELS`) fired first: the image is far beyond `MAX_IMAGE_PIXELS`.
+    """
     try:
-        with Image.open(path) as image:
-            check_pixel_count(image.size, path)
-            yield image
-    except Image.DecompressionBombError as error:  # PIL's own, larger limit fired first
-        raise InvalidInputError(f"Image {path} declares more pixels than the limit of {MAX_IMAGE_PIXELS} ({error})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise InvalidInputError(f"Not a readable image file: {path} ({error})") from None
+        with Image.open(source) as image:
+            frames = image.n_frames if image.format == "GIF" else 1
+            return frames, image.width, image.height
+    except Image.DecompressionBombError as error:
+        raise InvalidInputError(f"declares more pixels than the limit of {MAX_IMAGE_PIXELS} ({error})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return None
+
+
+def decoded_pixels(data: bytes) -> int:
+    """frames x width x height of `decoded_size` for encoded bytes; -1 when unknown, and past
+    `MAX_IMAGE_PIXELS` when Pillow's own bomb limit fired (used in the `tf.data` graph)."""
+    try:
+        size = decoded_size(io.BytesIO(data))
+    except InvalidInputError:
+        return MAX_IMAGE_PIXELS + 1
+    return -1 if size is None else size[0] * size[1] * size[2]
+
+
+def check_decoded_pixels(source, name, max_pixels=MAX_IMAGE_PIXELS) -> None:
+    """InvalidInputError naming `name` when the image `source` (a path or a binary file object)
+    would decode to more than `max_pixels` pixels (`decoded_size`); nothing is decoded."""
+    try:
+        size = decoded_size(source)
+    except InvalidInputError as error:
+        raise InvalidInputError(f"Image {name} {error}") from None
+    if size is None:
+        return
+    frames, width, height = size
+    if frames > 1 and frames * width * height > max_pixels:
+        raise InvalidInputError(
+            f"Image {name} is a GIF of {frames} frames of {width}x{height}: TensorFlow's GIF decoder decodes every "
+            f"frame ({frames * width * height} pixels) before keeping the first, more than the limit of {max_pixels} "
+            "(spgnet_keras.constants.MAX_IMAGE_PIXELS); save its first frame as PNG."
+        )
+    check_pixel_count((width, height), name, max_pixels)
 
 
 def check_pixel_count(size, path, max_pixels=MAX_IMAGE_PIXELS):
@@ -355,8 +429,7 @@ def check_image_file(path: str | os.PathLike) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"Image not found: {path}")
     check_image_header(path)
-    with _opened_image(path):
-        pass
+    check_decoded_pixels(path, path)
 
 
 def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> np.ndarray:
@@ -396,7 +469,8 @@ def save_label(path: str | os.PathLike, classes, palette=None) -> Path:
 
     Grey (Pillow mode `L`, the value of a pixel is its class) without `palette`; with one, a
     palette PNG (mode `P`, the indices are the classes, shown in the palette's colours). The
-    folder is made when missing; an existing file is replaced.
+    folder is made when missing; an existing file is replaced, atomically (a write that fails
+    or is killed leaves the old file, never half a PNG).
 
     Args:
         path: str or path-like. The PNG file to write.
@@ -444,5 +518,4 @@ def save_label(path: str | os.PathLike, classes, palette=None) -> Path:
             )
         image.putpalette(colours.astype(np.uint8).reshape(-1).tolist())  # L -> P, the values kept as indices
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
-    return path
+    return replace_atomically(path, lambda temporary: image.save(temporary, format="PNG"))

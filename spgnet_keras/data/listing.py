@@ -25,8 +25,13 @@ import numpy as np
 from spgnet_keras.data.decoding import IMAGE_EXTENSIONS
 from spgnet_keras.data.spec import DatasetError, DatasetNotFoundError
 from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.paths import check_utf8_path
 
 MASK_EXTENSIONS: tuple[str, ...] = (".png",)
+UNREAD_IMAGE_EXTENSIONS: tuple[str, ...] = (".tif", ".tiff", ".jp2", ".j2k", ".heic", ".heif", ".avif", ".ppm",
+                                            ".pgm", ".pbm", ".pnm", ".exr", ".dng", ".ico", ".psd")
+"""Image formats no part of the package reads (no TensorFlow decoder): a dataset folder's
+files of these kinds are left out with a warning saying so, not silently."""
 LIST_FILE_FORMATS = "a text file of keys (one image name without its suffix per line) or a CSV of image,mask paths"
 
 Pair = tuple[str, str]
@@ -47,10 +52,19 @@ def require_dir(path: str | Path, what: str) -> Path:
 
 def scan_folder(folder: Path, recursive: bool = True) -> list[PurePosixPath]:
     """Every file of `folder` (and its sub-folders when `recursive`) as sorted paths
-    relative to it; hidden files and folders (`.name`) are left out."""
-    if not recursive:
-        return [PurePosixPath(p.name) for p in sorted(folder.iterdir())
-                if p.is_file() and not p.name.startswith(".")]
+    relative to it; hidden files and folders (`.name`) are left out.
+
+    Raises:
+        InvalidInputError: A name that is not valid UTF-8 (`spgnet_keras.paths`), naming it.
+    """
+    found = _walk(folder) if recursive else [PurePosixPath(p.name) for p in sorted(folder.iterdir())
+                                             if p.is_file() and not p.name.startswith(".")]
+    for relative in found:
+        check_utf8_path(folder / relative, "Dataset file")
+    return found
+
+
+def _walk(folder: Path) -> list[PurePosixPath]:
     found, visited = [], set()
     for directory, subfolders, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(directory)
@@ -173,6 +187,7 @@ def folder_files(
     beside = {masks_dir / path for path in masks.values()}
     images = keyed_files(image_files, image_prefix, _image_suffixes(image_suffix), images_dir, "image",
                          exclude=[path for path in image_files if images_dir / path in beside])
+    warn_unread_images(image_files, images_dir)
     if not images:
         wanted = image_suffix or "/".join(e[1:] for e in IMAGE_EXTENSIONS)
         raise DatasetNotFoundError(f"No images ({image_prefix + '*' if image_prefix else ''}{wanted}) in "
@@ -201,9 +216,23 @@ def describe_files(files: Sequence[PurePosixPath], folder: Path) -> str:
     """`"; it holds 12 files: 10 .tif, 2 .txt"` (or that it is empty), for error messages."""
     if not files:
         return f"; {folder} holds no files"
+    return f"; it holds {len(files)} file(s): {count_by_extension(files)}"
+
+
+def count_by_extension(files: Sequence[PurePosixPath | Path], most: int = 4) -> str:
+    """`"10 .tif, 2 .txt"`: how many of `files` have each extension (the `most` commonest)."""
     kinds = collections.Counter(path.suffix.lower() or "(no extension)" for path in files)
-    shown = ", ".join(f"{count} {kind}" for kind, count in kinds.most_common(4))
-    return f"; it holds {len(files)} file(s): {shown}"
+    return ", ".join(f"{count} {kind}" for kind, count in kinds.most_common(most))
+
+
+def warn_unread_images(files: Sequence[PurePosixPath], folder: Path) -> None:
+    """Warns, with their count by extension, about the `files` of a dataset's image folder in a
+    format no part of the package reads (`UNREAD_IMAGE_EXTENSIONS`): they are left out."""
+    unread = [path for path in files if path.suffix.lower() in UNREAD_IMAGE_EXTENSIONS]
+    if unread:
+        warnings.warn(f"{len(unread)} image file(s) in {folder} were left out ({count_by_extension(unread)}): "
+                      f"spgnet_keras reads {', '.join(IMAGE_EXTENSIONS)}; convert them to PNG to use them",
+                      stacklevel=3)
 
 
 # === Suggesting the option that pairs the folders ===
@@ -418,11 +447,13 @@ def split_pairs(pairs: Sequence[Pair], val_fraction: float, seed: int = 0) -> tu
 def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     """Expands files and folders into a sorted list of image files.
 
-    Folders contribute their files (not recursive) with one of `IMAGE_EXTENSIONS`.
+    Folders contribute their files (not recursive) with one of `IMAGE_EXTENSIONS`; a
+    warning says how many other files were skipped, by extension (hidden files aside).
 
     Raises:
         FileNotFoundError: A path does not exist.
-        ValueError: A folder holds no image file, or nothing at all was given.
+        ValueError: A folder holds no image file, or nothing at all was given, or a file name
+            in a folder is not valid UTF-8.
     """
     if not inputs:
         raise InvalidInputError("No input images given.")
@@ -430,12 +461,26 @@ def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
     for entry in inputs:
         entry = Path(entry)
         if entry.is_dir():
-            found = sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            found, skipped = _folder_images(entry)
             if not found:
-                raise InvalidInputError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {entry}")
+                raise InvalidInputError(f"No image files ({', '.join(IMAGE_EXTENSIONS)}) in folder {entry}"
+                                        + describe_files(skipped, entry))
+            if skipped:
+                warnings.warn(f"Skipped {len(skipped)} file(s) of {entry} that are not images spgnet_keras reads "
+                              f"({count_by_extension(skipped)}); it reads {', '.join(IMAGE_EXTENSIONS)}: convert "
+                              "the others (e.g. TIFF) to PNG", stacklevel=2)
             files.extend(found)
         elif entry.is_file():
             files.append(entry)
         else:
             raise FileNotFoundError(f"Input not found: {entry}")
     return files
+
+
+def _folder_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """The image files (`IMAGE_EXTENSIONS`) of `folder` and the other files it holds, both sorted."""
+    entries = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
+    for path in entries:
+        check_utf8_path(path, "input")
+    return ([path for path in entries if path.suffix.lower() in IMAGE_EXTENSIONS],
+            [path for path in entries if path.suffix.lower() not in IMAGE_EXTENSIONS])

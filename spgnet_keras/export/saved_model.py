@@ -112,6 +112,7 @@ def export_saved_model(
     check_version_dir(export_dir)
     if export_dir.exists() and not overwrite:
         raise InvalidInputError(f"Export folder {export_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
+    check_replaces_only_an_export(export_dir)
     serving_model = inference_graph(servable_model(model), precision)
     segmenter = Segmenter(
         serving_model,
@@ -328,6 +329,18 @@ def write_failure_cause(error) -> str:
             return phrase
     lines = text.strip().splitlines()
     return lines[0][:200] if lines else type(error).__name__
+
+
+def check_replaces_only_an_export(export_dir):
+    """InvalidInputError when `export_dir` exists and is neither empty nor a SavedModel: `overwrite`
+    replaces an earlier export, never a folder of other files (a run, a dataset) that has a number for a name."""
+    export_dir = Path(export_dir)
+    if export_dir.is_dir() and any(export_dir.iterdir()) and not (export_dir / "saved_model.pb").is_file():
+        raise InvalidInputError(
+            f"Export folder {export_dir} holds files but no saved_model.pb: it is not an earlier export, and "
+            "overwrite replaces only those; choose another version folder.")
+    if export_dir.exists() and not export_dir.is_dir():
+        raise InvalidInputError(f"Export folder {export_dir} is a file, not a folder; choose another version folder.")
 
 
 def write_atomically(target, write, overwrite=False):

@@ -370,6 +370,16 @@ class SPGNet(keras.Model):
         if getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
 
+    def call(self, inputs, training=None, mask=None):
+        """The functional graph, after refusing images of another channel count.
+
+        Keras' input check lets a last axis of 1 through (it squeezes it before comparing), so
+        a grey `[N, H, W, 1]` batch would otherwise be broadcast to three identical channels
+        by the normalisation without a word.
+        """
+        check_image_channels(inputs, self.inputs[0].shape[-1])
+        return super().call(inputs, training=training, mask=mask)
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """Keras' loss with one mask supervising every output (deep supervision).
 
@@ -396,6 +406,18 @@ SPGNET_ARGUMENTS = tuple(
     name for name, parameter in inspect.signature(SPGNet.__init__).parameters.items()
     if name != "self" and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
 )
+
+
+def check_image_channels(images, channels: int) -> None:
+    """InvalidInputError when the (static) last axis of `images` is not `channels`."""
+    shape = tuple(getattr(images, "shape", ()))
+    if len(shape) != 4 or shape[-1] is None or channels is None or shape[-1] == channels:
+        return
+    raise InvalidInputError(
+        f"SPGNet takes RGB images [batch, height, width, {channels}], got shape {shape} ({shape[-1]} channel(s)); "
+        "repeat a grey channel (numpy.repeat(images, 3, axis=-1)) or drop an alpha channel (images[..., :3]), "
+        "as spgnet_keras.data.load_image does for files."
+    )
 
 
 def renamed_arguments(arguments):

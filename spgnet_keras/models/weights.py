@@ -13,6 +13,7 @@ and `imagenet.py` all build on this module without an import circle.
 """
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import keras
@@ -154,6 +155,10 @@ def read_saved_model(path, what="model"):
         raise FileNotFoundError(f"{what[0].upper() + what[1:]} file not found: {path}")
     if path.suffix.lower() != ".keras":
         raise InvalidInputError(f"The {what} must be a .keras file saved with model.save(), got {path}.")
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a truncated archive
+        raise InvalidInputError(
+            f"Cannot read the {what} {path}: it is damaged or not a .keras archive (no complete zip directory; "
+            f"{path.stat().st_size} bytes), e.g. cut short by a full disk or a copy that did not finish.")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # a truncated or foreign file: say which

@@ -155,6 +155,23 @@ def test_overwrite_refusal_and_atomic_failures(small_model, tmp_path, monkeypatc
     assert not (target / "variables").exists()
 
 
+def test_overwrite_never_replaces_a_folder_that_is_not_an_export(small_model, tmp_path):
+    """A run or a dataset with a number for a name is not an earlier export: `overwrite` keeps it."""
+    run = tmp_path / "experiments" / "3"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.keras").write_bytes(b"weeks of training")
+    with pytest.raises(ValueError, match=r"3 holds files but no saved_model.pb: it is not an earlier export"):
+        export_saved_model(small_model, run, overwrite=True)
+    assert (run / "checkpoints" / "best.keras").read_bytes() == b"weeks of training"
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "4").write_text("a file")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        export_saved_model(small_model, tmp_path / "m" / "4", overwrite=True)
+    (tmp_path / "m" / "5").mkdir()  # an empty folder is taken
+    export_saved_model(small_model, tmp_path / "m" / "5", overwrite=True)
+    assert (tmp_path / "m" / "5" / "saved_model.pb").is_file()
+
+
 def test_write_atomically_restores_previous_version_when_rename_fails(tmp_path, monkeypatch):
     from spgnet_keras.export import saved_model as saved_model_module
 

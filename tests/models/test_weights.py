@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from spgnet_keras import SPGNet
-from spgnet_keras.models.weights import copy_matching_weights, copy_weights
 from spgnet_keras.models.imagenet import load_backbone_weights, spgnet_layer_name
+from spgnet_keras.models.weights import copy_matching_weights, copy_weights
 
 
 def keras_cv_resnet18():

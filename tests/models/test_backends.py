@@ -149,7 +149,7 @@ def test_jax_backend_fits_the_papers_recipe_and_checks_labels_under_jit(jax_run)
 
 # Float32 on both sides, the same formulas summed in a different order (TensorFlow's fused
 # softmax cross-entropy, XLA's fusions): losses and gradients differed by at most 1.4e-6
-# relative on an AMX Xeon (/tmp-free check: recipe_pieces on both backends), so 1e-5 leaves
+# relative on this project's AMX Xeon (recipe_pieces run on both backends), so 1e-5 leaves
 # room for another CPU's reduction order; atol covers gradients that cancel to ~1e-9.
 # Selections, counts and the optimizer steps (element-wise) came out bit-equal.
 RTOL, ATOL = 1e-5, 1e-6

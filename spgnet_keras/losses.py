@@ -14,6 +14,9 @@ cross-entropy on logits that
 `model.compile` for a model whose outputs are `"prediction"` plus the
 earlier stages' logits (`"stage1"`, `"stage2"`, ...).
 
+Both are written in `keras.ops` and run on every Keras backend; TensorFlow and JAX give
+the same value (tests/test_backend_agreement.py).
+
 Reduction and distribution:
 The loss is a *mean over kept pixels*, not a mean over images. Keras' built-in
 reductions cannot express that (they divide by the batch size and, under a
@@ -50,7 +53,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, PREDICTION
 from spgnet_keras.errors import InvalidInputError
@@ -67,8 +70,11 @@ __all__ = [
 _PACKAGE = "spgnet_keras"
 
 
-def _cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
+def _cross_replica_sum(value):
     """Sums `value` over the replicas in sync (identity with one replica).
+
+    Only TensorFlow's `tf.distribute` runs a loss per replica; Keras' JAX distribution
+    computes it once on the global (sharded) batch, so there `value` is already global.
 
     Args:
         value: A float tensor computed independently on every replica.
@@ -76,28 +82,32 @@ def _cross_replica_sum(value: tf.Tensor) -> tf.Tensor:
     Returns:
         The sum over replicas when called inside a multi-replica
         `strategy.run`; `value` unchanged otherwise (no strategy, one
-        replica, or cross-replica context where the batch is already global).
+        replica, cross-replica context where the batch is already global, or
+        another backend).
     """
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
     ctx = tf.distribute.get_replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return value
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
-def _squeeze_channel(labels: tf.Tensor, logits_rank: int) -> tf.Tensor:
+def _squeeze_channel(labels, logits_rank: int):
     """Turns labels of shape `(B, H, W, 1)` into `(B, H, W)`."""
-    if labels.shape.rank is not None and labels.shape.rank == logits_rank:
-        labels = tf.squeeze(labels, axis=-1)
+    if ops.ndim(labels) == logits_rank:
+        labels = ops.squeeze(labels, axis=-1)
     return labels
 
 
-def _nan_if(bad_count: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
+def _nan_if(bad_count, value):
     """Returns NaN instead of `value` when `bad_count > 0` (XLA fallback)."""
-    nan = tf.constant(float("nan"), value.dtype)
-    return tf.where(bad_count > 0, nan, value)
+    return ops.where(bad_count > 0, ops.cast(float("nan"), value.dtype), value)
 
 
-def _sample_weight_map(sample_weight, pixel_shape_rank: int) -> tf.Tensor:
+def _sample_weight_map(sample_weight, pixel_shape_rank: int):
     """Reshapes a per-image or per-pixel sample weight to broadcast to (B, H, W).
 
     Args:
@@ -108,12 +118,12 @@ def _sample_weight_map(sample_weight, pixel_shape_rank: int) -> tf.Tensor:
     Returns:
         A float32 tensor broadcastable to the per-pixel map.
     """
-    sw = tf.cast(tf.convert_to_tensor(sample_weight), tf.float32)
-    rank = sw.shape.rank
+    sw = ops.cast(sample_weight, "float32")
+    rank = ops.ndim(sw)
     if rank == pixel_shape_rank + 1:
-        sw = tf.squeeze(sw, axis=-1)
-    elif rank is not None and 0 < rank < pixel_shape_rank:
-        sw = tf.reshape(sw, [-1] + [1] * (pixel_shape_rank - 1))
+        sw = ops.squeeze(sw, axis=-1)
+    elif 0 < rank < pixel_shape_rank:
+        sw = ops.reshape(sw, (-1,) + (1,) * (pixel_shape_rank - 1))
     return sw
 
 
@@ -127,9 +137,11 @@ class SegmentationCrossEntropy(keras.losses.Loss):
     float32 before the softmax, so the loss is safe under mixed precision.
 
     Pixels labelled `ignore_index` are skipped. Any other label outside
-    `[0, C)` raises `tf.errors.InvalidArgumentError` whose message names
-    the allowed range and the offending values (under XLA, where assertions
-    are compiled away, the loss becomes NaN instead of silently wrong).
+    `[0, C)` raises an error whose message names the allowed range and the
+    offending values (`tf.errors.InvalidArgumentError` on TensorFlow,
+    `InvalidInputError` on other backends in eager, a `JaxRuntimeError` around it
+    under `jax.jit`; under TensorFlow's XLA, where assertions are compiled away, the
+    loss becomes NaN instead of silently wrong). See `labels.check_label_range`.
 
     The value is the weighted mean over *kept* pixels:
 
@@ -219,12 +231,12 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         Returns:
             A float32 scalar: `local_sum / global_den`.
         """
-        with tf.name_scope(self.name):
+        with keras.name_scope(self.name):
             weighted_sum, weight_total, bad_count = self.sum_and_weight(
                 y_true, y_pred, sample_weight
             )
-            global_total = _cross_replica_sum(tf.stop_gradient(weight_total))
-            loss = tf.math.divide_no_nan(weighted_sum, global_total)
+            global_total = _cross_replica_sum(ops.stop_gradient(weight_total))
+            loss = ops.divide_no_nan(weighted_sum, global_total)
             return _nan_if(bad_count, loss)
 
     def call(self, y_true, y_pred):
@@ -246,8 +258,8 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             compiled away).
         """
         ce, weights, bad_count = self.pixel_losses(y_true, y_pred, sample_weight)
-        weighted_sum = tf.reduce_sum(weights * ce)
-        weight_total = tf.reduce_sum(weights)
+        weighted_sum = ops.sum(weights * ce)
+        weight_total = ops.sum(weights)
         return weighted_sum, weight_total, bad_count
 
     def pixel_losses(self, y_true, y_pred, sample_weight=None):
@@ -262,31 +274,27 @@ class SegmentationCrossEntropy(keras.losses.Loss):
             `(ce, weights, bad_count)` where `ce` and `weights` are
             float32 `(B, H, W)` maps.
         """
-        logits = tf.cast(y_pred, tf.float32)
-        labels = _squeeze_channel(tf.cast(y_true, tf.int32), logits.shape.rank)
-        num_classes = logits.shape[-1]
-        if num_classes is None:
-            num_classes = tf.shape(logits)[-1]
+        logits = ops.cast(y_pred, "float32")
+        labels = _squeeze_channel(ops.cast(y_true, "int32"), ops.ndim(logits))
+        num_classes = ops.shape(logits)[-1]
         self._check_class_weights(num_classes)
 
         kept, bad_count = check_label_range(
             labels, num_classes, self.ignore_index, type(self).__name__
         )
-        safe_labels = tf.where(kept, labels, tf.zeros_like(labels))
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=safe_labels, logits=logits
-        )
-        weights = tf.cast(kept, tf.float32)
+        safe_labels = ops.where(kept, labels, ops.zeros_like(labels))
+        ce = ops.sparse_categorical_crossentropy(safe_labels, logits, from_logits=True)
+        weights = ops.cast(kept, "float32")
         if sample_weight is not None:
-            weights = weights * _sample_weight_map(sample_weight, labels.shape.rank)
-            kept = tf.logical_and(kept, weights > 0)
+            weights = weights * _sample_weight_map(sample_weight, ops.ndim(labels))
+            kept = ops.logical_and(kept, weights > 0)
         if self.class_weights is not None:
-            class_w = tf.constant(self.class_weights, tf.float32)
-            weights = weights * tf.gather(class_w, safe_labels)
+            class_w = ops.convert_to_tensor(self.class_weights, "float32")
+            weights = weights * ops.take(class_w, safe_labels)
         if self.ohem_threshold is not None or self.ohem_top_k is not None:
-            hard = tf.stop_gradient(ohem_mask(tf.stop_gradient(ce), kept, self.ohem_threshold, self.ohem_min_kept,
-                                              self.ohem_top_k))
-            weights = weights * tf.cast(hard, tf.float32)
+            hard = ops.stop_gradient(ohem_mask(ops.stop_gradient(ce), kept, self.ohem_threshold, self.ohem_min_kept,
+                                               self.ohem_top_k))
+            weights = weights * ops.cast(hard, "float32")
         return ce, weights, bad_count
 
     # -------------------------------------------------------------- helpers

@@ -3,11 +3,12 @@
 Per image selection of the hard pixels of `(B, N)` cross-entropy scores (Table 8 of the
 SPGNet paper): by a probability threshold with a minimum count (`threshold_mask`), or the
 hardest fraction (`top_fraction_mask`). Pixels tied with the last one kept are kept too.
+Written in `keras.ops`: the same selection on every backend.
 """
 
 import math
 
-import tensorflow as tf
+from keras import ops
 
 from spgnet_keras.errors import InvalidInputError
 
@@ -28,59 +29,65 @@ def ohem_mask(ce, candidates, threshold=None, min_kept=0, top_k=None):
     Returns:
         A boolean mask, a subset of `candidates`.
     """
-    shape = tf.shape(ce)
-    batch = shape[0]
-    flat_ce = tf.reshape(ce, [batch, -1])
-    flat_cand = tf.reshape(candidates, [batch, -1])
-    scores = tf.where(flat_cand, flat_ce, tf.constant(-math.inf, tf.float32))
+    shape = ops.shape(ce)
+    flat_ce = ops.reshape(ce, (shape[0], -1))
+    flat_cand = ops.reshape(candidates, (shape[0], -1))
+    scores = ops.where(flat_cand, flat_ce, ops.cast(-math.inf, flat_ce.dtype))
     if top_k is not None:
         keep = top_fraction_mask(scores, flat_cand, top_k)
     else:
         keep = threshold_mask(scores, flat_cand, threshold, min_kept)
-    return tf.reshape(keep, shape)
+    return ops.reshape(keep, shape)
 
 
-def _kth_largest(scores: tf.Tensor, k_static, k_per_row: tf.Tensor):
+def _minimum(a, b):
+    """`min(a, b)` of ints or scalar int tensors (a Python int when both are)."""
+    if isinstance(a, int) and isinstance(b, int):
+        return min(a, b)
+    return ops.minimum(a, b)
+
+
+def _kth_largest(scores, k_static, k_per_row):
     """Per-row k-th largest score, for a per-row `k` not above `k_static`.
 
     Args:
         scores: `(B, N)` float scores (`-inf` for non-candidates).
-        k_static: Scalar int (tensor) upper bound on `k_per_row`, >= 1.
+        k_static: Int upper bound on `k_per_row`, >= 1 (a scalar tensor only on
+            TensorFlow, when the image size is unknown while tracing).
         k_per_row: `(B,)` int32 values in `[1, k_static]`.
 
     Returns:
         `(B, 1)` float32 thresholds.
     """
-    top = tf.math.top_k(scores, k=k_static, sorted=True).values
-    kth = tf.gather(top, k_per_row - 1, batch_dims=1)
-    return kth[:, None]
+    top, _ = ops.top_k(scores, k=k_static, sorted=True)
+    return ops.take_along_axis(top, ops.cast(k_per_row - 1, "int32")[:, None], axis=1)
 
 
 def threshold_mask(scores, candidates, threshold: float, min_kept: int):
     """Threshold OHEM on `(B, N)` scores; see SegmentationCrossEntropy."""
     ce_threshold = -math.log(threshold)
-    keep = tf.logical_and(candidates, scores > ce_threshold)
+    keep = ops.logical_and(candidates, scores > ce_threshold)
     if min_kept > 0:
-        n = tf.shape(scores)[1]
-        k = tf.minimum(min_kept, n)
-        kth = _kth_largest(scores, k, tf.fill([tf.shape(scores)[0]], k))
+        k = _minimum(int(min_kept), ops.shape(scores)[1])
+        kth = _kth_largest(scores, k, ops.zeros_like(scores[:, 0], "int32") + k)
         # kth is -inf when the image has fewer than k candidates: keep them all.
-        keep = tf.logical_or(keep, tf.logical_and(candidates, scores >= kth))
+        keep = ops.logical_or(keep, ops.logical_and(candidates, scores >= kth))
     return keep
 
 
 def top_fraction_mask(scores, candidates, fraction: float):
     """Top-k-fraction OHEM on `(B, N)` scores; see SegmentationCrossEntropy."""
-    n = tf.shape(scores)[1]
-    n_valid = tf.reduce_sum(tf.cast(candidates, tf.int32), axis=1)
-    k_rows = tf.cast(tf.math.ceil(fraction * tf.cast(n_valid, tf.float32)), tf.int32)
-    k_rows = tf.minimum(k_rows, n_valid)
-    k_max = tf.clip_by_value(
-        tf.cast(tf.math.ceil(fraction * tf.cast(n, tf.float32)), tf.int32), 1, n
-    )
-    kth = _kth_largest(scores, k_max, tf.clip_by_value(k_rows, 1, k_max))
+    n = ops.shape(scores)[1]
+    n_valid = ops.sum(ops.cast(candidates, "int32"), axis=1)
+    k_rows = ops.cast(ops.ceil(fraction * ops.cast(n_valid, "float32")), "int32")
+    k_rows = ops.minimum(k_rows, n_valid)
+    if isinstance(n, int):
+        k_max = min(max(math.ceil(fraction * n), 1), n)
+    else:  # TensorFlow, image size unknown while tracing
+        k_max = ops.clip(ops.cast(ops.ceil(fraction * ops.cast(n, "float32")), "int32"), 1, n)
+    kth = _kth_largest(scores, k_max, ops.clip(k_rows, 1, k_max))
     has_any = (k_rows > 0)[:, None]
-    return tf.logical_and(tf.logical_and(candidates, scores >= kth), has_any)
+    return ops.logical_and(ops.logical_and(candidates, scores >= kth), has_any)
 
 
 def validate_ohem(threshold, min_kept, top_k) -> None:

@@ -44,3 +44,24 @@ def test_inputs_are_never_replaced_and_existing_files_need_overwrite(tmp_path):
     check_output_targets(out, [earlier, out / "c.png"], overwrite=True)
     check_output_targets(tmp_path / "new", [tmp_path / "new" / "x.png"])
     assert dataset_mark(tmp_path / "new") is None
+
+
+def test_a_prediction_png_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A write that fails (or is killed) midway leaves the previous PNG and no temporary."""
+    import numpy as np
+    from PIL import Image
+
+    from spgnet_keras.data.decoding import load_label, save_label
+
+    path = save_label(tmp_path / "frame.png", np.ones((4, 6), np.uint8))
+
+    def half_then_full_disk(self, fp, *args, **kwargs):
+        with open(fp, "wb") as file:
+            file.write(b"\x89PNG\r\n\x1a\n half")
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(Image.Image, "save", half_then_full_disk)
+    with pytest.raises(OSError, match="File too large"):
+        save_label(path, np.zeros((4, 6), np.uint8))
+    assert (load_label(path) == 1).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png"]

@@ -8,9 +8,17 @@ float32 batch returning the logits. int8 engines are calibrated on the same CamV
 images as the int8 TFLite file (`calibration_images`, resized to the input size).
 """
 
+import importlib.util
+
 import numpy as np
 
 OPENVINO_PRECISIONS = {"openvino_f32": "f32", "openvino_bf16": "bf16", "openvino_int8": "int8"}
+
+
+def available(paths):
+    """`paths` without the OpenVINO ones when openvino or nncf is not installed."""
+    installed = all(importlib.util.find_spec(name) for name in ("openvino", "nncf"))
+    return [name for name in paths if installed or name not in OPENVINO_PRECISIONS]
 
 
 def calibration_batches(images, batch):

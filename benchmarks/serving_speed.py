@@ -295,7 +295,9 @@ def main(argv=None):
                         help="CamVid root (default: $SPGNET_DATA_DIR or ../shared/data/camvid)")
     parser.add_argument("--cells", default="512x1024:1,180x240:8",
                         help="HxW:batch list (default 512x1024:1,180x240:8: the shared CamVid is 240x180)")
-    parser.add_argument("--paths", default=",".join(PATHS), help="subset of " + ",".join(PATHS))
+    parser.add_argument("--paths", default=None,
+                        help="subset of " + ",".join(PATHS) + " (default: all; the OpenVINO ones where openvino and "
+                        "nncf are installed: pip install -e .[openvino])")
     parser.add_argument("--repeats", type=int, default=9, help="timed rounds per cell (default 9)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up calls per path and cell (default 2)")
     parser.add_argument("--budget", type=float, default=900, help="seconds of timed rounds per cell (default 900)")
@@ -326,7 +328,7 @@ def main(argv=None):
         args.calibration_images, args.val_images = 4, args.val_images or 3
         args.microbenchmark_iterations = 20_000_000
     cells = parse_cells(args.cells)
-    names = [n for n in args.paths.split(",") if n]
+    names = [n for n in args.paths.split(",") if n] if args.paths else _engines.available(PATHS)
     unknown = sorted(set(names) - set(PATHS))
     if unknown:
         parser.error(f"unknown path(s) {unknown}; choose from {PATHS}")

@@ -16,13 +16,16 @@ from spgnet_keras.export.serving import (
     DEFAULT_MAX_PIXELS,
     INPUT_NAME,
     OUTPUT_CLASSES,
+    OUTPUT_CLASSES_PNG,
     OUTPUT_IMAGE_SIZES,
     OUTPUT_PROBABILITIES,
     PAD_CLASS,
     SIGNATURE_ENCODED,
     SIGNATURE_FLOAT,
+    SIGNATURE_PNG,
     SIGNATURE_UINT8,
     Segmenter,
+    segmenter_classes,
 )
 from spgnet_keras.models.spgnet import SPGNet, check_takes_raw_images
 from spgnet_keras.multiscale import test_time_options
@@ -60,6 +63,10 @@ def export_saved_model(
       largest one, `classes` with -1 and `probabilities` with 0.
     - `predict_images`: `images`, uint8 `[B, H, W, C]`.
     - `predict_images_float`: `images`, float32 `[B, H, W, C]` in 0-255.
+
+    A fourth, `predict_classes_png`, takes `serving_default`'s input and returns only
+    `classes_png_bytes` (`[B]` strings: each class map at its image's own size as a
+    grayscale PNG, which TF Serving's REST API sends base64-encoded) and `image_sizes`.
 
     C may be 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA): gray is replicated to RGB
     and alpha is dropped. Inside the graph: padding to a multiple of 32 (bottom/right,
@@ -259,12 +266,6 @@ def servable_model(model):
     return rebuilt
 
 
-def segmenter_classes(model, output):
-    outputs = model.output
-    tensor = outputs[output] if isinstance(outputs, dict) and output is not None else outputs
-    return tensor.shape[-1]
-
-
 def signature_summary(include_probabilities):
     outputs = {
         OUTPUT_CLASSES: ["int32", [-1, -1, -1]],
@@ -276,6 +277,8 @@ def signature_summary(include_probabilities):
         SIGNATURE_ENCODED: {"inputs": {INPUT_NAME: ["string", [-1]]}, "outputs": outputs},
         SIGNATURE_UINT8: {"inputs": {INPUT_NAME: ["uint8", [-1, -1, -1, -1]]}, "outputs": outputs},
         SIGNATURE_FLOAT: {"inputs": {INPUT_NAME: ["float32", [-1, -1, -1, -1]]}, "outputs": outputs},
+        SIGNATURE_PNG: {"inputs": {INPUT_NAME: ["string", [-1]]},
+                        "outputs": {OUTPUT_CLASSES_PNG: ["string", [-1]], OUTPUT_IMAGE_SIZES: ["int32", [-1, 2]]}},
     }
 
 
@@ -293,11 +296,15 @@ def build_archive(segmenter, max_pixels):
     def float_images(images):
         return segmenter.serve_tensor(images, max_pixels)
 
+    def class_map_pngs(images):
+        return segmenter.serve_png(images, max_pixels)
+
     # serving_default first: ExportArchive aliases the first endpoint as the default.
     # Any rank: the bodies check it, so a request of the wrong rank gets a clear InvalidArgument.
     archive.add_endpoint(SIGNATURE_ENCODED, encoded, [tf.TensorSpec(None, tf.string, name=INPUT_NAME)])
     archive.add_endpoint(SIGNATURE_UINT8, uint8_images, [tf.TensorSpec(None, tf.uint8, name=INPUT_NAME)])
     archive.add_endpoint(SIGNATURE_FLOAT, float_images, [tf.TensorSpec(None, tf.float32, name=INPUT_NAME)])
+    archive.add_endpoint(SIGNATURE_PNG, class_map_pngs, [tf.TensorSpec(None, tf.string, name=INPUT_NAME)])
     return archive
 
 

@@ -22,6 +22,10 @@ Conventions (documented in examples/serve_with_tf_serving.md):
   outputs are padded at the bottom/right to the largest height and width in the batch:
   `classes` with -1 (`PAD_CLASS`), `probabilities` with 0. `image_sizes[b]` gives each
   image's own (height, width) so a client can crop.
+- `predict_classes_png` (encoded images in) answers with `classes_png_bytes[b]`, image
+  `b`'s class map at its own size as a grayscale PNG (8-bit; 16-bit for more than 256
+  classes), and `image_sizes`: TF Serving's REST API base64-encodes outputs whose name ends
+  in `_bytes`, so a 1024x2048 answer is a few kB of JSON instead of two million numbers.
 """
 
 import tensorflow as tf
@@ -33,9 +37,12 @@ from spgnet_keras.multiscale import multi_scale_probabilities, pad_to_stride, pa
 SIGNATURE_ENCODED = "serving_default"
 SIGNATURE_UINT8 = "predict_images"
 SIGNATURE_FLOAT = "predict_images_float"
-SIGNATURES = (SIGNATURE_ENCODED, SIGNATURE_UINT8, SIGNATURE_FLOAT)
+SIGNATURE_PNG = "predict_classes_png"
+SIGNATURES = (SIGNATURE_ENCODED, SIGNATURE_UINT8, SIGNATURE_FLOAT, SIGNATURE_PNG)
 INPUT_NAME = "images"
 OUTPUT_CLASSES = "classes"
+# TF Serving's REST API writes a string output whose name ends in "_bytes" as {"b64": ...}.
+OUTPUT_CLASSES_PNG = "classes_png_bytes"
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_IMAGE_SIZES = "image_sizes"
 PAD_CLASS = -1
@@ -160,6 +167,30 @@ def to_rgb(images):
         )
     rgb.set_shape([None, None, None, 3])
     return rgb
+
+
+def segmenter_classes(model, output):
+    """Number of classes of `model`'s `output` (the last axis of its logits)."""
+    outputs = model.output
+    tensor = outputs[output] if isinstance(outputs, dict) and output is not None else outputs
+    return tensor.shape[-1]
+
+
+def class_map_png_dtype(num_classes):
+    """uint8 when every class id fits in 8 bits (up to 256 classes), else uint16."""
+    return tf.uint8 if num_classes <= 256 else tf.uint16
+
+
+def encode_class_maps(classes, sizes, dtype):
+    """[B] PNG strings: `classes[b]` (int32 `[B, H, W]`) cropped to `sizes[b]` (height, width),
+    as a one-channel `dtype` image (the batch padding, -1, is cropped off first)."""
+
+    def one(index):
+        height, width = sizes[index, 0], sizes[index, 1]
+        image = tf.cast(classes[index, :height, :width, tf.newaxis], dtype)
+        return tf.io.encode_png(image)
+
+    return tf.map_fn(one, tf.range(tf.shape(classes)[0]), fn_output_signature=tf.TensorSpec([], tf.string))
 
 
 # === The network with padding and test-time augmentation ===
@@ -290,6 +321,15 @@ class Segmenter:
             result[OUTPUT_PROBABILITIES] = outputs[1]
         result[OUTPUT_IMAGE_SIZES] = self._sizes_output(sizes)
         return result
+
+    def serve_png(self, images, max_pixels):
+        """Signature body of `predict_classes_png`: `serve_encoded`'s class maps as PNGs
+        (`OUTPUT_CLASSES_PNG`, each at its image's own size) and `image_sizes`."""
+        plain = Segmenter(self.model, self.output, self.scales, self.flip, self.output_size)  # no probabilities
+        result = plain.serve_encoded(images, max_pixels)
+        dtype = class_map_png_dtype(segmenter_classes(self.model, self.output))
+        sizes = result[OUTPUT_IMAGE_SIZES]
+        return {OUTPUT_CLASSES_PNG: encode_class_maps(result[OUTPUT_CLASSES], sizes, dtype), OUTPUT_IMAGE_SIZES: sizes}
 
     def _sizes_output(self, sizes):
         """(height, width) of each image's outputs before batch padding."""

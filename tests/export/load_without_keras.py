@@ -51,6 +51,10 @@ def main(export_dir, request_dir, result_path):
     results.update({f"uint8_{name}": value.numpy() for name, value in out.items()})
     out = served.signatures["predict_images_float"](images=tf.constant(image[None].astype("float32")))
     results.update({f"float_{name}": value.numpy() for name, value in out.items()})
+    out = served.signatures["predict_classes_png"](images=tf.constant([png, small_png]))
+    for index, data in enumerate(out["classes_png_bytes"].numpy()):
+        results[f"classes_png_{index}"] = tf.io.decode_png(data, dtype=tf.uint8).numpy()
+    results["classes_png_image_sizes"] = out["image_sizes"].numpy()
 
     leaked = sorted(name for name in sys.modules if name.split(".")[0] in BLOCKED)
     assert "keras" not in sys.modules and "spgnet_keras" not in sys.modules, leaked

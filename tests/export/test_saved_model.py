@@ -54,6 +54,12 @@ OUTPUTS = {
     "image_sizes": ("DT_INT32", "(-1, 2)"),
     "probabilities": ("DT_FLOAT", f"(-1, -1, -1, {NUM_CLASSES})"),
 }
+# The compact answer for REST clients: encoded images in, one PNG class map per image out.
+PNG_SIGNATURE = ("predict_classes_png", ("DT_STRING", "unknown_rank"))
+PNG_OUTPUTS = {
+    "classes_png_bytes": ("DT_STRING", "(-1)"),
+    "image_sizes": ("DT_INT32", "(-1, 2)"),
+}
 
 
 def _start_c_compile(out_dir):
@@ -153,13 +159,15 @@ def test_saved_model_cli_lists_signatures(exported):
     assert process.returncode == 0, stderr[-3000:]
     blocks = re.split(r"\nsignature_def\['", stdout)
     found = {block.split("'")[0]: block for block in blocks[1:]}
-    assert set(SIGNATURES) <= set(found), sorted(found)
-    for name, (dtype, shape) in SIGNATURES.items():
+    expected = [(name, spec, OUTPUTS) for name, spec in SIGNATURES.items()] + [(*PNG_SIGNATURE, PNG_OUTPUTS)]
+    assert {name for name, _, _ in expected} <= set(found), sorted(found)
+    for name, (dtype, shape), outputs in expected:
         block = found[name]
         assert re.search(rf"inputs\['images'\] tensor_info:\s+dtype: {dtype}\s+shape: {re.escape(shape)}", block), block
-        for output, (out_dtype, out_shape) in OUTPUTS.items():
+        for output, (out_dtype, out_shape) in outputs.items():
             pattern = rf"outputs\['{output}'\] tensor_info:\s+dtype: {out_dtype}\s+shape: {re.escape(out_shape)}"
             assert re.search(pattern, block), (name, output, block)
+        assert len(re.findall(r"outputs\['", block)) == len(outputs), (name, block)
         assert "Method name is: tensorflow/serving/predict" in block
 
 
@@ -189,6 +197,13 @@ def test_loads_without_keras_and_matches_keras(exported):
     np.testing.assert_allclose(probabilities[1, : SMALL[0], : SMALL[1]].sum(-1), 1.0, atol=1e-5)
     assert np.all(probabilities[1, SMALL[0] :] == 0)
 
+    # predict_classes_png: each image's class map at its own size, an 8-bit grayscale PNG.
+    np.testing.assert_array_equal(out["classes_png_image_sizes"], [list(ODD), list(SMALL)])
+    for index, expected in enumerate((exported.expected[0], exported.expected_small[0])):
+        decoded = out[f"classes_png_{index}"]
+        assert decoded.shape == (*expected.shape, 1)
+        np.testing.assert_array_equal(decoded[..., 0], expected, err_msg=f"classes_png_{index}")
+
 
 def _signature_tensors(export_dir):
     """{signature: (input tensor name, [output tensor names in OUTPUTS order])} from saved_model.pb."""
@@ -199,11 +214,11 @@ def _signature_tensors(export_dir):
     (meta_graph,) = saved_model.meta_graphs
     assert list(meta_graph.meta_info_def.tags) == ["serve"]
     tensors = {}
-    for name in SIGNATURES:
+    for name, outputs in [(name, OUTPUTS) for name in SIGNATURES] + [(PNG_SIGNATURE[0], PNG_OUTPUTS)]:
         signature = meta_graph.signature_def[name]
         tensors[name] = (
             signature.inputs["images"].name,
-            [signature.outputs[output].name for output in OUTPUTS],
+            [signature.outputs[output].name for output in outputs],
         )
     return tensors
 
@@ -225,8 +240,17 @@ def _read_output(path):
     data = Path(path).read_bytes()
     dtype, ndims = struct.unpack("<iq", data[:12])
     dims = struct.unpack(f"<{ndims}q", data[12 : 12 + 8 * ndims])
+    body = data[12 + 8 * ndims :]
+    if dtype == 7:  # TF_STRING: (int64 length, bytes) records
+        strings = []
+        while body:
+            (length,) = struct.unpack("<q", body[:8])
+            strings.append(body[8 : 8 + length])
+            body = body[8 + length :]
+        assert len(strings) == int(np.prod(dims)), (dims, len(strings))
+        return strings
     np_dtype = {3: np.int32, 1: np.float32}[dtype]  # TF_INT32 = 3, TF_FLOAT = 1
-    return np.frombuffer(data[12 + 8 * ndims :], np_dtype).reshape(dims)
+    return np.frombuffer(body, np_dtype).reshape(dims)
 
 
 def test_c_api_loader_matches_keras(exported, tmp_path):
@@ -240,6 +264,7 @@ def test_c_api_loader_matches_keras(exported, tmp_path):
     _write_strings(tmp_path / "png.req", [exported.png])
     _write_strings(tmp_path / "batch.req", [exported.png, exported.small_png, exported.jpeg])
     _write_strings(tmp_path / "bad.req", [b"GIF89a not supported"])
+    _write_strings(tmp_path / "pngs.req", [exported.png, exported.small_png, exported.jpeg])
     _write_array(tmp_path / "uint8.req", exported.image[None])
     _write_array(tmp_path / "float.req", exported.image[None].astype("float32"))
     lines = []
@@ -249,6 +274,7 @@ def test_c_api_loader_matches_keras(exported, tmp_path):
         ("batch", "serving_default", "string"),
         ("uint8", "predict_images", "uint8"),
         ("float", "predict_images_float", "float"),
+        ("pngs", PNG_SIGNATURE[0], "string"),
     ):
         input_name, output_names = tensors[signature]
         lines.append(f"{input_name} {kind} {tmp_path / (label + '.req')} {','.join(output_names)} {tmp_path / label}")
@@ -261,6 +287,7 @@ def test_c_api_loader_matches_keras(exported, tmp_path):
     status = result.stdout.splitlines()
     assert status[0] == "LOADED"
     assert status[1] == "OK" and status[3] == "OK" and status[4] == "OK" and status[5] == "OK", status
+    assert status[6] == "OK", status
     assert status[2].startswith("ERROR 3 ") and NOT_AN_IMAGE_MESSAGE in status[2], status[2]
 
     for label in ("png", "uint8", "float"):
@@ -272,6 +299,12 @@ def test_c_api_loader_matches_keras(exported, tmp_path):
     np.testing.assert_array_equal(batch[1, : SMALL[0], : SMALL[1]], exported.expected_small[0])
     assert np.all(batch[1, SMALL[0] :] == PAD_CLASS)
     np.testing.assert_array_equal(batch[2], exported.expected_jpeg[0])
+    # The PNG answer through the C API: each map at its own size, equal to `classes`.
+    pngs = _read_output(tmp_path / "pngs.0")
+    np.testing.assert_array_equal(_read_output(tmp_path / "pngs.1"), [list(ODD), list(SMALL), list(ODD)])
+    for data, expected in zip(pngs, (exported.expected[0], exported.expected_small[0], exported.expected_jpeg[0])):
+        assert data.startswith(b"\x89PNG")
+        np.testing.assert_array_equal(tf.io.decode_png(data).numpy()[..., 0], expected)
 
 
 def test_no_pyfunc_ops_in_any_graph(exported):
@@ -348,6 +381,16 @@ def test_bad_inputs_raise_invalid_argument(served, exported):
         np.testing.assert_array_equal(out["classes"], exported.expected_small, err_msg=f"after {label}")
 
 
+def _json_value(name, value):
+    """One output of one image as TF Serving's REST API writes it: a string output whose
+    name ends in `_bytes` as {"b64": standard base64}, anything else as (nested) lists."""
+    import base64
+
+    if name.endswith("_bytes"):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    return value.tolist()
+
+
 def _fake_tf_serving(served):
     """A stand-in for TF Serving's REST predict endpoint (row format), backed by the loaded
     SavedModel: enough to check the example client's request and response handling."""
@@ -367,7 +410,7 @@ def _fake_tf_serving(served):
                 assert match, f"unknown path {self.path}"
                 images = [base64.b64decode(instance["b64"]) for instance in body["instances"]]
                 outputs = served.signatures[body.get("signature_name", "serving_default")](images=tf.constant(images))
-                rows = [{k: v.numpy()[i].tolist() for k, v in outputs.items()} for i in range(len(images))]
+                rows = [{k: _json_value(k, v.numpy()[i]) for k, v in outputs.items()} for i in range(len(images))]
                 status, payload = 200, {"predictions": rows}
             except (tf.errors.InvalidArgumentError, AssertionError) as error:
                 status, payload = 400, {"error": getattr(error, "message", str(error))}
@@ -410,6 +453,47 @@ def test_example_client_against_rest_stand_in(served, exported, tmp_path, capsys
         np.testing.assert_array_equal(saved, exported.expected[0])
     finally:
         server.shutdown()
+
+
+def test_png_answer_over_rest_decodes_to_the_class_map(served, exported):
+    """`predict_classes_png` over the REST stand-in: the JSON answer holds one base64 PNG per
+    image (no list of numbers), which decodes, as the serving guide shows, to exactly the
+    class map `serving_default` answers for the same images."""
+    import base64
+    import io
+    import json
+    import urllib.request
+
+    from PIL import Image
+
+    server = _fake_tf_serving(served)
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1/models/spgnet:predict"
+    images = [exported.png, exported.small_png]
+    body = {"signature_name": "predict_classes_png",
+            "instances": [{"b64": base64.b64encode(data).decode("ascii")} for data in images]}
+    try:
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            predictions = json.load(response)["predictions"]
+    finally:
+        server.shutdown()
+    assert [sorted(p) for p in predictions] == [["classes_png_bytes", "image_sizes"]] * 2
+    for prediction, expected in zip(predictions, (exported.expected[0], exported.expected_small[0])):
+        class_map = np.array(Image.open(io.BytesIO(base64.b64decode(prediction["classes_png_bytes"]["b64"]))))
+        assert class_map.dtype == np.uint8 and list(class_map.shape) == prediction["image_sizes"]
+        np.testing.assert_array_equal(class_map, expected)
+
+
+def test_class_maps_of_more_than_256_classes_are_16_bit_pngs():
+    from spgnet_keras.export.serving import class_map_png_dtype, encode_class_maps
+
+    classes = np.array([[[0, 255, 256], [299, 1, 3]], [[7, -1, -1], [-1, -1, -1]]], np.int32)
+    sizes = tf.constant([[2, 3], [1, 1]])
+    assert class_map_png_dtype(256) == tf.uint8 and class_map_png_dtype(300) == tf.uint16
+    pngs = encode_class_maps(tf.constant(classes), sizes, class_map_png_dtype(300)).numpy()
+    first = tf.io.decode_png(pngs[0], dtype=tf.uint16).numpy()[..., 0]
+    np.testing.assert_array_equal(first, classes[0])
+    np.testing.assert_array_equal(tf.io.decode_png(pngs[1], dtype=tf.uint16).numpy(), [[[7]]])
 
 
 def test_camvid_png_classes_agree_across_keras_and_serving(camvid_root, tmp_path):

@@ -8,7 +8,8 @@
  * KIND is "string", "uint8" or "float". REQUEST_FILE holds, for "string", int64 n then
  * n records (int64 length, bytes); otherwise int64 ndims, ndims int64 dims, raw data.
  * OUTPUT_TENSORS is comma separated ("StatefulPartitionedCall:0,..."); output i is
- * written to OUTPUT_PREFIX.i as int32 dtype, int64 ndims, int64 dims, raw data.
+ * written to OUTPUT_PREFIX.i as int32 dtype, int64 ndims, int64 dims, then the raw data or,
+ * for a string tensor, one record (int64 length, bytes) per element.
  * For each line the program prints "OK" or "ERROR <TF_Code> <message>" on one line and
  * goes on with the next line (the session must survive bad requests).
  */
@@ -112,7 +113,16 @@ static void write_output(const char *prefix, int i, TF_Tensor *t) {
     int64_t dim = TF_Dim(t, d);
     fwrite(&dim, 8, 1, f);
   }
-  fwrite(TF_TensorData(t), 1, TF_TensorByteSize(t), f);
+  if (TF_TensorType(t) == TF_STRING) {
+    const TF_TString *strings = (const TF_TString *)TF_TensorData(t);
+    for (int64_t k = 0; k < TF_TensorElementCount(t); ++k) {
+      int64_t length = (int64_t)TF_StringGetSize(&strings[k]);
+      fwrite(&length, 8, 1, f);
+      fwrite(TF_StringGetDataPointer(&strings[k]), 1, (size_t)length, f);
+    }
+  } else {
+    fwrite(TF_TensorData(t), 1, TF_TensorByteSize(t), f);
+  }
   fclose(f);
 }
 

@@ -1,0 +1,90 @@
+"""CPU engines beyond TensorFlow and LiteRT for `benchmarks/serving_speed.py` (issue 28):
+OpenVINO (float32, bfloat16, int8 with NNCF) and ONNX Runtime static int8 (QDQ).
+
+Every engine runs the folded float32 ONNX file of `spgnet_keras.export.export_onnx` at the
+cell's fixed padded shape (input float32 RGB 0-255, output the logits), and has the interface
+of `spgnet_keras.export.open_runner`'s runners: `input_shape`, `delegate` and a call on a
+float32 batch returning the logits. int8 engines are calibrated on the same CamVid train
+images as the int8 TFLite file (`calibration_images`, resized to the input size).
+"""
+
+import importlib.util
+
+import numpy as np
+
+OPENVINO_PRECISIONS = {"openvino_f32": "f32", "openvino_bf16": "bf16", "openvino_int8": "int8"}
+
+
+def available(paths):
+    """`paths` without the OpenVINO ones when openvino or nncf is not installed."""
+    installed = all(importlib.util.find_spec(name) for name in ("openvino", "nncf"))
+    return [name for name in paths if installed or name not in OPENVINO_PRECISIONS]
+
+
+def calibration_batches(images, batch):
+    """`images` `[N, H, W, 3]` in batches of the fixed input's `batch` (the last one filled up
+    with the first images), float32."""
+    images = np.asarray(images, np.float32)
+    count = -(-len(images) // batch) * batch
+    filled = np.concatenate([images, images[: count - len(images)]]) if count > len(images) else images
+    return [filled[i : i + batch] for i in range(0, count, batch)]
+
+
+class OpenVinoRunner:
+    """An OpenVINO CPU model compiled for latency on `threads` threads.
+
+    `precision`: "f32" / "bf16" set the CPU plugin's inference precision (the plugin's own
+    default on AMX machines is bfloat16); "int8" quantises the float model with NNCF
+    (`nncf.quantize`, post-training, on `calibration`) and lets the plugin run the int8
+    graph (int8 where quantised, its default precision elsewhere).
+    """
+
+    def __init__(self, onnx_path, precision, threads, calibration=None):
+        import openvino as ov
+
+        model = ov.convert_model(str(onnx_path))
+        batch = int(model.input(0).get_partial_shape()[0].get_length())
+        hint = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}.get(precision)
+        if precision == "int8":
+            import nncf
+
+            batches = calibration_batches(calibration, batch)
+            model = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads)}
+        if hint is not None:
+            config["INFERENCE_PRECISION_HINT"] = hint
+        self.compiled = ov.Core().compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.input_shape = tuple(int(v) for v in self.compiled.input(0).shape)
+        self.delegate = f"OpenVINO CPU {precision}"
+
+    def __call__(self, images):
+        return self.request.infer({0: np.ascontiguousarray(images, np.float32)})[0]
+
+
+class _CalibrationReader:
+    """onnxruntime.quantization's data reader over a list of batches, one per call."""
+
+    def __init__(self, input_name, batches):
+        self.input_name, self.batches, self.index = input_name, batches, 0
+
+    def get_next(self):
+        if self.index >= len(self.batches):
+            return None
+        self.index += 1
+        return {self.input_name: self.batches[self.index - 1]}
+
+
+def onnx_static_int8(onnx_path, out_path, calibration):
+    """`onnx_path` quantised by ONNX Runtime's static post-training quantisation: QDQ format,
+    per-channel int8 weights, uint8 activations calibrated (MinMax) on `calibration`."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    graph_input = onnx.load(str(onnx_path), load_external_data=False).graph.input[0]
+    batch = graph_input.type.tensor_type.shape.dim[0].dim_value
+    reader = _CalibrationReader(graph_input.name, calibration_batches(calibration, batch))
+    quantize_static(str(onnx_path), str(out_path), reader,
+                    quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8)
+    return out_path

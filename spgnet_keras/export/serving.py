@@ -298,24 +298,33 @@ class Segmenter:
         else:
             pad_to = tf.constant(self.output_size, tf.int32)
 
-        def one(index):
-            image = decode_rgb(images[index])
-            result = self(tf.cast(image, tf.float32)[tf.newaxis])
-            classes = result[OUTPUT_CLASSES][0]
-            shape = tf.shape(classes)
-            pads = [[0, pad_to[0] - shape[0]], [0, pad_to[1] - shape[1]]]
-            outputs = [tf.pad(classes, pads, constant_values=PAD_CLASS)]
+        def outputs_of(result, pads):
+            outputs = [tf.pad(result[OUTPUT_CLASSES], [[0, 0]] + pads, constant_values=PAD_CLASS)]
             if self.include_probabilities:
-                outputs.append(tf.pad(result[OUTPUT_PROBABILITIES][0], pads + [[0, 0]]))
+                outputs.append(tf.pad(result[OUTPUT_PROBABILITIES], [[0, 0]] + pads + [[0, 0]]))
             return tuple(outputs)
+
+        def one(index):
+            result = self(tf.cast(decode_rgb(images[index]), tf.float32)[tf.newaxis])
+            shape = tf.shape(result[OUTPUT_CLASSES])
+            return tuple(output[0] for output in outputs_of(
+                result, [[0, pad_to[0] - shape[1]], [0, pad_to[1] - shape[2]]]))
+
+        def one_by_one():
+            # One image at a time (sizes differ), which also bounds the memory used.
+            return tf.map_fn(one, tf.range(count), fn_output_signature=tuple(signature), parallel_iterations=1)
+
+        def as_one_batch():
+            # Images of one size: decoded into one batch and run together, as `predict_images` runs them.
+            decoded = tf.map_fn(decode_rgb, images, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+            return outputs_of(self(tf.cast(decoded, tf.float32)), [[0, 0], [0, 0]])
 
         signature = [tf.TensorSpec([None, None], tf.int32)]
         if self.include_probabilities:
             signature.append(tf.TensorSpec([None, None, None], tf.float32))
         with tf.control_dependencies(checks):
-            indices = tf.range(count)
-        # One image at a time (sizes may differ), which also bounds the memory used.
-        outputs = tf.map_fn(one, indices, fn_output_signature=tuple(signature), parallel_iterations=1)
+            same_size = tf.reduce_all(tf.equal(sizes, sizes[:1]))
+        outputs = tf.cond(same_size, as_one_batch, one_by_one)
         result = {OUTPUT_CLASSES: outputs[0]}
         if self.include_probabilities:
             result[OUTPUT_PROBABILITIES] = outputs[1]

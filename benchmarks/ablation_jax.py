@@ -5,38 +5,34 @@ decoder_channels=D)` on CamVid train with the paper's recipe and scores CamVid v
 `benchmarks/ablation.py` does, and stores records with the same fields (plus the backend and
 the device).
 
-Why: `ablation.py` trains through `tf.data` and `spgnet_keras.training` /
-`evaluation` / `losses` / `metrics`, which all import TensorFlow; the GPU machines lent to
-this project have JAX but no TensorFlow (see `benchmarks/gpu_speed.py`). Here the data are
-in-memory arrays (packed once, where TensorFlow is installed) and everything after that is
-numpy, Keras and JAX. SPGNet, `spgnet_keras.optimizers.build_sgd`,
-`spgnet_keras.schedules.PolyDecay`, `spgnet_keras.config.OptimizerConfig`,
-`SPGNet.compile(loss="auto")`, `spgnet_keras.scales.scaled_size` and
-`spgnet_keras.scoring` are backend-agnostic; `--forbid-tensorflow` makes importing
-TensorFlow fail, to prove it.
+Why: `ablation.py` trains through `tf.data` and `spgnet_keras.training` / `evaluation`,
+which import TensorFlow; the GPU machines lent to this project have JAX but no TensorFlow
+(see `benchmarks/gpu_speed.py`). Here the data are in-memory arrays (packed once, where
+TensorFlow is installed) and everything after that is numpy, Keras and JAX, through the
+package's TensorFlow-free modules: SPGNet, the recipe (`spgnet_keras.recipe`: losses,
+metrics, optimizers, schedules), `spgnet_keras.array_augment`, `spgnet_keras.scoring` and
+`spgnet_keras.profiler.count_params`; the variants and budgets are `ablation_settings.py`'s,
+shared with `ablation.py`. `--forbid-tensorflow` makes importing TensorFlow fail, to prove it.
 
 Same as `ablation.py`:
 
 - Variants (`one_stage`, `no_spg`, `spg_sum`, `spg_softmax`, `spg_sigmoid`, ...; not
   `deeplabv3plus`, which needs keras-cv and so TensorFlow), seeds `0..N-1`, seed-major
   order, the same budgets (`smoke`, `small`, `medium`, `full`).
-- Recipe: SGD momentum 0.9 with coupled weight decay 1e-4 on every trainable variable
-  (`OptimizerConfig` defaults), poly decay (power 0.9) from the budget's learning rate over
-  the run's steps, `SPGNet.compile`'s default loss (on JAX: softmax cross-entropy on logits,
-  mean over pixels whose label is not 255, the same reduction as the TensorFlow
-  `SegmentationCrossEntropy`) on every output, stage-1 outputs weighted
-  `DEFAULT_STAGE_WEIGHT` (1.0). One `fit` epoch of `steps` batches, jitted. The
-  training-time mIoU metric is left out (it is not recorded and costs GPU time).
-- Augmentation: `spgnet_keras/data/augment.py`'s semantics (random scale from the budget's
-  scales, then horizontal flip with probability 0.5, then a random crop, padding at the
-  bottom/right with the ImageNet mean colour and label 255; image bilinear and mask nearest
-  neighbour with half-pixel centres, as `tf.image.resize`). It is computed in numpy directly
-  on the crop window (only the crop's pixels are interpolated, which gives the values that
-  resizing the whole image and then cropping gives), in `keras.utils.PyDataset` worker
-  threads. Batch `k` of seed `s` depends only on `(s, k)` (the image order is a seeded
-  permutation per pass over train), so runs are reproducible whatever the threading; the
-  random streams are numpy's, not those of `tf.random`, so the batches are not the ones
-  `ablation.py` draws.
+- Recipe: `recipe_compile_arguments(model, OptimizerConfig(learning_rate=...), LossConfig(),
+  steps)`, as `ablation.py`: SGD momentum 0.9 with coupled weight decay 1e-4 on every
+  trainable variable, poly decay (power 0.9) over the run's steps, `SegmentationCrossEntropy`
+  (ignore label 255) on every output, stage-1 outputs weighted `DEFAULT_STAGE_WEIGHT` (1.0).
+  One `fit` epoch of `steps` batches, jitted. The training-time mIoU metric is left out (it
+  is not recorded and costs GPU time).
+- Augmentation: `spgnet_keras.array_augment.augment_example`, `spgnet_keras/data/augment.py`'s
+  rule in numpy (random scale from the budget's scales, then horizontal flip with
+  probability 0.5, then a random crop, padding at the bottom/right with the ImageNet mean
+  colour and label 255; image bilinear and mask nearest neighbour with half-pixel centres,
+  as `tf.image.resize`), in `keras.utils.PyDataset` worker threads. Batch `k` of seed `s`
+  depends only on `(s, k)` (the image order is a seeded permutation per pass over train),
+  so runs are reproducible whatever the threading; the random streams are numpy's, not
+  those of `tf.random`, so the batches are not the ones `ablation.py` draws.
 - Scoring: every val image at full size (240x180 here), single scale, inference mode, argmax;
   a confusion matrix over pixels labelled != 255; per-class IoU `tp / (tp + fp + fn)`, NaN
   (and left out of the mean) for a class absent from both labels and predictions; mIoU the
@@ -107,29 +103,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout without `pip install -e .`
     sys.path.insert(1, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation_settings import BUDGETS, SPGNET_VARIANTS, STAGE1  # noqa: E402  (imports no Keras)
 
 DEFAULT_ARRAYS = REPO / "runs" / "camvid_arrays.npz"
 RESULTS = REPO / "benchmarks" / "results"
-IGNORE_LABEL = 255  # spgnet_keras.constants.IGNORE_LABEL (CamVid void)
-IMAGENET_MEAN = (123.675, 116.28, 103.53)  # spgnet_keras.constants.IMAGENET_MEAN: the crop's pad colour
-PREDICTION, STAGE1 = "prediction", "stage1"
-VARIANTS = ("one_stage", "no_spg", "spg_sum", "spg_softmax", "spg_sigmoid", "spg_sigmoid_no_identity",
-            "spg_sigmoid_no_supervision", "se", "ge")  # ablation.py's SPGNet variants
 IMAGE_CODING = "width_delta"  # how `pack` stores images (see width_delta)
-PAPER_SCALES = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
-
-# The budgets of benchmarks/ablation.py (kept equal to its BUDGETS, which imports TensorFlow).
-BUDGETS = {
-    "smoke": dict(crop=(96, 128), batch=4, decoder=32, steps=20, val_images=12, learning_rate=0.02,
-                  scales=[0.75, 1.0, 1.25]),
-    "small": dict(crop=(160, 224), batch=8, decoder=64, steps=100, val_images=None, learning_rate=0.02,
-                  scales=PAPER_SCALES),
-    "medium": dict(crop=(160, 224), batch=8, decoder=64, steps=400, val_images=None, learning_rate=0.02,
-                   scales=PAPER_SCALES),
-    "full": dict(crop=(160, 224), batch=8, decoder=128, steps=920, val_images=None, learning_rate=0.02,
-                 scales=PAPER_SCALES),
-}
-
 # Tags that keep the numpy random streams of image order and augmentation apart.
 _ORDER_STREAM, _AUGMENT_STREAM = 1, 2
 
@@ -179,10 +158,10 @@ def read_split(root, split):
 
 def pack(out, data_root=None):
     """Writes CamVid train and val as uint8 arrays and the class names to the compressed `out`."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     import _common
 
     _common.setup_tensorflow_logging()
+    from spgnet_keras.constants import IGNORE_LABEL
     from spgnet_keras.data import dataset_spec
     from spgnet_keras.labels import check_label_values
 
@@ -227,75 +206,8 @@ def load_arrays(path):
 
 
 # --------------------------------------------------------------------------------------
-# Training batches: augment.py's scale / flip / crop in numpy, evaluated on the crop only
+# Training batches: augment.py's scale / flip / crop in numpy (spgnet_keras.array_augment)
 # --------------------------------------------------------------------------------------
-
-
-def bilinear_taps(positions, in_size, out_size):
-    """(lower, upper, weight of upper) source indices of output `positions` of a 1-D bilinear
-    resize from `in_size` to `out_size` with half-pixel centres (tf.image.resize, no antialias)."""
-    source = (positions.astype(np.float32) + 0.5) * np.float32(in_size / out_size) - 0.5
-    floor = np.floor(source)
-    lower = np.clip(floor, 0, in_size - 1).astype(np.intp)
-    upper = np.clip(floor + 1, 0, in_size - 1).astype(np.intp)
-    return lower, upper, (source - floor).astype(np.float32)
-
-
-def nearest_taps(positions, in_size, out_size):
-    """Source indices of a 1-D nearest-neighbour resize with half-pixel centres (tf.image.resize)."""
-    source = np.floor((positions.astype(np.float32) + 0.5) * np.float32(in_size / out_size))
-    return np.minimum(source, in_size - 1).astype(np.intp)
-
-
-def crop_window(scaled_hw, crop_hw, rng):
-    """(top, left) of a random crop of the scaled image padded at the bottom/right to the crop."""
-    top = int(rng.integers(0, max(scaled_hw[0], crop_hw[0]) - crop_hw[0] + 1))
-    left = int(rng.integers(0, max(scaled_hw[1], crop_hw[1]) - crop_hw[1] + 1))
-    return top, left
-
-
-def augment_example(image, label, rng, crop_hw, scales, flip=True):
-    """One training example: random scale, horizontal flip, random crop (augment.augment_pair).
-
-    Args:
-        image: uint8 `[H, W, 3]`.
-        label: uint8 `[H, W]`.
-        rng: `np.random.Generator` (the draws: scale, flip, top, left).
-        crop_hw: `(height, width)` of the output.
-        scales: Scale factors drawn uniformly.
-        flip: Whether to flip with probability 0.5.
-
-    Returns:
-        float32 `[h, w, 3]` image (0-255, the padding the ImageNet mean colour) and uint8
-        `[h, w]` label (padding 255).
-    """
-    from spgnet_keras.scales import scaled_size  # TensorFlow-free; imported once Keras' backend is chosen
-
-    height, width = label.shape
-    scale = scales[int(rng.integers(0, len(scales)))] if scales else 1.0
-    scaled_hw = scaled_size((height, width), scale)
-    flipped = bool(flip) and rng.random() < 0.5
-    top, left = crop_window(scaled_hw, crop_hw, rng)
-    rows = np.arange(top, top + crop_hw[0])
-    cols = np.arange(left, left + crop_hw[1])
-    inside_rows, inside_cols = rows < scaled_hw[0], cols < scaled_hw[1]
-    if flipped:  # the flip is of the scaled image; padding is added after it, at the right
-        cols = scaled_hw[1] - 1 - cols
-    rows, cols = np.minimum(rows, scaled_hw[0] - 1), np.clip(cols, 0, scaled_hw[1] - 1)
-
-    row_low, row_high, row_weight = bilinear_taps(rows, height, scaled_hw[0])
-    col_low, col_high, col_weight = bilinear_taps(cols, width, scaled_hw[1])
-    source = image.astype(np.float32)
-    left_cols, right_cols = source[:, col_low], source[:, col_high]
-    across = left_cols + (right_cols - left_cols) * col_weight[None, :, None]
-    top_rows, bottom_rows = across[row_low], across[row_high]
-    out_image = top_rows + (bottom_rows - top_rows) * row_weight[:, None, None]
-    out_label = label[nearest_taps(rows, height, scaled_hw[0])][:, nearest_taps(cols, width, scaled_hw[1])]
-
-    inside = inside_rows[:, None] & inside_cols[None, :]
-    out_image[~inside] = np.asarray(IMAGENET_MEAN, np.float32)
-    out_label = np.where(inside, out_label, np.uint8(IGNORE_LABEL)).astype(np.uint8)
-    return out_image, out_label
 
 
 class TrainBatches:
@@ -325,6 +237,8 @@ class TrainBatches:
 
     def __call__(self, index):
         """(images float32 [B, h, w, 3], labels uint8 [B, h, w]) of batch `index`."""
+        from spgnet_keras.array_augment import augment_example  # TensorFlow-free; after Keras' backend is chosen
+
         pairs = [augment_example(self.images[i], self.labels[i],
                                  np.random.default_rng([_AUGMENT_STREAM, self.seed, index, slot]),
                                  self.crop_hw, self.scales, self.flip)
@@ -362,23 +276,13 @@ def build_model(variant, num_classes, decoder):
 
 
 def compile_recipe(model, learning_rate, steps):
-    """The recipe of training.recipe_compile_arguments with `OptimizerConfig(learning_rate=...)`:
-    SGD + poly decay + coupled weight decay on all variables; SPGNet's default loss on every
-    output, stage outputs weighted DEFAULT_STAGE_WEIGHT; no metric; jitted."""
-    from spgnet_keras.config import OptimizerConfig
-    from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT
-    from spgnet_keras.models.spgnet import stage_loss_weights
-    from spgnet_keras.optimizers import build_sgd
-    from spgnet_keras.schedules import PolyDecay
+    """`model.compile(**recipe_compile_arguments(...))` with `OptimizerConfig(learning_rate=...)`
+    and `LossConfig()`, as ablation.py, without the training-time metric; jitted."""
+    from spgnet_keras.config import LossConfig, OptimizerConfig
+    from spgnet_keras.recipe import recipe_compile_arguments
 
-    config = OptimizerConfig(learning_rate=learning_rate)
-    schedule = PolyDecay(config.learning_rate, max_steps=steps, power=config.power, warmup_steps=config.warmup_steps)
-    optimizer = build_sgd(schedule, momentum=config.momentum, weight_decay=config.weight_decay,
-                          weight_decay_mode=config.weight_decay_mode, decay_variables=config.decay_variables)
-    model.compile(optimizer=optimizer, loss="auto",
-                  loss_weights=stage_loss_weights(list(model.output), DEFAULT_STAGE_WEIGHT),
-                  metrics=None, jit_compile=True)
-    return config
+    arguments = recipe_compile_arguments(model, OptimizerConfig(learning_rate=learning_rate), LossConfig(), steps)
+    model.compile(**{**arguments, "metrics": None}, jit_compile=True)
 
 
 def step_timer():
@@ -401,11 +305,6 @@ def step_timer():
             return (self.last - self.first) / (self.batches - 1)
 
     return StepTimer()
-
-
-def count_params(model):
-    """Trainable parameters (spgnet_keras.profiler.count_params, which imports TensorFlow)."""
-    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
 
 
 # --------------------------------------------------------------------------------------
@@ -435,6 +334,7 @@ def predicted_labels(model, images, batch):
 
 def score(model, images, labels, num_classes, batch=8):
     """{output name: (per-class IoU, mIoU, pixel accuracy)} on the val arrays (`spgnet_keras.scoring`)."""
+    from spgnet_keras.constants import IGNORE_LABEL
     from spgnet_keras.scoring import confusion_matrix, iou_from_confusion, mean_iou_from_confusion, pixel_accuracy
 
     scores = {}
@@ -461,6 +361,9 @@ def device_description():
 def run_one(variant, seed, budget, settings, data, num_classes, workers, log):
     """Trains and scores one (variant, seed); returns its record."""
     import keras
+
+    from spgnet_keras.constants import PREDICTION
+    from spgnet_keras.profiler import count_params
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
@@ -567,9 +470,9 @@ def run(parser, args):
     if keras.backend.backend() != "jax":
         parser.error(f"run needs KERAS_BACKEND=jax, got {keras.backend.backend()!r}")
     variants = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in variants if v not in VARIANTS]
+    unknown = [v for v in variants if v not in SPGNET_VARIANTS]
     if unknown:
-        parser.error(f"unknown variant {unknown[0]!r}; expected {list(VARIANTS)}")
+        parser.error(f"unknown variant {unknown[0]!r}; expected {list(SPGNET_VARIANTS)}")
     settings = budget_settings(parser, args)
     data = load_arrays(args.arrays)
     num_classes = len(data["class_names"])

@@ -18,6 +18,7 @@ import yaml
 from spgnet_keras.config_checks import PRECISIONS, STRATEGIES, check_model_arguments, check_values  # noqa: F401
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT
 from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.scales import TRAINING_SCALES
 
 
 @dataclasses.dataclass
@@ -76,7 +77,7 @@ class DataConfig:
     num_classes: typing.Optional[int] = None  # None: from the classes file, the dataset, or counted in the masks
     crop_size: typing.List[int] = dataclasses.field(default_factory=lambda: [160, 224])
     batch_size: int = 8
-    scales: typing.List[float] = dataclasses.field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0])
+    scales: typing.List[float] = dataclasses.field(default_factory=lambda: list(TRAINING_SCALES))
     flip: bool = True
     mask_format: str = "auto"  # auto | index | color
     reduce_zero_label: bool = False  # 0 -> 255, other classes down by one (ADE20K)

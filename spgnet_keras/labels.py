@@ -10,10 +10,10 @@ TensorFlow (only `check_label_range` on a TensorFlow tensor needs it), so
 from __future__ import annotations
 
 import functools
-import sys
 
 import numpy as np
 
+from spgnet_keras.backends import is_jax_tracer, is_tensorflow_tensor
 from spgnet_keras.errors import InvalidInputError
 
 
@@ -61,7 +61,7 @@ def check_label_range(labels, num_classes, ignore_index: int | None, who):
         with the same message; under `jax.jit` a host callback raises it when the
         step runs (JAX reports a `JaxRuntimeError` whose text contains it).
     """
-    if _is_tensorflow_tensor(labels):
+    if is_tensorflow_tensor(labels):
         return _check_tensorflow_labels(labels, num_classes, ignore_index, who)
     from keras import ops
 
@@ -70,7 +70,7 @@ def check_label_range(labels, num_classes, ignore_index: int | None, who):
     bad_min = ops.min(ops.where(bad, labels, np.iinfo(np.int32).max))
     bad_max = ops.max(ops.where(bad, labels, np.iinfo(np.int32).min))
     raise_bad = functools.partial(_raise_for_bad_labels, who, num_classes, ignore_index)
-    if _is_jax_tracer(bad_count):
+    if is_jax_tracer(bad_count):
         import jax
 
         jax.debug.callback(raise_bad, bad_count, bad_min, bad_max)
@@ -100,18 +100,6 @@ def _raise_for_bad_labels(who, num_classes, ignore_index, bad_count, bad_min, ba
             f"{who}: label values must lie in [0, num_classes) = [0, {int(num_classes)}){_allowed_text(ignore_index)}"
             f" Found {int(bad_count)} offending labels with values in [{int(bad_min)}, {int(bad_max)}]. "
             "Check the dataset's label mapping and num_classes.")
-
-
-def _is_tensorflow_tensor(value) -> bool:
-    """Whether `value` is a TensorFlow tensor (without importing TensorFlow)."""
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and tf.is_tensor(value)
-
-
-def _is_jax_tracer(value) -> bool:
-    """Whether `value` is traced by `jax.jit` (no concrete value to check in Python)."""
-    jax = sys.modules.get("jax")
-    return jax is not None and isinstance(value, jax.core.Tracer)
 
 
 def _check_tensorflow_labels(labels, num_classes, ignore_index, who):

@@ -10,13 +10,16 @@ Conventions (shared by the Keras metric and the numpy helpers):
 - `IoU_c = cm[c, c] / (sum_p cm[c, p] + sum_t cm[t, c] - cm[c, c])`; a class
   whose union is 0 (absent from both labels and predictions) has IoU NaN and
   is excluded from the mean, as cityscapesscripts does.
+
+`SegmentationMeanIoU` is written in `keras.ops`: the same counts on every backend
+(tests/test_backend_agreement.py).
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from spgnet_keras.classes import check_num_classes
 from spgnet_keras.constants import IGNORE_LABEL
@@ -35,20 +38,36 @@ __all__ = [
 _PACKAGE = "spgnet_keras"
 
 
+def count_dtype() -> str:
+    """The confusion matrix's dtype: float64 where the backend holds it, else float32.
+
+    JAX keeps float64 only with `jax_enable_x64` (otherwise it truncates to float32
+    with a warning); TensorFlow always does.
+    """
+    if keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:
+            return "float32"
+    return "float64"
+
+
 # ------------------------------------------------------------- Keras metric
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class SegmentationMeanIoU(keras.metrics.Metric):
     """Streaming mean IoU for semantic segmentation.
 
-    Accumulates a `(C, C)` confusion matrix (float64 counts, exact up to
-    2**53 pixels; rows = ground truth, columns = prediction) over calls to
-    `update_state`. Its variable aggregates by SUM across replicas, so it
-    works under `tf.distribute` strategies.
+    Accumulates a `(C, C)` confusion matrix (rows = ground truth, columns =
+    prediction) over calls to `update_state`, in float64 where the backend has it
+    (TensorFlow; JAX with `jax_enable_x64`), exact up to 2**53 pixels a cell, else in
+    float32 (exact up to 2**24 pixels a cell, then rounded to about 1e-7 relative
+    per batch). Its variable aggregates by SUM across replicas, so it works under
+    `tf.distribute` strategies.
 
     `y_true`: integer labels `(B, H, W)` or `(B, H, W, 1)`; pixels equal
     to `ignore_index` are skipped, other labels outside `[0, C)` raise
-    `tf.errors.InvalidArgumentError` (NaN result under XLA, where asserts
-    are compiled away).
+    (`labels.check_label_range`: `tf.errors.InvalidArgumentError` on TensorFlow,
+    NaN result under XLA, where asserts are compiled away).
 
     `y_pred`: either logits/probabilities `(B, H, W, C)` (a floating
     tensor whose last axis has `num_classes` entries; argmax is taken), or
@@ -90,20 +109,20 @@ class SegmentationMeanIoU(keras.metrics.Metric):
         self.total_cm = self.add_variable(
             shape=(self.num_classes, self.num_classes),
             initializer="zeros",
-            dtype="float64",
+            dtype=count_dtype(),
             name="total_confusion_matrix",
         )
 
-    def _class_ids(self, y_pred, label_rank: int | None) -> tf.Tensor:
+    def _class_ids(self, y_pred, label_rank: int):
         """Converts logits or class ids into int32 class ids `(B, H, W)`."""
-        y_pred = tf.convert_to_tensor(y_pred)
-        is_float = y_pred.dtype.is_floating
-        if is_float and y_pred.shape.rank and y_pred.shape[-1] == self.num_classes:
-            if label_rank is None or y_pred.shape.rank == label_rank + 1:
-                return tf.argmax(y_pred, axis=-1, output_type=tf.int32)
-        ids = tf.cast(y_pred, tf.int32)
-        if label_rank is not None and ids.shape.rank == label_rank + 1:
-            ids = tf.squeeze(ids, axis=-1)
+        y_pred = ops.convert_to_tensor(y_pred)
+        is_float = keras.backend.is_float_dtype(y_pred.dtype)
+        rank = ops.ndim(y_pred)
+        if is_float and rank and y_pred.shape[-1] == self.num_classes and rank == label_rank + 1:
+            return ops.cast(ops.argmax(y_pred, axis=-1), "int32")
+        ids = ops.cast(y_pred, "int32")
+        if ops.ndim(ids) == label_rank + 1:
+            ids = ops.squeeze(ids, axis=-1)
         return ids
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -114,57 +133,54 @@ class SegmentationMeanIoU(keras.metrics.Metric):
             y_pred: Logits `(B, H, W, C)` or class ids `(B, H, W)`.
             sample_weight: Optional per-image or per-pixel weights.
         """
-        labels = tf.cast(tf.convert_to_tensor(y_true), tf.int32)
-        if labels.shape.rank == 4 and labels.shape[-1] == 1:
-            labels = tf.squeeze(labels, axis=-1)
-        preds = self._class_ids(y_pred, labels.shape.rank)
+        labels = ops.cast(y_true, "int32")
+        if ops.ndim(labels) == 4 and labels.shape[-1] == 1:
+            labels = ops.squeeze(labels, axis=-1)
+        preds = self._class_ids(y_pred, ops.ndim(labels))
         counts, bad_count = self._batch_confusion(labels, preds, sample_weight)
-        poison = tf.where(bad_count > 0, tf.constant(np.nan, tf.float64), 0.0)
+        poison = ops.where(bad_count > 0, ops.cast(np.nan, counts.dtype), ops.cast(0.0, counts.dtype))
         self.total_cm.assign_add(counts + poison)
 
     def _batch_confusion(self, labels, preds, sample_weight):
-        """Returns the float64 `(C, C)` counts of one batch and a bad count."""
+        """Returns the `(C, C)` counts of one batch (the variable's dtype) and a bad count."""
         c = self.num_classes
         kept, bad_labels = check_label_range(
             labels, c, self.ignore_index, f"{type(self).__name__} (y_true)"
         )
         preds_ok, bad_preds = check_label_range(
-            tf.where(kept, preds, tf.zeros_like(preds)),
+            ops.where(kept, preds, ops.zeros_like(preds)),
             c,
             None,
             f"{type(self).__name__} (y_pred)",
         )
-        kept = tf.logical_and(kept, preds_ok)
-        weights = tf.cast(kept, tf.float64)
+        kept = ops.logical_and(kept, preds_ok)
+        dtype = self.total_cm.dtype
+        weights = ops.cast(kept, dtype)
         if sample_weight is not None:
-            sw = tf.cast(tf.convert_to_tensor(sample_weight), tf.float64)
-            if sw.shape.rank == labels.shape.rank + 1:
-                sw = tf.squeeze(sw, axis=-1)
-            elif sw.shape.rank and sw.shape.rank < labels.shape.rank:
-                sw = tf.reshape(sw, [-1] + [1] * (labels.shape.rank - 1))
+            sw = ops.cast(sample_weight, dtype)
+            if ops.ndim(sw) == ops.ndim(labels) + 1:
+                sw = ops.squeeze(sw, axis=-1)
+            elif 0 < ops.ndim(sw) < ops.ndim(labels):
+                sw = ops.reshape(sw, (-1,) + (1,) * (ops.ndim(labels) - 1))
             weights = weights * sw
-        ids = tf.where(kept, labels * c + preds, tf.zeros_like(labels))
-        counts = tf.math.unsorted_segment_sum(
-            tf.reshape(weights, [-1]), tf.reshape(ids, [-1]), c * c
-        )
-        return tf.reshape(counts, (c, c)), bad_labels + bad_preds
+        ids = ops.where(kept, labels * c + preds, ops.zeros_like(labels))
+        counts = ops.segment_sum(ops.reshape(weights, (-1,)), ops.reshape(ids, (-1,)), num_segments=c * c)
+        return ops.reshape(counts, (c, c)), bad_labels + bad_preds
 
     def result(self):
         """Mean IoU over classes with non-zero union (0 if none)."""
-        cm = tf.convert_to_tensor(self.total_cm)
-        tp = tf.linalg.diag_part(cm)
-        union = tf.reduce_sum(cm, axis=0) + tf.reduce_sum(cm, axis=1) - tp
+        cm = ops.convert_to_tensor(self.total_cm)
+        tp = ops.diagonal(cm)
+        union = ops.sum(cm, axis=0) + ops.sum(cm, axis=1) - tp
         present = union > 0
-        iou = tf.math.divide_no_nan(tp, union)
-        n_present = tf.reduce_sum(tf.cast(present, tf.float64))
-        miou = tf.math.divide_no_nan(
-            tf.reduce_sum(tf.where(present, iou, tf.zeros_like(iou))), n_present
-        )
+        iou = ops.divide_no_nan(tp, union)
+        n_present = ops.sum(ops.cast(present, cm.dtype))
+        miou = ops.divide_no_nan(ops.sum(ops.where(present, iou, ops.zeros_like(iou))), n_present)
         # divide_no_nan hides a poisoned (NaN) matrix; surface it.
-        miou = tf.where(tf.reduce_all(tf.math.is_finite(cm)), miou, np.nan)
-        return tf.cast(miou, self.dtype)
+        miou = ops.where(ops.all(ops.isfinite(cm)), miou, ops.cast(np.nan, cm.dtype))
+        return ops.cast(miou, self.dtype)
 
-    # -------------------------------------------------- numpy conveniences
+# -------------------------------------------------- numpy conveniences
     def confusion_matrix(self) -> np.ndarray:
         """Accumulated confusion matrix as `np.int64` (weighted counts rounded)."""
         cm = keras.ops.convert_to_numpy(self.total_cm)

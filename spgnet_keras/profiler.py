@@ -21,7 +21,6 @@ import contextlib
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.layers.resize import PadToMultiple
@@ -87,6 +86,8 @@ def count_macs(model, height, width, channels=3, pad_to_stride=True):
             513x1025, ...: see the module docstring). The same count either way when
             the sides are multiples of 32.
     """
+    import tensorflow as tf  # MACs are counted on a TensorFlow graph; count_params needs no TensorFlow
+
     spec = tf.TensorSpec((1, height, width, channels), tf.float32)
     with contextlib.nullcontext() if pad_to_stride else _stride_padding_bypassed(model):
         graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
@@ -140,6 +141,8 @@ def profile(arguments, num_classes=CITYSCAPES_CLASSES, size=PAPER_SIZE):
     model = SPGNet(num_classes=num_classes, **arguments)
     result = count_params(model), count_macs(model, *size, pad_to_stride=False)
     del model
+    import tensorflow as tf
+
     tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
     return result
 

@@ -13,8 +13,12 @@ import numbers
 
 import numpy as np
 
+from spgnet_keras.backends import is_tensorflow_tensor
 from spgnet_keras.constants import MAX_SCALE
 from spgnet_keras.errors import InvalidInputError
+
+TRAINING_SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+"""Random-scale factors of the SPGNet paper's training: [0.5, 2.0] in steps of 0.25."""
 
 
 def check_scales(scales, name: str = "scales") -> tuple[float, ...]:
@@ -63,15 +67,10 @@ def scaled_size(size, scale):
     scaled_size((5, 3), 0.5)  # (2, 2): 2.5 rounds to 2, 1.5 to 2
     ```
     """
-    if _is_tensorflow(size) or _is_tensorflow(scale):
+    if is_tensorflow_tensor(size) or is_tensorflow_tensor(scale):
         import tensorflow as tf  # already imported by whoever made the tensor
 
         sides = tf.round(tf.cast(size, tf.float32) * tf.cast(scale, tf.float32))
         return tf.maximum(tf.cast(sides, tf.int32), 1)
     sides = np.round(np.asarray(size, np.float32) * np.float32(scale))
     return tuple(max(int(side), 1) for side in sides.reshape(-1))
-
-
-def _is_tensorflow(value) -> bool:
-    """Whether `value` is a TensorFlow tensor or variable (told without importing TensorFlow)."""
-    return type(value).__module__.startswith("tensorflow.")

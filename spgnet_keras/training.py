@@ -35,12 +35,10 @@ from spgnet_keras.distribution import (  # noqa: F401  (re-exported: spgnet_kera
     replicas_in_sync,
 )
 from spgnet_keras.errors import InvalidInputError, SPGNetError
-from spgnet_keras.losses import deep_supervision_losses
 from spgnet_keras.models.presets import preset_arguments
-from spgnet_keras.models.spgnet import PREDICTION, SPGNet, default_metrics
-from spgnet_keras.optimizers import build_sgd
+from spgnet_keras.models.spgnet import PREDICTION, SPGNet
+from spgnet_keras.recipe import recipe_compile_arguments  # TensorFlow-free; also this module's API
 from spgnet_keras.run_folder import run_folder_lock
-from spgnet_keras.schedules import PolyDecay
 
 FINISHED_FILE = "finished.json"
 
@@ -89,32 +87,6 @@ def describe_model(config, model):
                                           else ", random initialisation"))
     return (f"SPGNet {stages}, decoder {model.decoder_channels}, guidance {model.guidance}, "
             f"{model.num_classes} classes ({start}; {model.count_params():,} parameters)")
-
-
-def recipe_compile_arguments(model, optimizer_config, loss_config, max_steps):
-    """`model.compile` arguments of the paper's recipe (Sec 4.2): SGD with poly decay, the
-    cross-entropy (+OHEM, class weights) on every output weighted by `stage_weight`, and
-    the default mIoU metric. Use as `model.compile(**recipe_compile_arguments(...))`."""
-    output_names = list(model.output.keys())
-    losses, weights = deep_supervision_losses(
-        output_names,
-        stage_weight=loss_config.stage_weight,
-        ohem_threshold=loss_config.ohem_threshold,
-        ohem_min_kept=loss_config.ohem_min_kept,
-        ohem_top_k=loss_config.ohem_top_k,
-        class_weights=loss_config.class_weights,
-    )
-    schedule = PolyDecay(
-        optimizer_config.learning_rate,
-        max_steps=max_steps,
-        power=optimizer_config.power,
-        warmup_steps=optimizer_config.warmup_steps,
-    )
-    optimizer = build_sgd(schedule, momentum=optimizer_config.momentum, weight_decay=optimizer_config.weight_decay,
-                          weight_decay_mode=optimizer_config.weight_decay_mode,
-                          decay_variables=optimizer_config.decay_variables)
-    metrics = default_metrics(output_names, model.output[PREDICTION].shape[-1])
-    return dict(optimizer=optimizer, loss=losses, loss_weights=weights, metrics=metrics)
 
 
 @dataclasses.dataclass

@@ -68,9 +68,12 @@ def test_ablation_jax_augments_and_scores_without_tensorflow():
         rng = np.random.default_rng(0)
         image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
         label = rng.integers(0, 5, (30, 40)).astype(np.uint8)
-        x, y = a.augment_example(image, label, np.random.default_rng(1), (48, 64), [1.25])
-        assert x.shape == (48, 64, 3) and y.shape == (48, 64)
-        assert (y[38:] == 255).all() and (y[:, 50:] == 255).all() and (y[:38, :50] < 5).all()  # 30x40 * 1.25
+        batches = a.TrainBatches(np.stack([image] * 3), np.stack([label] * 3), 2, (48, 64), [1.25], seed=0)
+        x, y = batches(1)
+        assert x.shape == (2, 48, 64, 3) and x.dtype == np.float32 and y.shape == (2, 48, 64)
+        assert (y[:, 38:] == 255).all() and (y[:, :, 50:] == 255).all() and (y[:, :38, :50] < 5).all()  # 30x40 * 1.25
+        assert all(np.array_equal(p, q) for p, q in zip(batches(1), a.TrainBatches(
+            np.stack([image] * 3), np.stack([label] * 3), 2, (48, 64), [1.25], seed=0)(1)))  # a function of (seed, k)
 
         class Model:
             output = {"prediction": None}

@@ -27,10 +27,9 @@ import tensorflow as tf
 
 from spgnet_keras import preprocessing
 from spgnet_keras.constants import IGNORE_LABEL
-from spgnet_keras.scales import scaled_size
+from spgnet_keras.scales import TRAINING_SCALES, scaled_size
 
-SCALES: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
-"""Random-scale factors of the SPGNet paper: [0.5, 2.0] in steps of 0.25."""
+SCALES = TRAINING_SCALES  # spgnet_keras.data's name of the paper's random scales
 
 
 def split_seed(seed: tf.Tensor, num: int) -> tf.Tensor:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import keras
 
-from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, IGNORE_LABEL, PREDICTION
+from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT, PREDICTION
 from spgnet_keras.errors import InvalidInputError
 
 MIOU = "miou"
@@ -68,34 +68,19 @@ def metric_name(output_names, metric=MIOU, output=PREDICTION):
 
 
 def default_loss(ohem_threshold=None, ohem_min_kept=0):
-    """`SPGNet.compile()`'s default loss: cross-entropy on logits, ignore label 255 (+OHEM).
+    """`SPGNet.compile()`'s default loss: `spgnet_keras.losses.SegmentationCrossEntropy`,
+    cross-entropy on logits with ignore label 255 (+OHEM), on every backend."""
+    from spgnet_keras.losses import SegmentationCrossEntropy  # losses imports this module
 
-    `spgnet_keras.losses.SegmentationCrossEntropy` on TensorFlow, Keras'
-    `SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)` on other backends
-    (the losses module is built on TensorFlow, so it is imported only on that backend).
-    """
-    if keras.backend.backend() == "tensorflow":
-        from spgnet_keras.losses import SegmentationCrossEntropy  # TensorFlow backend only
-
-        return SegmentationCrossEntropy(ohem_threshold=ohem_threshold, ohem_min_kept=ohem_min_kept)
-    if ohem_threshold is not None or ohem_min_kept:
-        raise InvalidInputError(
-            f"OHEM (ohem_threshold/ohem_min_kept) needs the TensorFlow backend; this is {keras.backend.backend()!r}."
-        )
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE_LABEL)
+    return SegmentationCrossEntropy(ohem_threshold=ohem_threshold, ohem_min_kept=ohem_min_kept)
 
 
 def default_metric(num_classes, name=MIOU):
-    """Mean IoU over the classes, ignore label 255, named `name`.
+    """Mean IoU over the classes, ignore label 255, named `name`:
+    `spgnet_keras.metrics.SegmentationMeanIoU`, on every backend."""
+    from spgnet_keras.metrics import SegmentationMeanIoU
 
-    `spgnet_keras.metrics.SegmentationMeanIoU` on TensorFlow, `keras.metrics.MeanIoU`
-    elsewhere.
-    """
-    if keras.backend.backend() == "tensorflow":
-        from spgnet_keras.metrics import SegmentationMeanIoU  # TensorFlow backend only
-
-        return SegmentationMeanIoU(num_classes, name=name)
-    return keras.metrics.MeanIoU(num_classes, ignore_class=IGNORE_LABEL, sparse_y_pred=False, name=name)
+    return SegmentationMeanIoU(num_classes, name=name)
 
 
 def default_metrics(output_names, num_classes):

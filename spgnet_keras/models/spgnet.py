@@ -341,7 +341,6 @@ class SPGNet(keras.Model):
                 `DEFAULT_STAGE_WEIGHT` for stages).
             ohem_threshold: float. Online hard example mining for `loss="auto"` (Table 8):
                 keep pixels whose true-class probability is below this (e.g. 0.7).
-                TensorFlow backend only.
             ohem_min_kept: int. With `ohem_threshold`, at least this many hardest pixels
                 per image are kept.
             **kwargs: other `keras.Model.compile` arguments (`jit_compile`, ...).

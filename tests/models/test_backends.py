@@ -1,5 +1,12 @@
 """The layers and the model compute the same function on the JAX backend as on TensorFlow,
-and `compile()` + `fit(images, masks)` train on JAX with TensorFlow not even importable.
+and `compile()` + `fit(images, masks)` train on JAX with TensorFlow not even importable,
+with its defaults and with the paper's recipe (`recipe_compile_arguments`: OHEM, class
+weights, poly-decay SGD with coupled weight decay, the mIoU metric).
+
+The recipe's pieces agree between the backends on the same inputs (one JAX subprocess
+computes them all; the references are computed here, on TensorFlow): the loss with OHEM,
+class weights, sample weights and ignored pixels (value and gradient), the OHEM selection,
+the mIoU metric after a few updates and two optimizer steps.
 
 benchmarks/gpu_speed.py measures SPGNet on a GPU machine that has JAX but no TensorFlow;
 these tests pin that what it times is the model the TensorFlow package trains and exports.
@@ -15,6 +22,7 @@ import numpy as np
 import pytest
 
 from spgnet_keras import SPGNet
+from tests.backend_recipe import recipe_inputs, recipe_pieces
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +67,27 @@ history = model.fit(scenes, masks, batch_size=4, epochs=4, verbose=0)
 changed = [not np.array_equal(b, np.array(v)) for b, v in zip(before, model.trainable_variables)]
 scores = model.evaluate(scenes, masks, batch_size=4, verbose=0, return_dict=True)
 result.update(loss=history.history["loss"], keys=sorted(history.history), miou=float(scores["prediction_miou"]),
-              changed=sum(changed), trainable=len(changed), tf_loaded="tensorflow" in sys.modules)
+              changed=sum(changed), trainable=len(changed))
+
+# The paper's recipe: OHEM, class weights, poly-decay SGD; a label out of range stops fit under jit.
+from spgnet_keras.config import LossConfig, OptimizerConfig
+from spgnet_keras.recipe import recipe_compile_arguments
+model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=0.02), LossConfig(
+    ohem_threshold=0.7, ohem_min_kept=500, class_weights=[1.0, 2.0, 1.0, 0.5]), max_steps=4))
+recipe = model.fit(scenes[:4], masks[:4], batch_size=4, epochs=1, verbose=0).history
+masks[1, 10, 10] = 9
+try:
+    model.fit(scenes[:4], masks[:4], batch_size=4, epochs=1, verbose=0)
+    jit_error = ""
+except Exception as error:  # JaxRuntimeError around the check's InvalidInputError
+    jit_error = f"{type(error).__name__}: {error}"
+result.update(recipe_keys=sorted(recipe), recipe_loss=recipe["loss"], recipe_optimizer=type(model.optimizer).__name__,
+              recipe_losses=sorted(type(loss).__name__ for loss in model.loss.values()), jit_error=jit_error[:3000])
+
+# The recipe's pieces on JAX, for test_recipe_pieces_agree_with_tensorflow.
+from tests.backend_recipe import recipe_pieces
+np.savez(f"{folder}/recipe_jax.npz", **recipe_pieces(dict(np.load(f"{folder}/recipe_inputs.npz"))))
+result["tf_loaded"] = "tensorflow" in sys.modules
 print("JSON:" + json.dumps(result))
 '''
 
@@ -70,6 +98,7 @@ def jax_run(tmp_path_factory):
     # RGB 0-255 at a size that is not a multiple of 32: normalised, padded and cropped by the model.
     images = np.random.default_rng(1).uniform(0, 255, size=(2, 45, 70, 3)).astype("float32")
     np.save(folder / "images.npy", images)
+    np.savez(folder / "recipe_inputs.npz", **recipe_inputs())
     expected = {}
     for name in ("spg", "ge"):
         model = SPGNet(3, backbones=("resnet18", "resnet18"), decoder_channels=16, guidance=name,
@@ -106,6 +135,42 @@ def test_jax_backend_compile_defaults_fit_without_tensorflow(jax_run):
     assert result["loss"][-1] < result["loss"][0], result["loss"]
     assert 0.0 < result["miou"] <= 1.0
     assert result["changed"] == result["trainable"] > 100
+
+
+def test_jax_backend_fits_the_papers_recipe_and_checks_labels_under_jit(jax_run):
+    _, _, result = jax_run
+    assert result["recipe_optimizer"] == "KernelDecaySGD"
+    assert result["recipe_losses"] == ["SegmentationCrossEntropy"] * 2
+    assert {"prediction_loss", "stage1_loss", "prediction_miou"} <= set(result["recipe_keys"])
+    assert np.isfinite(result["recipe_loss"]).all()
+    assert "SegmentationCrossEntropy: label values must lie in [0, num_classes) = [0, 4)" in result["jit_error"]
+    assert "values in [9, 9]" in result["jit_error"]
+
+
+# Float32 on both sides, the same formulas summed in a different order (TensorFlow's fused
+# softmax cross-entropy, XLA's fusions): losses and gradients differed by at most 1.4e-6
+# relative on this project's AMX Xeon (recipe_pieces run on both backends), so 1e-5 leaves
+# room for another CPU's reduction order; atol covers gradients that cancel to ~1e-9.
+# Selections, counts and the optimizer steps (element-wise) came out bit-equal.
+RTOL, ATOL = 1e-5, 1e-6
+
+
+def test_recipe_pieces_agree_with_tensorflow(jax_run):
+    folder, _, _ = jax_run
+    actual = dict(np.load(folder / "recipe_jax.npz"))
+    inputs = dict(np.load(folder / "recipe_inputs.npz"))
+    expected = recipe_pieces(inputs)
+    assert sorted(actual) == sorted(expected)
+    for name, reference in expected.items():
+        if reference.dtype == bool or name == "confusion":  # selections and counts: exactly equal
+            np.testing.assert_array_equal(actual[name], reference, err_msg=name)
+        else:
+            np.testing.assert_allclose(actual[name], reference, rtol=RTOL, atol=ATOL, err_msg=name)
+    # The inputs exercise what is compared: OHEM drops pixels, the steps moved the weights.
+    for mode in ("threshold", "top_k"):
+        assert 0 < expected[f"ohem_{mode}"].sum() < inputs["candidates"].sum(), mode
+    assert expected["loss_threshold_ohem"] > expected["loss_class_weights"]
+    assert np.abs(expected["step_kernel"] - inputs["var_kernel"]).min() > 0
 
 
 @pytest.mark.parametrize("shape, factors", [((2, 5, 7, 3), (2, 2)), ((1, 16, 32, 19), (4, 4)),

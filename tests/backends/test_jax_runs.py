@@ -136,10 +136,11 @@ def test_train_command_on_jax_writes_the_run_folder_of_tensorflow(jax_runs):
     logits = model.predict(np.load(folder / "images.npy"), verbose=0)["prediction"]
     np.testing.assert_allclose(tf.nn.softmax(logits).numpy(), np.load(run / "jax_probabilities.npy"), atol=1e-4)
 
-    # On JAX, the TensorFlow strategies are refused and a half-configured process group too.
+    # On JAX, the TensorFlow strategies, a half-configured process group and ONNX export are refused.
     result = json.loads((folder / "result.json").read_text())
     assert "KERAS_BACKEND=tensorflow" in result["mirrored"] and "'data_parallel'" in result["mirrored"]
     assert "KERAS_DISTRIBUTION_JOB_ADDRESSES" in result["half_configured"]
+    assert "run KERAS_BACKEND=tensorflow spgnet export" in result["onnx"]
 
 
 def test_export_of_a_jax_trained_model_serves_what_jax_predicts(jax_runs):

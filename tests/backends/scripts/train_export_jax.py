@@ -12,6 +12,7 @@ import keras
 import numpy as np
 
 from spgnet_keras.cli import main
+from spgnet_keras.cli.export_command import check_tensorflow_backend
 from spgnet_keras.distribution import make_strategy
 
 
@@ -25,7 +26,7 @@ def refusal(call):
 
 config, run_dir, export_dir, images_path, result_path = sys.argv[1:6]
 assert keras.backend.backend() == "jax", keras.backend.backend()
-result = {"mirrored": refusal(lambda: make_strategy("mirrored"))}
+result = {"mirrored": refusal(lambda: make_strategy("mirrored")), "onnx": refusal(lambda: check_tensorflow_backend("onnx"))}
 os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"] = "2"  # without the coordinator's address
 result["half_configured"] = refusal(lambda: make_strategy("data_parallel"))
 del os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"]

@@ -150,7 +150,7 @@ class RunConfig:
     seed: int = 0
     precision: str = "float32"  # float32 | mixed_float16 | mixed_bfloat16
     jit_compile: bool = False
-    strategy: str = "auto"  # auto | default | mirrored | multiworker
+    strategy: str = "auto"  # auto | default | mirrored | multiworker (TensorFlow) | data_parallel (JAX)
     validation_steps: typing.Optional[int] = None
     verbose: int = 1
 

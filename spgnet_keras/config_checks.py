@@ -8,9 +8,9 @@ from spgnet_keras.constants import MAX_IMAGE_SIDE
 from spgnet_keras.errors import InvalidInputError
 from spgnet_keras.scales import check_scales
 
-# Allowed values of run.precision (Keras dtype policies) and run.strategy (spgnet_keras.training).
+# Allowed values of run.precision (Keras dtype policies) and run.strategy (spgnet_keras.distribution).
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "data_parallel")
 
 
 def check_values(config, source="config"):

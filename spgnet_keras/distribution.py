@@ -1,6 +1,8 @@
-"""Where training runs: the `tf.distribute` strategy of a run (`make_strategy`) and the
-multi-worker patch of Keras' fit (`patch_fit_for_multi_worker`, keras-team/keras#20585)."""
+"""Where training runs: the strategy of a run (`make_strategy`: a `tf.distribute` strategy on
+TensorFlow, a `keras.distribution.DataParallel` on JAX) and the opt-in multi-worker patch of
+Keras' fit (`patch_fit_for_multi_worker`, keras-team/keras#20585)."""
 
+import contextlib
 import os
 
 import keras
@@ -11,15 +13,25 @@ from spgnet_keras.errors import InvalidInputError, SPGNetError
 
 
 def make_strategy(kind="auto"):
-    """A `tf.distribute` strategy.
+    """The strategy of `run.strategy` on the current Keras backend.
 
-    "auto": `MirroredStrategy` over all local GPUs when there are several, else the
-    default strategy; "mirrored": `MirroredStrategy` over every local device of the
+    TensorFlow: "auto": `MirroredStrategy` over all local GPUs when there are several, else
+    the default strategy; "mirrored": `MirroredStrategy` over every local device of the
     first kind (GPUs, else logical CPUs); "multiworker": `MultiWorkerMirroredStrategy`
     configured by the `TF_CONFIG` environment variable.
+
+    JAX: "data_parallel": `keras.distribution.DataParallel` over every device of every
+    process (the processes named by the `KERAS_DISTRIBUTION_*` variables, see
+    `join_processes`); "auto": the same over the local devices when there are several;
+    "default" (and "auto" on one device): no distribution.
     """
     if kind not in STRATEGIES:
         raise InvalidInputError(f"`strategy` must be one of {STRATEGIES}, got {kind!r}.")
+    if keras.backend.backend() == "jax":
+        return jax_strategy(kind)
+    if kind == "data_parallel":
+        raise InvalidInputError("strategy 'data_parallel' is keras.distribution on JAX: run with KERAS_BACKEND=jax "
+                                "(on TensorFlow: 'mirrored', or 'multiworker' with TF_CONFIG).")
     if kind == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise InvalidInputError("strategy 'multiworker' needs the TF_CONFIG environment variable.")
@@ -31,6 +43,84 @@ def make_strategy(kind="auto"):
     if kind == "auto" and len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def jax_strategy(kind):
+    """`make_strategy` on JAX: a `keras.distribution.DataParallel`, or the (no-op) default strategy."""
+    if kind in ("mirrored", "multiworker"):
+        raise InvalidInputError(f"strategy {kind!r} is a tf.distribute strategy (KERAS_BACKEND=tensorflow); on JAX "
+                                "use 'data_parallel' (several devices or processes, keras.distribution).")
+    if kind == "data_parallel":
+        join_processes()
+    elif kind == "default" or len(keras.distribution.list_devices()) == 1:
+        return tf.distribute.get_strategy()
+    # Sharded by `process_part`: Keras' auto-sharding cannot read the batch size of a pipeline
+    # that maps after batching (the padded validation batches).
+    return keras.distribution.DataParallel(auto_shard_dataset=False)
+
+
+# What `keras.distribution.initialize` reads: the coordinator (process 0) "HOST:PORT", the
+# number of processes and this one's index (0 .. N-1).
+PROCESS_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                     "KERAS_DISTRIBUTION_PROCESS_ID")
+
+
+def join_processes():
+    """Joins this process to the others of a multi-process JAX run with
+    `keras.distribution.initialize` (CPU collectives: JAX's default, gloo over TCP), once;
+    nothing when `KERAS_DISTRIBUTION_NUM_PROCESSES` is unset (one process, its own devices)."""
+    import jax
+
+    if "KERAS_DISTRIBUTION_NUM_PROCESSES" not in os.environ or jax.distributed.is_initialized():
+        return
+    missing = [name for name in PROCESS_VARIABLES if name not in os.environ]
+    if missing:
+        raise InvalidInputError(f"strategy 'data_parallel' on several processes needs {', '.join(PROCESS_VARIABLES)}; "
+                                f"{', '.join(missing)} is not set.")
+    keras.distribution.initialize()
+
+
+def is_keras_distribution(strategy):
+    """True for a `keras.distribution` (JAX), False for a `tf.distribute` strategy."""
+    return isinstance(strategy, (keras.distribution.DataParallel, keras.distribution.ModelParallel))
+
+
+def replicas_in_sync(strategy):
+    """How many replicas share each global batch: devices of a `keras.distribution` mesh, or
+    `num_replicas_in_sync` of a `tf.distribute` strategy."""
+    if is_keras_distribution(strategy):
+        return int(strategy.device_mesh.devices.size)
+    return strategy.num_replicas_in_sync
+
+
+def fit_scope(strategy):
+    """What `fit` runs in: a `keras.distribution` applies only while its scope is active (a
+    `tf.distribute` model keeps the strategy it was built under: no scope)."""
+    return strategy.scope() if is_keras_distribution(strategy) else contextlib.nullcontext()
+
+
+def check_batch_divides(batch_size, strategy):
+    """InvalidInputError when a `keras.distribution` cannot split `batch_size` evenly over its devices."""
+    replicas = replicas_in_sync(strategy)
+    if is_keras_distribution(strategy) and batch_size % replicas:
+        raise InvalidInputError(f"data.batch_size {batch_size} does not split over the {replicas} devices of "
+                                f"keras.distribution.DataParallel: choose a multiple of {replicas}.")
+
+
+def process_part(dataset, global_batch_size, strategy):
+    """This process's share of every global batch of `dataset` under a multi-process
+    `keras.distribution` (what Keras' auto-sharding does: split each batch into one part per
+    process, keep this process's part); `dataset` itself otherwise."""
+    if not is_keras_distribution(strategy) or strategy.num_processes == 1:
+        return dataset
+    processes = strategy.num_processes
+    return dataset.rebatch(global_batch_size // processes).shard(processes, strategy.data_shard_id)
+
+
+def is_one_of_several_processes():
+    """True in a process of a multi-process run (`TF_CONFIG` of MultiWorkerMirroredStrategy, or
+    `KERAS_DISTRIBUTION_NUM_PROCESSES` above 1 for keras.distribution on JAX)."""
+    return "TF_CONFIG" in os.environ or int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")) > 1
 
 
 def is_multi_worker(strategy):

@@ -24,10 +24,15 @@ from spgnet_keras.data.spec import DatasetSpec
 from spgnet_keras.distribution import (  # noqa: F401  (re-exported: spgnet_keras.training's API)
     MULTI_WORKER_VERIFIED_KERAS,
     UnverifiedKerasError,
+    check_batch_divides,
     check_keras_verified_for_multi_worker,
+    fit_scope,
+    is_keras_distribution,
     is_multi_worker,
     make_strategy,
     patch_fit_for_multi_worker,
+    process_part,
+    replicas_in_sync,
 )
 from spgnet_keras.errors import InvalidInputError, SPGNetError
 from spgnet_keras.models.presets import preset_arguments
@@ -137,8 +142,10 @@ def prepare_data(data_config):
     return PreparedData(resolved, report.spec if report is not None else resolved.spec, report)
 
 
-def datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size=1, skip_batches=0):
-    """(train, val) `tf.data` pipelines of prepared data (see `make_datasets`)."""
+def datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size=1, skip_batches=0,
+                whole_val_batches=False):
+    """(train, val) `tf.data` pipelines of prepared data (see `make_datasets`; `whole_val_batches`:
+    drop a last validation batch smaller than `val_batch_size`)."""
     from spgnet_keras.data import make_eval_dataset, make_train_dataset
 
     resolved = prepared.resolved
@@ -149,7 +156,7 @@ def datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size=1
         scales=data_config.scales, flip=data_config.flip, repeat=True, skip_batches=skip_batches, **common,
     )
     # Whole images: SPGNet pads them to a multiple of 32 itself (multiscale.pads_itself).
-    val = make_eval_dataset(resolved.val_pairs, batch_size=val_batch_size, **common)
+    val = make_eval_dataset(resolved.val_pairs, batch_size=val_batch_size, drop_remainder=whole_val_batches, **common)
     if data_config.val_max_images:
         val = val.take(-(-data_config.val_max_images // val_batch_size))
     return train, val
@@ -167,6 +174,20 @@ def make_datasets(data_config, seed, global_batch_size, val_batch_size=1, skip_b
     prepared = prepare_data(data_config)
     train, val = datasets_of(prepared, data_config, seed, global_batch_size, val_batch_size, skip_batches)
     return train, val, prepared.spec, prepared.spec.num_classes
+
+
+def run_datasets(prepared, config, strategy, start_epoch):
+    """(train, val) pipelines of a run on `strategy`: one validation image per replica a batch
+    (whole batches only under a `keras.distribution`, which splits every batch evenly), and each
+    process's part of every batch of a multi-process `keras.distribution`."""
+    replicas = replicas_in_sync(strategy)
+    # The training stream is a deterministic function of the seed; a resumed run starts it
+    # after the batches the completed epochs consumed (skipped before decoding), so it sees
+    # the same batches as an uninterrupted one.
+    train, val = datasets_of(prepared, config.data, config.run.seed, config.data.batch_size, val_batch_size=replicas,
+                             skip_batches=start_epoch * config.run.steps_per_epoch,
+                             whole_val_batches=is_keras_distribution(strategy))
+    return process_part(train, config.data.batch_size, strategy), process_part(val, replicas, strategy)
 
 
 def data_plan(prepared, data_config):
@@ -254,9 +275,10 @@ def _train_locked(config, out_dir, finished, log):
     """`train` while it holds the run folder's lock: nothing in the folder changes until the
     data are read, the model is built and the run's earlier state (backup or finished
     checkpoint) has loaded into it."""
+    strategy = make_strategy(config.run.strategy)  # first: a JAX process joins the others before it computes
+    check_batch_divides(config.data.batch_size, strategy)
     set_precision(config.run.precision)
     keras.utils.set_random_seed(config.run.seed)
-    strategy = make_strategy(config.run.strategy)
     backup = read_backup(out_dir / "backup")
     start_epoch = backup.epoch
     continuing = finished is not None and start_epoch < finished["epochs"]
@@ -264,19 +286,13 @@ def _train_locked(config, out_dir, finished, log):
         start_epoch = finished["epochs"]
     prepared = prepare_data(config.data)
     loss_config = with_class_weights(config.loss, prepared)
-    # The training stream is a deterministic function of the seed; a resumed run starts it
-    # after the batches the completed epochs consumed (skipped before decoding), so it sees
-    # the same batches as an uninterrupted one.
-    train_data, val_data = datasets_of(
-        prepared, config.data, config.run.seed, config.data.batch_size,
-        val_batch_size=strategy.num_replicas_in_sync, skip_batches=start_epoch * config.run.steps_per_epoch,
-    )
+    train_data, val_data = run_datasets(prepared, config, strategy, start_epoch)
     spec = prepared.spec
     with strategy.scope():
         model = build_model(config.model, spec.num_classes, crop_size=config.data.crop_size,
                             class_names=spec.class_names, palette=spec.palette)
         arguments = recipe_compile_arguments(model, config.optimizer, loss_config, config.max_steps)
-        model.compile(**arguments, jit_compile=config.run.jit_compile)
+        model.compile(**arguments, jit_compile=jit_compile(config.run))
     if continuing:
         checkpoint_path = out_dir / "checkpoints" / "latest.keras"
         continue_finished_run(model, strategy, checkpoint_path, finished, config)
@@ -292,17 +308,18 @@ def _train_locked(config, out_dir, finished, log):
     monitor = f"val_{PREDICTION}_miou"  # every SPGNet logs it (models/outputs.py: metric_name)
     callbacks, guard, checkpoint = make_callbacks(out_dir, monitor=monitor)
     patch_fit_for_multi_worker(model, strategy, train_data.element_spec)
-    history = model.fit(
-        train_data,
-        epochs=config.run.epochs,
-        initial_epoch=start_epoch,
-        steps_per_epoch=config.run.steps_per_epoch,
-        validation_data=val_data,
-        validation_steps=config.run.validation_steps,
-        callbacks=callbacks,
-        verbose=config.run.verbose,
-        shuffle=False,  # tf.data pipelines shuffle themselves (seeded)
-    )
+    with fit_scope(strategy):
+        history = model.fit(
+            train_data,
+            epochs=config.run.epochs,
+            initial_epoch=start_epoch,
+            steps_per_epoch=config.run.steps_per_epoch,
+            validation_data=val_data,
+            validation_steps=config.run.validation_steps,
+            callbacks=callbacks,
+            verbose=config.run.verbose,
+            shuffle=False,  # tf.data pipelines shuffle themselves (seeded)
+        )
     if guard.bad_step is not None:
         raise TrainingDivergedError(
             f"Training stopped: the loss became {guard.bad_value} at step {guard.bad_step}. "
@@ -312,6 +329,12 @@ def _train_locked(config, out_dir, finished, log):
               "latest": str(checkpoint.latest_path), "best": checkpoint.best, "monitor": monitor}
     write_text_atomically(out_dir / FINISHED_FILE, json.dumps(record, indent=2))
     return model, history.history, checkpoint
+
+
+def jit_compile(run_config):
+    """`model.compile`'s `jit_compile`: `run.jit_compile` (XLA) on TensorFlow; always on JAX,
+    where False would run every step op by op in Python."""
+    return True if keras.backend.backend() == "jax" else run_config.jit_compile
 
 
 def plan(config):

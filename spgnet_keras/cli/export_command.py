@@ -184,6 +184,7 @@ def run(args):
         )
         return 0
 
+    check_tensorflow_backend(args.format)
     if args.input_size is None:
         raise InvalidInputError(f"--format {args.format} needs --input-size HEIGHTxWIDTH (a fixed shape).")
     if args.scales != "1" or args.flip or args.output_size != "original" or args.probabilities:
@@ -209,6 +210,17 @@ def run(args):
     except (ImportError, ParityError) as error:
         raise InvalidInputError(str(error)) from error
     return 0
+
+
+def check_tensorflow_backend(export_format):
+    """InvalidInputError for an ONNX / TFLite export on another Keras backend: both convert a
+    TensorFlow model (a SavedModel export starts a TensorFlow process itself)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise InvalidInputError(f"--format {export_format} converts a TensorFlow model, and this is Keras' {backend} "
+                                f"backend: run KERAS_BACKEND=tensorflow spgnet export ... --format {export_format}.")
 
 
 def export_int8(model, args, shape):

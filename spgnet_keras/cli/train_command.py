@@ -10,7 +10,8 @@ that set the same field the later one wins.
 """
 
 import json
-import os
+import sys
+from pathlib import Path
 
 from spgnet_keras.cli.config_options import add_data_flags, add_run_flags, config_from_flags, parse_assignments
 
@@ -54,6 +55,7 @@ def base_out_dir():
 
 
 def run_command(args):
+    from spgnet_keras.distribution import is_one_of_several_processes
     from spgnet_keras.training import RunFinished, plan, train
 
     config = build_config(args)
@@ -69,16 +71,18 @@ def run_command(args):
         return 0
     final = {key: values[-1] for key, values in history.items()}
     print(json.dumps({"final": final, "checkpoint": str(checkpoint.latest_path)}, indent=2))
-    if not args.no_report and "TF_CONFIG" not in os.environ:  # one report, not one per multi-worker worker
-        write_run_report(model, config.run.out_dir)
+    if args.no_report:
+        return None
+    if is_one_of_several_processes():  # its weights live on every process: evaluating needs them all
+        print(f"report: not written by one process of a multi-process run; run spgnet evaluate --model "
+              f"{checkpoint.latest_path} --report {Path(config.run.out_dir) / 'report'}", file=sys.stderr)
+        return None
+    write_run_report(model, config.run.out_dir)
 
 
 def write_run_report(model, run_dir):
     """Evaluates the trained model on the run's recorded validation data into `run_dir/report/`
     (its table and path go to stderr: stdout keeps the JSON summary alone)."""
-    import sys
-    from pathlib import Path
-
     from spgnet_keras.data.sources import DATA_RECORD, read_data_record
     from spgnet_keras.evaluation import evaluate_data, format_table
     from spgnet_keras.visualization import write_report

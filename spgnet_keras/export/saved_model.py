@@ -107,6 +107,9 @@ def export_saved_model(
     options, and `class_names` / `palette` (`classes` value `i` is `class_names[i]`), the
     model's own when it knows them (`class_names_given`).
 
+    On another Keras backend (JAX), the model is exported by a TensorFlow-backend child
+    interpreter (`spgnet_keras.export.from_backend`): the same SavedModel.
+
     The export is atomic: the SavedModel is written to a hidden sibling folder (a name
     TF Serving ignores) and renamed into place; on failure nothing is left behind.
     """
@@ -120,6 +123,10 @@ def export_saved_model(
     if export_dir.exists() and not overwrite:
         raise InvalidInputError(f"Export folder {export_dir} already exists; pass overwrite=True (--overwrite) to replace it.")
     check_replaces_only_an_export(export_dir)
+    if keras.backend.backend() != "tensorflow":  # the served graph is TensorFlow code
+        from spgnet_keras.export.from_backend import export_in_tensorflow_process
+
+        return export_in_tensorflow_process(model, export_dir, **options, precision=precision, overwrite=overwrite)
     serving_model = inference_graph(servable_model(model), precision)
     segmenter = Segmenter(
         serving_model,

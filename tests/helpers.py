@@ -193,3 +193,23 @@ class TestCase:
     run_layer_test = staticmethod(run_layer_test)
     run_model_serialization_test = staticmethod(run_model_serialization_test)
     assert_close_at_scale = staticmethod(assert_close_at_scale)
+
+
+def tiny_run_config(root, epochs, steps, width=8, val_max_images=1):
+    """The YAML of a tiny `spgnet train` run on a synthetic folder (ResNet-18, 64x96 crops)."""
+    return f"""
+experiment: synthetic_demo
+model:
+  preset: spgnet_r18x1_128
+  arguments: {{decoder_channels: {width}}}
+data:
+  root: {root}
+  crop_size: [64, 96]
+  batch_size: 2
+  val_max_images: {val_max_images}
+  validate: false
+run:
+  epochs: {epochs}
+  steps_per_epoch: {steps}
+  verbose: 2
+"""

@@ -18,6 +18,14 @@ export_saved_model(model, "models/spgnet/1", scales=(0.75, 1.0, 1.25), flip=True
 ```
 """
 
+try:
+    import tensorflow  # noqa: F401
+except ModuleNotFoundError as missing:  # e.g. a JAX-only GPU machine
+    raise ModuleNotFoundError(
+        "spgnet_keras.export writes TensorFlow SavedModels and needs TensorFlow, which is not installed here: "
+        "copy the trained .keras file to a machine with the package's default install and run "
+        "`spgnet export MODEL.keras --out DIR/1` there (any Keras backend).", name="tensorflow") from missing
+
 from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
 from spgnet_keras.export.portable import (
     ParityError,

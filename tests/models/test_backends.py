@@ -87,6 +87,10 @@ result.update(recipe_keys=sorted(recipe), recipe_loss=recipe["loss"], recipe_opt
 # The recipe's pieces on JAX, for test_recipe_pieces_agree_with_tensorflow.
 from tests.backend_recipe import recipe_pieces
 np.savez(f"{folder}/recipe_jax.npz", **recipe_pieces(dict(np.load(f"{folder}/recipe_inputs.npz"))))
+try:  # exporting needs TensorFlow: one sentence saying where to run it
+    import spgnet_keras.export  # noqa: F401
+except ModuleNotFoundError as missing:
+    result["export_error"] = str(missing)
 result["tf_loaded"] = "tensorflow" in sys.modules
 print("JSON:" + json.dumps(result))
 '''
@@ -145,6 +149,7 @@ def test_jax_backend_fits_the_papers_recipe_and_checks_labels_under_jit(jax_run)
     assert np.isfinite(result["recipe_loss"]).all()
     assert "SegmentationCrossEntropy: label values must lie in [0, num_classes) = [0, 4)" in result["jit_error"]
     assert "values in [9, 9]" in result["jit_error"]
+    assert result["export_error"].startswith("spgnet_keras.export writes TensorFlow SavedModels and needs TensorFlow")
 
 
 # Float32 on both sides, the same formulas summed in a different order (TensorFlow's fused

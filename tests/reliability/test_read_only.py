@@ -17,24 +17,9 @@ import tensorflow as tf
 from spgnet_keras.cli import main
 from spgnet_keras.data import write_synthetic_folder
 from spgnet_keras.models.weights import read_saved_model
+from tests.helpers import tiny_run_config
 
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "run_commands.py"
-CONFIG = """
-experiment: synthetic_demo
-model:
-  preset: spgnet_r18x1_128
-  arguments: {{decoder_channels: 8}}
-data:
-  root: {root}
-  crop_size: [64, 96]
-  batch_size: 2
-  val_max_images: 1
-  validate: false
-run:
-  epochs: 1
-  steps_per_epoch: 1
-  verbose: 2
-"""
 
 
 def read_only_prefix(folder):
@@ -57,7 +42,7 @@ def test_every_writing_command_on_read_only_storage_is_one_line_and_keeps_what_w
     storage = tmp_path / "storage"
     run_dir, serving = storage / "run", storage / "serving" / "spgnet"
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(root=data))
+    config.write_text(tiny_run_config(data, epochs=1, steps=1))
     assert main(["train", "--config", str(config), "--set", f"run.out_dir={run_dir}", "--no-report"]) == 0
     checkpoint = run_dir / "checkpoints" / "best.keras"
     if not checkpoint.exists():

@@ -15,24 +15,9 @@ import pytest
 
 from spgnet_keras.callbacks import AtomicCheckpoint, CheckpointWriteError, save_atomically
 from spgnet_keras.data import write_synthetic_folder
+from tests.helpers import tiny_run_config
 
 EPOCHS, STEPS = 3, 4
-CONFIG = """
-experiment: synthetic_demo
-model:
-  preset: spgnet_r18x1_128
-  arguments: {{decoder_channels: 8}}
-data:
-  root: {root}
-  crop_size: [64, 96]
-  batch_size: 2
-  val_max_images: 2
-  validate: false
-run:
-  epochs: {epochs}
-  steps_per_epoch: {steps}
-  verbose: 2
-"""
 
 
 def train_command(config, out_dir):
@@ -59,7 +44,7 @@ def config_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("resume")
     root = write_synthetic_folder(folder / "data", num_train=12, num_val=2, size=(64, 96), seed=3)
     path = folder / "config.yaml"
-    path.write_text(CONFIG.format(root=root, epochs=EPOCHS, steps=STEPS))
+    path.write_text(tiny_run_config(root, EPOCHS, STEPS, val_max_images=2))
     return path
 
 

@@ -16,25 +16,10 @@ import pytest
 from spgnet_keras.config import ExperimentConfig, apply_overrides, load_config
 from spgnet_keras.data import write_synthetic_folder
 from spgnet_keras.run_folder import LOCK_FILE
+from tests.helpers import tiny_run_config
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 EPOCHS, STEPS = 3, 2
-CONFIG = """
-experiment: synthetic_demo
-model:
-  preset: spgnet_r18x1_128
-  arguments: {{decoder_channels: {width}}}
-data:
-  root: {root}
-  crop_size: [64, 96]
-  batch_size: 2
-  val_max_images: 1
-  validate: false
-run:
-  epochs: {epochs}
-  steps_per_epoch: {steps}
-  verbose: 2
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def data_root(tmp_path_factory):
 
 def config_file(folder, data_root, width=8, epochs=EPOCHS):
     path = Path(folder) / f"config-{width}-{epochs}.yaml"
-    path.write_text(CONFIG.format(root=data_root, width=width, epochs=epochs, steps=STEPS))
+    path.write_text(tiny_run_config(data_root, epochs, STEPS, width=width))
     return path
 
 

@@ -275,14 +275,33 @@ def build_model(variant, num_classes, decoder):
     return SPGNet(num_classes=num_classes, **{**ablation_arguments(variant), "decoder_channels": decoder})
 
 
-def compile_recipe(model, learning_rate, steps):
+def loss_config(ohem, crop):
+    """`LossConfig()` as ablation.py, or with the paper's OHEM (`paper_ohem_loss`) scaled to `crop`."""
+    from spgnet_keras.config import LossConfig, paper_ohem_loss
+
+    return paper_ohem_loss(crop) if ohem else LossConfig()
+
+
+def compile_recipe(model, learning_rate, steps, loss):
     """`model.compile(**recipe_compile_arguments(...))` with `OptimizerConfig(learning_rate=...)`
-    and `LossConfig()`, as ablation.py, without the training-time metric; jitted."""
-    from spgnet_keras.config import LossConfig, OptimizerConfig
+    and the LossConfig `loss`, as ablation.py, without the training-time metric; jitted."""
+    from spgnet_keras.config import OptimizerConfig
     from spgnet_keras.recipe import recipe_compile_arguments
 
-    arguments = recipe_compile_arguments(model, OptimizerConfig(learning_rate=learning_rate), LossConfig(), steps)
+    arguments = recipe_compile_arguments(model, OptimizerConfig(learning_rate=learning_rate), loss, steps)
     model.compile(**{**arguments, "metrics": None}, jit_compile=True)
+
+
+def reinitialise(model, variant, seed, num_classes, decoder):
+    """Gives the compiled `model` seed `seed`'s initial weights (those of a model built after
+    `keras.utils.set_random_seed(seed)`) and a zero optimizer state (iteration 0, so the poly
+    schedule restarts; no momentum), keeping its compiled train and predict steps."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model.set_weights(build_model(variant, num_classes, decoder).get_weights())
+    for variable in model.optimizer.variables:
+        variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
 
 
 def step_timer():
@@ -358,24 +377,33 @@ def device_description():
                 jax=jax.__version__)
 
 
-def run_one(variant, seed, budget, settings, data, num_classes, workers, log):
-    """Trains and scores one (variant, seed); returns its record."""
+def run_one(variant, seed, budget, settings, data, num_classes, workers, log, compiled):
+    """Trains and scores one (variant, seed); returns its record.
+
+    `compiled` maps variants to their compiled models: a variant is built and compiled once (by
+    its first run) and re-initialised for every later seed (`reinitialise`), so its train and
+    predict steps are compiled once per invocation."""
     import keras
 
     from spgnet_keras.constants import PREDICTION
     from spgnet_keras.profiler import count_params
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(seed)
     batches = TrainBatches(data["train_images"], data["train_labels"], settings["batch"], settings["crop"],
                            settings["scales"], seed)
+    loss = loss_config(settings["ohem"], settings["crop"])
     start = time.perf_counter()
-    model = build_model(variant, num_classes, settings["decoder"])
-    compile_recipe(model, settings["learning_rate"], settings["steps"])
+    fresh = variant not in compiled
+    if fresh:
+        keras.utils.set_random_seed(seed)
+        compiled[variant] = build_model(variant, num_classes, settings["decoder"])
+        compile_recipe(compiled[variant], settings["learning_rate"], settings["steps"], loss)
+    else:
+        reinitialise(compiled[variant], variant, seed, num_classes, settings["decoder"])
+    model = compiled[variant]
     timer = step_timer()
     history = model.fit(keras_batches(batches, settings["steps"], workers), epochs=1,
                         steps_per_epoch=settings["steps"], verbose=0, callbacks=[timer])
-    loss = float(history.history["loss"][-1])
+    final_loss = float(history.history["loss"][-1])
     train_seconds = time.perf_counter() - start
     start = time.perf_counter()
     val_images, val_labels = data["val_images"], data["val_labels"]
@@ -388,7 +416,8 @@ def run_one(variant, seed, budget, settings, data, num_classes, workers, log):
                   settings={k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()},
                   params=count_params(model), outputs=sorted(model.output), miou=miou, pixel_accuracy=accuracy,
                   stage1_miou=scores[STAGE1][1] if STAGE1 in scores else None,
-                  iou=[None if math.isnan(v) else float(v) for v in iou], final_train_loss=loss,
+                  iou=[None if math.isnan(v) else float(v) for v in iou], final_train_loss=final_loss,
+                  ohem_threshold=loss.ohem_threshold, ohem_min_kept=loss.ohem_min_kept, compiled_here=fresh,
                   train_seconds=train_seconds, eval_seconds=eval_seconds, val_images=int(len(val_images)),
                   first_step_seconds=timer.first - timer.start if timer.first else None,
                   step_seconds=timer.steady_step_seconds(), stage_weight=1.0,
@@ -396,7 +425,7 @@ def run_one(variant, seed, budget, settings, data, num_classes, workers, log):
     stage1 = record["stage1_miou"]
     log(f"{variant} seed {seed}: mIoU {100 * miou:.2f} %"
         + (f", stage 1 {100 * stage1:.2f} %" if stage1 is not None else "")
-        + f", loss {loss:.3f}, train {train_seconds:.0f} s (first step {record['first_step_seconds']:.1f} s, then "
+        + f", loss {final_loss:.3f}, train {train_seconds:.0f} s (first step {record['first_step_seconds']:.1f} s, then "
         + (f"{1000 * record['step_seconds']:.0f} ms/step" if record["step_seconds"] else "-")
         + f"), eval {eval_seconds:.1f} s")
     return record
@@ -430,7 +459,7 @@ def parse_crop(parser, text):
 
 def budget_settings(parser, args):
     """The budget's settings with the command line's overrides."""
-    settings = dict(BUDGETS[args.budget])
+    settings = dict(BUDGETS[args.budget], ohem=args.ohem)
     if args.crop:
         settings["crop"] = parse_crop(parser, args.crop)
     for name in ("steps", "batch", "decoder", "val_images", "learning_rate"):
@@ -476,7 +505,8 @@ def run(parser, args):
     settings = budget_settings(parser, args)
     data = load_arrays(args.arrays)
     num_classes = len(data["class_names"])
-    results_path = Path(args.results) if args.results else RESULTS / f"ablation_jax_{args.budget}.json"
+    default_name = f"ablation_jax_{args.budget}{'_ohem' if args.ohem else ''}.json"
+    results_path = Path(args.results) if args.results else RESULTS / default_name
     stored = load_results(results_path)
     done = {(r["variant"], r["seed"]) for r in stored["runs"]}
     print(f"JAX devices: {device_description()}; train {data['train_images'].shape}, val {data['val_images'].shape}",
@@ -485,19 +515,21 @@ def run(parser, args):
     def log(message):
         print(message, flush=True)
 
-    started, durations, runs_done = time.perf_counter(), [], 0
+    # durations[reused]: run times with and without compiling (the first run of a variant compiles)
+    started, durations, runs_done, compiled = time.perf_counter(), {}, 0, {}
     command = "python benchmarks/ablation_jax.py " + " ".join(sys.argv[1:])
     for seed in range(args.seeds):
         for variant in variants:
             if (variant, seed) in done:
                 log(f"{variant} seed {seed}: stored, skipped")
                 continue
-            if not starts_in_time(started, durations, args.time_limit):
+            if not starts_in_time(started, durations.get(variant in compiled, []), args.time_limit):
                 log("time limit reached; resume with the same command")
                 break
-            run_started = time.perf_counter()
-            stored["runs"].append(run_one(variant, seed, args.budget, settings, data, num_classes, args.workers, log))
-            durations.append(time.perf_counter() - run_started)
+            run_started, reused = time.perf_counter(), variant in compiled
+            stored["runs"].append(run_one(variant, seed, args.budget, settings, data, num_classes, args.workers, log,
+                                          compiled))
+            durations.setdefault(reused, []).append(time.perf_counter() - run_started)
             runs_done += 1
             write_results(results_path, stored)
     stored["machines"].append(machine_record(started, runs_done, command))
@@ -525,6 +557,10 @@ def build_parser():
     run_parser.add_argument("--decoder", type=int, default=None, help="decoder width D")
     run_parser.add_argument("--val-images", type=int, default=None, help="score the first N val images")
     run_parser.add_argument("--learning-rate", type=float, default=None)
+    run_parser.add_argument("--ohem", action="store_true",
+                            help="the paper's OHEM on every output (threshold 0.7, 12500 pixels per 768x768 image "
+                                 "scaled to the crop: config.paper_ohem_loss); default plain cross-entropy, as "
+                                 "ablation.py")
     run_parser.add_argument("--results", default=None,
                             help="JSON (default benchmarks/results/ablation_jax_<budget>.json)")
     run_parser.add_argument("--time-limit", type=float, default=None,

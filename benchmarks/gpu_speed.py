@@ -309,16 +309,38 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def train_run(height, width, batch, dtype, deep_supervision, steps, epochs):
+LOSSES = {
+    "keras": "Keras' cross-entropy (`ignore_class=255`), stage 1 weighted 0.4, SGD 0.01 with momentum",
+    "recipe_ohem": "the package's recipe (`recipe_compile_arguments`): `SegmentationCrossEntropy` with the "
+                   "paper's OHEM (`config.paper_ohem_loss`: threshold 0.7, 12500 pixels per 768x768 image) on "
+                   "every output, stage weight 1, SGD 0.01 momentum 0.9 with coupled weight decay, poly schedule",
+}
+
+
+def compile_for_speed(model, loss_kind, height, width, total_steps):
+    """`model.compile` with the loss and optimizer of `LOSSES[loss_kind]`."""
+    names = list(model.output)
+    if loss_kind == "recipe_ohem":
+        from spgnet_keras.config import OptimizerConfig, paper_ohem_loss
+        from spgnet_keras.recipe import recipe_compile_arguments
+
+        arguments = recipe_compile_arguments(model, OptimizerConfig(learning_rate=0.01),
+                                             paper_ohem_loss((height, width)), total_steps)
+        model.compile(**{**arguments, "metrics": None})
+        return
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss={n: loss for n in names},
+                  loss_weights={n: (1.0 if n == PREDICTION else 0.4) for n in names})
+
+
+def train_run(height, width, batch, dtype, deep_supervision, steps, epochs, loss_kind="keras"):
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(dtype)
     model = SPGNet.from_preset("spgnet_r50x2_256", NUM_CLASSES, image_shape=(height, width, 3))
     if not deep_supervision:
         model = keras.Model(model.input, {PREDICTION: model.output[PREDICTION]})
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
     names = list(model.output)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss={n: loss for n in names},
-                  loss_weights={n: (1.0 if n == PREDICTION else 0.4) for n in names})
+    compile_for_speed(model, loss_kind, height, width, steps * epochs)
     rng = np.random.default_rng(0)
     images = rng.normal(size=(steps * batch, height, width, 3)).astype("float32")
     labels = rng.integers(0, NUM_CLASSES, size=(steps * batch, height, width, 1)).astype("int32")
@@ -329,7 +351,8 @@ def train_run(height, width, batch, dtype, deep_supervision, steps, epochs):
     keras.mixed_precision.set_global_policy("float32")
     timed_epochs = timer.seconds[1:]
     images_per_s = [steps * batch / s for s in timed_epochs]
-    return {"dtype": dtype, "deep_supervision": deep_supervision, "outputs": names, "steps_per_epoch": steps,
+    return {"dtype": dtype, "deep_supervision": deep_supervision, "loss": loss_kind, "outputs": names,
+            "steps_per_epoch": steps,
             "epochs": epochs, "epoch_seconds": timer.seconds, "images_per_s": statistics.median(images_per_s),
             "images_per_s_all": images_per_s, "final_loss": float(history.history["loss"][-1])}
 
@@ -340,17 +363,21 @@ def train_command(args):
     result = {"device": device_description(), "command": args.command_line or " ".join(sys.argv), "height": height, "width": width,
               "batch": args.batch, "runs": []}
     start = time.perf_counter()
-    for dtype in parse_list(args.dtypes):
-        for deep_supervision in (True, False):
-            if time.perf_counter() - start > args.budget:
-                print(f"budget of {args.budget} s reached; skipping {dtype} ds={deep_supervision}", flush=True)
-                continue
-            run = train_run(height, width, args.batch, dtype, deep_supervision, args.steps, args.epochs)
-            result["runs"].append(run)
-            print(f"[{time.perf_counter() - start:6.0f} s] {dtype} ds={deep_supervision}: "
-                  f"{run['images_per_s']:.1f} img/s, epochs {[round(s, 2) for s in run['epoch_seconds']]}, "
-                  f"loss {run['final_loss']:.3f}", flush=True)
-            out.write_text(json.dumps(result, indent=2))
+    supervision = (True,) if args.deep_supervision_only else (True, False)
+    cells = [(d, loss, ds) for d in parse_list(args.dtypes) for loss in parse_list(args.losses) for ds in supervision]
+    for dtype, loss_kind, deep_supervision in cells:
+        if loss_kind not in LOSSES:
+            raise SystemExit(f"unknown --losses entry {loss_kind!r}; expected {sorted(LOSSES)}")
+    for dtype, loss_kind, deep_supervision in cells:
+        if time.perf_counter() - start > args.budget:
+            print(f"budget of {args.budget} s reached; skipping {dtype} {loss_kind} ds={deep_supervision}", flush=True)
+            continue
+        run = train_run(height, width, args.batch, dtype, deep_supervision, args.steps, args.epochs, loss_kind)
+        result["runs"].append(run)
+        print(f"[{time.perf_counter() - start:6.0f} s] {dtype} {loss_kind} ds={deep_supervision}: "
+              f"{run['images_per_s']:.1f} img/s, epochs {[round(s, 2) for s in run['epoch_seconds']]}, "
+              f"loss {run['final_loss']:.3f}", flush=True)
+        out.write_text(json.dumps(result, indent=2))
     out.write_text(json.dumps(result, indent=2))
 
 
@@ -496,6 +523,8 @@ def main(argv=None):
     train.add_argument("--batch", type=int, default=8)
     train.add_argument("--steps", type=int, default=16, help="steps per epoch")
     train.add_argument("--epochs", type=int, default=3, help="the first is not timed")
+    train.add_argument("--losses", default="keras", help=f"comma list of {sorted(LOSSES)}")
+    train.add_argument("--deep-supervision-only", action="store_true", help="skip the one-output runs")
     for command, budget, what in ((inference, 480, "cells"), (train, 420, "runs")):
         command.add_argument("--dtypes", default="mixed_bfloat16,float32")
         command.add_argument("--budget", type=float, default=budget, help=f"seconds; later {what} are skipped")

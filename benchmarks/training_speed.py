@@ -47,7 +47,7 @@ _common.setup_tensorflow_logging()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig  # noqa: E402
+from spgnet_keras.config import DataConfig, LossConfig, OptimizerConfig, paper_ohem_loss  # noqa: E402
 from spgnet_keras.models.presets import preset_arguments  # noqa: E402
 from spgnet_keras.models.spgnet import PREDICTION, SPGNet  # noqa: E402
 from spgnet_keras.training import make_datasets, recipe_compile_arguments  # noqa: E402
@@ -82,7 +82,7 @@ class StepTimer(keras.callbacks.Callback):
 
 def ohem_min_kept(crop):
     """The paper's 100k pixels per batch of 8 at 768x768 (12.5k per image), scaled to `crop`."""
-    return max(1, round(12500 * crop[0] * crop[1] / (768 * 768)))
+    return paper_ohem_loss(crop).ohem_min_kept
 
 
 def build_variant(variant, num_classes, arguments, crop, jit_compile, seed, max_steps):
@@ -93,7 +93,7 @@ def build_variant(variant, num_classes, arguments, crop, jit_compile, seed, max_
         model = keras.Model(model.input, {PREDICTION: model.output[PREDICTION]}, name=f"spgnet_{variant}")
     loss = LossConfig()
     if variant.endswith("ohem"):
-        loss = LossConfig(ohem_threshold=0.7, ohem_min_kept=ohem_min_kept(crop))
+        loss = paper_ohem_loss(crop)
     model.compile(**recipe_compile_arguments(model, OptimizerConfig(learning_rate=0.01), loss, max_steps),
                   jit_compile=jit_compile)
     return model

@@ -93,3 +93,44 @@ def test_ablation_jax_augments_and_scores_without_tensorflow():
         print("ok")
     """)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_ablation_jax_reinitialise_equals_a_fresh_build_of_the_seed():
+    """One compile per variant (`ablation_jax.reinitialise`) starts seed 1 where a fresh seed-1 model starts."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import keras
+        import numpy as np
+        sys.path.insert(0, "benchmarks")
+        import ablation_jax as a
+        from spgnet_keras.config import paper_ohem_loss
+
+        x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+        y = np.random.default_rng(1).integers(0, 5, (2, 64, 64)).astype("uint8")
+        keras.utils.set_random_seed(0)
+        model = a.build_model("no_spg", 5, 8)
+        a.compile_recipe(model, 0.02, 4, paper_ohem_loss((64, 64)))
+        model.fit(x, {k: y for k in model.output}, epochs=1, verbose=0)
+        before = model.get_weights()
+        a.reinitialise(model, "no_spg", 1, 5, 8)
+        keras.utils.set_random_seed(1)
+        fresh = a.build_model("no_spg", 5, 8)
+        assert any(np.abs(p - q).max() > 0 for p, q in zip(before, model.get_weights()))
+        assert all(np.array_equal(p, q) for p, q in zip(model.get_weights(), fresh.get_weights()))
+        assert int(model.optimizer.iterations.numpy()) == 0
+        assert all(not np.asarray(v).any() for v in model.optimizer.variables)
+        a.compile_recipe(fresh, 0.02, 4, paper_ohem_loss((64, 64)))
+        reused = model.fit(x, {k: y for k in model.output}, epochs=1, verbose=0, shuffle=False).history["loss"]
+        first = fresh.fit(x, {k: y for k in fresh.output}, epochs=1, verbose=0, shuffle=False).history["loss"]
+        assert np.allclose(reused, first, rtol=1e-6), (reused, first)
+        print("ok")
+    """)
+    repo = BENCHMARKS.parent
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(repo)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]

@@ -20,6 +20,7 @@ from spgnet_keras.config import (
     apply_overrides,
     experiment_config,
     load_config,
+    paper_ohem_loss,
 )
 from spgnet_keras.constants import DEFAULT_STAGE_WEIGHT
 from spgnet_keras.models.spgnet import SPGNet
@@ -216,6 +217,14 @@ def test_config_file_values_and_defaults(tmp_path):
     # Fresh copies: changing one config leaves the experiment untouched.
     config.model.arguments["x"] = 1
     assert experiment_config("cityscapes_paper").model.arguments == {}
+
+
+def test_paper_ohem_scales_the_kept_pixels_with_the_crop():
+    assert paper_ohem_loss().ohem_min_kept == 12500 and paper_ohem_loss().ohem_threshold == 0.7
+    assert paper_ohem_loss((160, 224)).ohem_min_kept == 760  # 12500 * 160 * 224 / 768**2 = 759.6
+    assert paper_ohem_loss((8, 8)).ohem_min_kept == 1 and paper_ohem_loss((8, 8), stage_weight=0.4).stage_weight == 0.4
+    loss = experiment_config("cityscapes_paper").loss
+    assert (loss.ohem_threshold, loss.ohem_min_kept) == (paper_ohem_loss().ohem_threshold, paper_ohem_loss().ohem_min_kept)
 
 
 def test_unknown_experiment_name():

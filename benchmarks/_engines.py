@@ -12,6 +12,9 @@ import importlib.util
 
 import numpy as np
 
+from spgnet_keras.export.openvino import openvino_network
+from spgnet_keras.export.portable import fixed_batches
+
 OPENVINO_PRECISIONS = {"openvino_f32": "f32", "openvino_bf16": "bf16", "openvino_int8": "int8"}
 
 
@@ -21,38 +24,26 @@ def available(paths):
     return [name for name in paths if installed or name not in OPENVINO_PRECISIONS]
 
 
-def calibration_batches(images, batch):
-    """`images` `[N, H, W, 3]` in batches of the fixed input's `batch` (the last one filled up
-    with the first images), float32."""
-    images = np.asarray(images, np.float32)
-    count = -(-len(images) // batch) * batch
-    filled = np.concatenate([images, images[: count - len(images)]]) if count > len(images) else images
-    return [filled[i : i + batch] for i in range(0, count, batch)]
-
-
 class OpenVinoRunner:
     """An OpenVINO CPU model compiled for latency on `threads` threads.
 
     `precision`: "f32" / "bf16" set the CPU plugin's inference precision (the plugin's own
     default on AMX machines is bfloat16); "int8" quantises the float model with NNCF
     (`nncf.quantize`, post-training, on `calibration`) and lets the plugin run the int8
-    graph (int8 where quantised, its default precision elsewhere).
+    graph (int8 where quantised, its default precision elsewhere). `profile`: the plugin
+    keeps per-node times (`PERF_COUNT`; `benchmarks/serving_profile.py`); `self.model` is
+    the graph it compiled (after NNCF for int8).
     """
 
-    def __init__(self, onnx_path, precision, threads, calibration=None):
+    def __init__(self, onnx_path, precision, threads, calibration=None, profile=False):
         import openvino as ov
 
-        model = ov.convert_model(str(onnx_path))
-        batch = int(model.input(0).get_partial_shape()[0].get_length())
+        model = openvino_network(onnx_path, "int8" if precision == "int8" else None, calibration)
         hint = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}.get(precision)
-        if precision == "int8":
-            import nncf
-
-            batches = calibration_batches(calibration, batch)
-            model = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads)}
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads), "PERF_COUNT": bool(profile)}
         if hint is not None:
             config["INFERENCE_PRECISION_HINT"] = hint
+        self.model = model
         self.compiled = ov.Core().compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.input_shape = tuple(int(v) for v in self.compiled.input(0).shape)
@@ -83,7 +74,7 @@ def onnx_static_int8(onnx_path, out_path, calibration):
 
     graph_input = onnx.load(str(onnx_path), load_external_data=False).graph.input[0]
     batch = graph_input.type.tensor_type.shape.dim[0].dim_value
-    reader = _CalibrationReader(graph_input.name, calibration_batches(calibration, batch))
+    reader = _CalibrationReader(graph_input.name, fixed_batches(calibration, batch))
     quantize_static(str(onnx_path), str(out_path), reader,
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
                     weight_type=QuantType.QInt8)

@@ -75,7 +75,9 @@ def speed_table(cell, times, macs, limits):
 def results_markdown(machine, cells, macs, limits, accuracy, notes, model_description, val_count, answer=()):
     lines = ["## Serving speed: every engine against the measured peak", "", machine.markdown(), ""]
     lines += [f"Model: {model_description}. Latency = median of interleaved rounds (one call of each path per "
-              "round); images/s = batch / latency. Achieved GMAC/s = MACs of the padded input x batch / latency.", ""]
+              "round) on the first CamVid val frames resized to the cell's size (natural images: what a PNG "
+              "request decodes is a photo, not noise); images/s = batch / latency. Achieved GMAC/s = MACs of the "
+              "padded input x batch / latency.", ""]
     lines += limit_lines(limits)
     for cell, times in cells.items():
         lines += speed_table(cell, times, macs, limits)

@@ -361,12 +361,11 @@ def main(argv=None):
     fixed_arguments = (names, work, root / "train" / "images", args.calibration_images, args.threads, log, notes)
     dynamic = dynamic_paths(model, names, work, log)
     paths = {cell: {**dynamic, **fixed_shape_paths(model, cell, *fixed_arguments)} for cell in cells}
-    rng = np.random.default_rng(0)
     results, payload = {}, {}
     for cell in cells:
         height, width, batch = cell
         log(f"cell {height}x{width} batch {batch}")
-        images = rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
+        images = calibration_images(root / "val" / "images", height, width, limit=batch)  # natural images, resized
         results[cell] = benchmark_cell(paths[cell], images, args.repeats, args.warmup, args.budget, machine, log)
         payload = dict(machine=machine.to_dict(), command=_common.command_line(), limits=limits,
                        cells={f"{h}x{w}:b{b}": r for (h, w, b), r in results.items()},

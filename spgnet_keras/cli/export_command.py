@@ -1,10 +1,13 @@
-"""`spgnet export`: a trained checkpoint as a TF Serving SavedModel, ONNX or TFLite file.
+"""`spgnet export`: a trained checkpoint as a TF Serving SavedModel, ONNX, TFLite or OpenVINO file.
 
     spgnet export runs/best.keras --out models/spgnet/1
     spgnet export runs/best.keras --out models/spgnet/2 --scales 0.75,1,1.25 --flip --probabilities
     spgnet export runs/best.keras --format onnx --out spgnet.onnx --input-size 512x1024
     spgnet export runs/best.keras --out models/spgnet/3 --precision bfloat16
     spgnet export runs/best.keras --format tflite --out spgnet_int8.tflite --input-size 384x480 \
+        --quantize int8 --calibration data/camvid/train/images --validation data/camvid/val
+    spgnet export runs/best.keras --format openvino --out spgnet.xml --input-size 512x1024
+    spgnet export runs/best.keras --format openvino --out spgnet_int8.xml --input-size 512x1024 \
         --quantize int8 --calibration data/camvid/train/images --validation data/camvid/val
 
 Every format serves the inference graph with BatchNorm folded into the convolutions.
@@ -15,7 +18,8 @@ from pathlib import Path
 from spgnet_keras.constants import PREDICTION
 from spgnet_keras.errors import InvalidInputError
 
-FORMATS = ("saved_model", "onnx", "tflite")
+FORMATS = ("saved_model", "onnx", "tflite", "openvino")
+INT8_FORMATS = ("tflite", "openvino")
 PRECISIONS = ("float32", "bfloat16")
 QUANTIZATIONS = ("int8",)
 
@@ -23,7 +27,7 @@ QUANTIZATIONS = ("int8",)
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "export",
-        help="export a checkpoint for serving (TF Serving SavedModel, ONNX, TFLite)",
+        help="export a checkpoint for serving (TF Serving SavedModel, ONNX, TFLite, OpenVINO)",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("checkpoint", type=Path, help="trained model (.keras)")
@@ -32,7 +36,8 @@ def add_parser(subparsers):
         type=Path,
         required=True,
         help="saved_model: the version folder BASE/MODEL_NAME/VERSION (numeric VERSION, as TF Serving "
-        "expects); onnx / tflite: the .onnx / .tflite file",
+        "expects); onnx / tflite / openvino: the .onnx / .tflite / .xml file (openvino writes its weights "
+        "beside it, in .bin)",
     )
     parser.add_argument("--format", choices=FORMATS, default="saved_model", help="what to write (default saved_model)")
     parser.add_argument("--output", default=PREDICTION, help="model output to serve: prediction (last stage), stage1, ...")
@@ -44,10 +49,10 @@ def add_parser(subparsers):
     parser.add_argument("--probabilities", action="store_true", help="saved_model: also return softmax probabilities")
     parser.add_argument("--max-pixels", type=int, default=None, help="saved_model: largest height*width accepted")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version folder / file")
-    parser.add_argument("--input-size", default=None, help="onnx / tflite: fixed HEIGHTxWIDTH (multiples of 32)")
-    parser.add_argument("--batch-size", type=int, default=1, help="onnx / tflite: fixed batch size (default 1)")
+    parser.add_argument("--input-size", default=None, help="onnx / tflite / openvino: fixed HEIGHTxWIDTH (multiples of 32)")
+    parser.add_argument("--batch-size", type=int, default=1, help="onnx / tflite / openvino: fixed batch size (default 1)")
     parser.add_argument(
-        "--skip-parity-check", action="store_true", help="onnx / tflite: do not compare the file with Keras"
+        "--skip-parity-check", action="store_true", help="onnx / tflite / openvino: do not compare the file with Keras"
     )
     parser.add_argument(
         "--precision",
@@ -58,7 +63,8 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--quantize", choices=QUANTIZATIONS, default=None,
-        help="tflite: int8 weights (per channel) and activations, calibrated on --calibration images",
+        help="tflite / openvino: int8 weights (per channel) and activations, calibrated on --calibration images "
+        "(openvino: NNCF)",
     )
     parser.add_argument(
         "--calibration", type=Path, default=None,
@@ -76,7 +82,8 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--min-agreement", type=float, default=None,
-        help="onnx / tflite: smallest fraction of pixels whose class must equal Keras' (default 0.999; 0.9 for int8, "
+        help="onnx / tflite / openvino: smallest fraction of pixels whose class must equal Keras' (default 0.999; "
+        "0.9 for int8, "
         "measured on the calibration images)",
     )
     parser.set_defaults(func=run)
@@ -119,8 +126,8 @@ def check_quantization_options(args):
             verb = "applies" if len(given) == 1 else "apply"
             raise InvalidInputError(f"{' / '.join(given)} {verb} only to --quantize int8.")
         return
-    if args.format != "tflite":
-        raise InvalidInputError(f"--quantize int8 is for --format tflite, got --format {args.format}.")
+    if args.format not in INT8_FORMATS:
+        raise InvalidInputError(f"--quantize int8 is for --format {' / '.join(INT8_FORMATS)}, got --format {args.format}.")
     if args.calibration is None:
         raise InvalidInputError("--quantize int8 needs --calibration DIR (a folder of a few hundred images from your data).")
     from spgnet_keras.data import list_images
@@ -144,14 +151,16 @@ def run(args):
     check_min_agreement(args.min_agreement)
     check_quantization_options(args)
     if args.precision != "float32" and args.format != "saved_model":
-        raise InvalidInputError(f"--precision {args.precision} is for --format saved_model; use --quantize int8 for tflite.")
+        raise InvalidInputError(
+            f"--precision {args.precision} is for --format saved_model; use --quantize int8 for {' / '.join(INT8_FORMATS)}."
+        )
     if args.format == "saved_model":
         scales = parse_scales(args.scales)
         output_size = "original" if args.output_size == "original" else parse_size(args.output_size, "--output-size")
         if args.input_size is not None:
-            raise InvalidInputError("--input-size is for --format onnx / tflite; a SavedModel takes any size.")
+            raise InvalidInputError("--input-size is for --format onnx / tflite / openvino; a SavedModel takes any size.")
         if args.min_agreement is not None:
-            raise InvalidInputError("--min-agreement is for --format onnx / tflite.")
+            raise InvalidInputError("--min-agreement is for --format onnx / tflite / openvino.")
         from spgnet_keras.export import DEFAULT_MAX_PIXELS, export_saved_model
         from spgnet_keras.export.saved_model import check_output_size, check_version_dir
 
@@ -195,13 +204,14 @@ def run(args):
     if args.out.exists() and not args.overwrite:
         raise InvalidInputError(f"{args.out} already exists; pass --overwrite to replace it.")
     model = load_checkpoint(args.checkpoint)
+    from spgnet_keras.export.openvino import export_openvino
     from spgnet_keras.export.portable import ParityError, check_parity, export_onnx, export_tflite
 
     shape = (args.batch_size, height, width, 3)
     try:
         if args.quantize == "int8":
             return export_int8(model, args, shape)
-        export = export_onnx if args.format == "onnx" else export_tflite
+        export = {"onnx": export_onnx, "tflite": export_tflite, "openvino": export_openvino}[args.format]
         path = export(model, args.out, shape, output=args.output)
         print(f"{args.format} model written to {path} (input float32 {list(shape)}, RGB 0-255; output logits)")
         if not args.skip_parity_check:
@@ -224,7 +234,7 @@ def check_tensorflow_backend(export_format):
 
 
 def export_int8(model, args, shape):
-    """Writes the int8 TFLite file and reports how it compares with the float model."""
+    """Writes the int8 TFLite / OpenVINO file and reports how it compares with the float model."""
     from spgnet_keras.export.portable import ParityError
     from spgnet_keras.export.quantize import (
         DEFAULT_MIN_INT8_AGREEMENT,
@@ -235,9 +245,14 @@ def export_int8(model, args, shape):
     )
 
     calibration = calibration_images(args.calibration, shape[1], shape[2], limit=args.calibration_images)
-    path = export_int8_tflite(model, args.out, shape, calibration, output=args.output)
+    if args.format == "openvino":
+        from spgnet_keras.export.openvino import export_openvino
+
+        path = export_openvino(model, args.out, shape, output=args.output, quantize="int8", calibration_images=calibration)
+    else:
+        path = export_int8_tflite(model, args.out, shape, calibration, output=args.output)
     print(
-        f"int8 tflite model written to {path} (input float32 {list(shape)}, RGB 0-255; output float32 logits; "
+        f"int8 {args.format} model written to {path} (input float32 {list(shape)}, RGB 0-255; output float32 logits; "
         f"calibrated on {len(calibration)} images of {args.calibration})"
     )
     if args.skip_parity_check and args.validation is None:

@@ -27,6 +27,7 @@ except ModuleNotFoundError as missing:  # e.g. a JAX-only GPU machine
         "`spgnet export MODEL.keras --out DIR/1` there (any Keras backend).", name="tensorflow") from missing
 
 from spgnet_keras.export.folding import PRECISIONS, fold_batchnorm, with_precision
+from spgnet_keras.export.openvino import export_openvino
 from spgnet_keras.export.portable import (
     ParityError,
     ParityReport,
@@ -83,6 +84,7 @@ __all__ = [
     "check_parity",
     "export_int8_tflite",
     "export_onnx",
+    "export_openvino",
     "export_saved_model",
     "export_tflite",
     "fold_batchnorm",

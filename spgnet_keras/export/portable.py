@@ -26,6 +26,9 @@ from spgnet_keras.models.spgnet import check_takes_raw_images
 
 ONNX_REQUIREMENTS = ("tf2onnx", "onnxruntime")
 TFLITE_REQUIREMENTS = ("ai_edge_litert",)
+OPENVINO_REQUIREMENTS = ("openvino", "nncf")
+# File suffix -> format, for `check_parity` and `open_runner`.
+SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".xml": "openvino"}
 DEFAULT_MIN_AGREEMENT = 0.999
 QUANTIZATIONS = (None, "int8")
 
@@ -79,8 +82,8 @@ class ParityReport:
 
 
 def missing_requirements(kind):
-    """Names of the Python packages that `kind` ("onnx" or "tflite") needs and lacks."""
-    names = {"onnx": ONNX_REQUIREMENTS, "tflite": TFLITE_REQUIREMENTS}[kind]
+    """Names of the Python packages that `kind` ("onnx", "tflite" or "openvino") needs and lacks."""
+    names = {"onnx": ONNX_REQUIREMENTS, "tflite": TFLITE_REQUIREMENTS, "openvino": OPENVINO_REQUIREMENTS}[kind]
     missing = []
     for name in names:
         try:
@@ -147,6 +150,17 @@ def int8_converter_options(calibration_images, shape):
     the TFLite default) with `calibration_images` as the representative dataset."""
     import tensorflow as tf
 
+    images = calibration_array(calibration_images, shape)
+
+    def representative_dataset():
+        for chunk in fixed_batches(images, int(shape[0])):
+            yield [chunk]
+
+    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative_dataset}
+
+
+def calibration_array(calibration_images, shape):
+    """The calibration images as float32 `[N, H, W, 3]` of the export `shape`, or InvalidInputError."""
     if calibration_images is None or len(calibration_images) == 0:
         raise InvalidInputError("int8 quantization needs calibration images (--calibration DIR).")
     images = np.asarray(calibration_images, dtype="float32")
@@ -154,24 +168,23 @@ def int8_converter_options(calibration_images, shape):
         raise InvalidInputError(
             f"Calibration images have shape {images.shape}; the export takes (N, {', '.join(map(str, shape[1:]))})."
         )
-    batch = int(shape[0])
+    return images
 
-    def representative_dataset():
-        for start in range(0, len(images), batch):
-            chunk = images[start : start + batch]
-            if len(chunk) < batch:  # the fixed batch size: repeat the first images
-                chunk = np.concatenate([chunk, images[: batch - len(chunk)]])
-            yield [chunk]
 
-    return {"optimizations": [tf.lite.Optimize.DEFAULT], "representative_dataset": representative_dataset}
+def fixed_batches(images, batch):
+    """`images` in batches of a fixed-batch input's size `batch`, the last one filled up with the first images."""
+    images = np.asarray(images, dtype="float32")
+    count = -(-len(images) // batch) * batch
+    filled = np.concatenate([images, images[: count - len(images)]]) if count > len(images) else images
+    return [filled[start : start + batch] for start in range(0, count, batch)]
 
 
 def check_parity(model, path, images=None, *, output=PREDICTION, min_agreement=DEFAULT_MIN_AGREEMENT, seed=0):
-    """Compares an exported `.onnx` / `.tflite` file with the Keras model.
+    """Compares an exported `.onnx` / `.tflite` / OpenVINO `.xml` file with the Keras model.
 
     Args:
         model: the Keras model that was exported.
-        path: the `.onnx` or `.tflite` file.
+        path: the `.onnx`, `.tflite` or `.xml` file.
         images: float32 RGB 0-255 images `[B, H, W, 3]` of the exported shape; None
             draws uniform random images of that shape (`seed`).
         output: the model output that was exported.
@@ -182,10 +195,7 @@ def check_parity(model, path, images=None, *, output=PREDICTION, min_agreement=D
         `min_agreement`.
     """
     check_takes_raw_images(model)
-    path = Path(path)
-    kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
-    if kind is None:
-        raise InvalidInputError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
+    kind = file_format(path)
     runner = open_runner(path)
     if images is None:
         images = np.random.default_rng(seed).uniform(0, 255, runner.input_shape).astype("float32")
@@ -210,13 +220,22 @@ def check_parity(model, path, images=None, *, output=PREDICTION, min_agreement=D
 
 
 def open_runner(path, num_threads=None):
-    """A callable running an exported `.onnx` / `.tflite` file on a float32 batch of its input
+    """A callable running an exported `.onnx` / `.tflite` / `.xml` (OpenVINO) file on a float32 batch of its input
     shape (`runner.input_shape`) and returning the logits; `num_threads` None: the runtime's default."""
-    path = Path(path)
-    kind = {".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix)
-    if kind is None:
-        raise InvalidInputError(f"Cannot tell the format of {str(path)!r}: expected .onnx or .tflite.")
+    kind = file_format(path)
+    if kind == "openvino":
+        from spgnet_keras.export.openvino import OpenVinoRunner
+
+        return OpenVinoRunner(path, num_threads)
     return _OnnxRunner(path, num_threads) if kind == "onnx" else _TFLiteRunner(path, num_threads)
+
+
+def file_format(path):
+    """"onnx", "tflite" or "openvino" from the file name, or InvalidInputError."""
+    kind = SUFFIXES.get(Path(path).suffix)
+    if kind is None:
+        raise InvalidInputError(f"Cannot tell the format of {str(path)!r}: expected {' / '.join(SUFFIXES)}.")
+    return kind
 
 
 # === Internals ===

@@ -4,10 +4,23 @@ import io
 import struct
 import zlib
 
+import keras
 import numpy as np
 from PIL import Image
 
+from spgnet_keras import SPGNet
 from spgnet_keras.constants import IMAGENET_MEAN, OUTPUT_STRIDE
+
+QUANTIZED_CLASSES = 5
+
+
+def quantizable_model(seed):
+    """The small SPGNet the int8 export tests quantize (1xR18, D=16, 5 classes).
+
+    decoder_channels=16: with 8, a decoder block's 2 inner channels can be dead (all zero on
+    every calibration image), a degenerate int8 scale that XNNPACK refuses."""
+    keras.utils.set_random_seed(seed)
+    return SPGNet(QUANTIZED_CLASSES, backbones=("resnet18",), decoder_channels=16)
 
 
 def keras_logits(model, images, output="prediction"):

@@ -15,36 +15,29 @@ import re
 import subprocess
 import types
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from spgnet_keras import SPGNet
 from spgnet_keras.export import MAX_OUTPUT_PIXELS, export_saved_model, open_runner
 from spgnet_keras.export.serving import ENCODED_RANK_MESSAGE, TENSOR_RANK_MESSAGE
-from tests.export.reference import encode, keras_classes, smooth_image
+from tests.export.reference import QUANTIZED_CLASSES, encode, keras_classes, smooth_image
 from tests.export.test_export_options import _cli
 from tests.export.test_saved_model import _read_output, _start_c_compile, _write_array, _write_strings
 
-NUM_CLASSES = 5
+NUM_CLASSES = QUANTIZED_CLASSES
 SIZE = (64, 96)
 
 
 @pytest.fixture(scope="module")
-def model():
-    # decoder_channels=16: with 8, a decoder block's 2 inner channels can be dead (all zero
-    # on every calibration image), a degenerate int8 scale that XNNPACK refuses.
-    keras.utils.set_random_seed(21)
-    return SPGNet(NUM_CLASSES, backbones=("resnet18",), decoder_channels=16)
+def model(int8_model):
+    return int8_model
 
 
 @pytest.fixture(scope="module")
-def checkpoint(model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("checkpoint") / "model.keras"
-    model.save(path)
-    return path
+def checkpoint(int8_checkpoint):
+    return int8_checkpoint
 
 
 def _write_folders(root, model):

@@ -1,0 +1,111 @@
+"""OpenVINO IR export of the bare network, float32 or int8 (NNCF), for serving on CPUs.
+
+The network of `export_onnx` (BatchNorm folded, one fixed input shape; input `image` float32
+`[B, H, W, 3]` RGB 0-255, output the float32 logits `[B, H, W, C]`), converted from that ONNX
+graph by `openvino.convert_model` and written by `openvino.save_model` as `NAME.xml` (the
+graph) beside `NAME.bin` (its float32 weights: no float16 compression). With
+`quantize="int8"`, NNCF's post-training quantization (`nncf.quantize`) calibrates int8
+activations and weights on images from the user's data; input and output stay float32.
+
+OpenVINO Runtime (C++ or Python) loads the `.xml` file as it is;
+`open_runner("model.xml")` runs it here on the CPU plugin at float32 inference precision
+(the plugin's default on AMX machines is bfloat16: set `INFERENCE_PRECISION_HINT` to
+`bf16` there for speed). docs/benchmarks.md ("Serving speed") measures it against the other
+engines on the machine the benchmark ran on.
+"""
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from spgnet_keras.constants import PREDICTION
+from spgnet_keras.errors import InvalidInputError
+from spgnet_keras.export.portable import (
+    QUANTIZATIONS,
+    _fixed_shape,
+    _require,
+    calibration_array,
+    export_onnx,
+    fixed_batches,
+)
+
+__all__ = ["export_openvino", "openvino_network"]
+
+
+def export_openvino(model, path, input_shape, *, output=PREDICTION, quantize=None, calibration_images=None):
+    """Writes the network for a fixed `input_shape` as OpenVINO IR (`path` and its `.bin`).
+
+    Args:
+        model: a Keras model (e.g. `SPGNet`) taking RGB 0-255 images.
+        path: the `.xml` file to write; the weights go to the same name with `.bin`.
+        input_shape: (height, width) or (batch, height, width, 3); batch defaults to 1.
+        output: which output of the model to export ("prediction", "stage1", ...).
+        quantize: None (float32) or "int8" (NNCF post-training quantization).
+        calibration_images: float32 RGB 0-255 `[N, H, W, 3]` images of the exported
+            height and width, required for "int8".
+
+    Returns:
+        The `Path` of the `.xml` file.
+
+    Example:
+
+    ```python
+    export_openvino(model, "spgnet.xml", (1, 512, 1024, 3))
+    export_openvino(model, "spgnet_int8.xml", (1, 512, 1024, 3), quantize="int8", calibration_images=images)
+    ```
+    """
+    path = Path(path)
+    if path.suffix != ".xml":
+        raise InvalidInputError(f"The OpenVINO file name must end in .xml (its weights go beside it in .bin), got {str(path)!r}.")
+    if quantize not in QUANTIZATIONS:
+        raise InvalidInputError(f"`quantize` must be one of {QUANTIZATIONS}, got {quantize!r}.")
+    shape = _fixed_shape(input_shape)
+    calibration = calibration_array(calibration_images, shape) if quantize == "int8" else None
+    _require("openvino", ("openvino", "nncf") if quantize else ("openvino",))
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = export_onnx(model, Path(folder) / "network.onnx", shape, output=output)
+        network = openvino_network(onnx_path, quantize, calibration)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(network, str(path), compress_to_fp16=False)
+    return path
+
+
+def openvino_network(onnx_path, quantize=None, calibration_images=None):
+    """The `openvino.Model` of an `export_onnx` file; with `quantize="int8"`, quantized by NNCF
+    on `calibration_images` (float32 `[N, H, W, 3]` of the file's input size).
+
+    What `export_openvino` writes, and what benchmarks/serving_speed.py times."""
+    _require("openvino", ("openvino", "nncf") if quantize else ("openvino",))
+    import openvino as ov
+
+    network = ov.convert_model(str(onnx_path))
+    if quantize == "int8":
+        import nncf
+
+        shape = tuple(int(v) for v in network.input(0).get_shape())
+        batches = fixed_batches(calibration_array(calibration_images, shape), shape[0])
+        network = nncf.quantize(network, nncf.Dataset(batches), subset_size=len(batches))
+    return network
+
+
+class OpenVinoRunner:
+    """OpenVINO's CPU plugin running an `.xml` file at float32 inference precision (int8 where
+    the file is quantized), compiled for latency; `open_runner` returns one for `.xml` files."""
+
+    def __init__(self, path, num_threads=None):
+        _require("openvino", ("openvino",))
+        import openvino as ov
+
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32}
+        if num_threads:
+            config["INFERENCE_NUM_THREADS"] = int(num_threads)
+        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.input_shape = tuple(int(v) for v in self.compiled.input(0).shape)
+        self.delegate = "OpenVINO CPU"
+
+    def __call__(self, images):
+        return np.array(self.request.infer({0: np.ascontiguousarray(images, np.float32)})[0])

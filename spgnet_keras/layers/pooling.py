@@ -50,14 +50,31 @@ def crop_sized_average(x, pool_size):
     `pool_size` window (clipped to the map) shifted to lie inside the map.
 
     Equal to a stride-1 'valid' average pool of kernel min(pool_size, (H, W)) followed by
-    replicate padding back to (H, W). Computed from cumulative sums because the kernel
-    depends on the map size, which is only known at run time for inputs of any size.
+    replicate padding back to (H, W), which is how it is computed when H and W are known
+    while tracing (eager calls, fixed-shape exports: one pooling op that CPU runtimes run
+    fast; cumulative sums were 6 % of an int8 OpenVINO call, docs/benchmarks.md "Serving
+    profile"). For a map of unknown size (a SavedModel taking any size) the kernel is
+    only known at run time, so it comes from cumulative sums.
     """
     dtype = x.dtype
     x = ops.cast(x, "float32")
-    for axis, window in zip((1, 2), pool_size):
-        x = _window_mean(x, axis, window)
+    height, width = ops.shape(x)[1:3]
+    if isinstance(height, int) and isinstance(width, int):
+        x = _pooled_window_mean(x, (min(pool_size[0], height), min(pool_size[1], width)))
+    else:
+        for axis, window in zip((1, 2), pool_size):
+            x = _window_mean(x, axis, window)
     return ops.cast(x, dtype)
+
+
+def _pooled_window_mean(x, window):
+    """crop_sized_average of a map of known size: the 'valid' average pool, then each
+    position takes the window shifted inside the map (replicate padding, as a gather)."""
+    pooled = ops.average_pool(x, window, strides=1, padding="valid")
+    for axis, (size, side) in enumerate(zip(ops.shape(x)[1:3], window), start=1):
+        starts = [min(max(k - (side - 1) // 2, 0), size - side) for k in range(size)]
+        pooled = ops.take(pooled, starts, axis=axis)
+    return pooled
 
 
 def _window_mean(x, axis, window):

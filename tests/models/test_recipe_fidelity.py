@@ -130,6 +130,19 @@ def test_crop_sized_average_matches_in_place_abn(pool):
     np.testing.assert_allclose(crop_sized_average(x, pool), numpy_crop_pooling(x, pool), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("pool", [(3, 4), (5, 7), (9, 3)])
+def test_crop_sized_average_of_a_map_of_unknown_size_matches_too(pool):
+    """A map whose size is unknown while tracing (a SavedModel taking any size) takes the
+    cumulative-sum path: the same means as the pooling path and In-Place ABN's."""
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).normal(size=(2, 5, 7, 3)).astype("float32")
+    traced = tf.function(lambda t: crop_sized_average(t, pool),
+                         input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    np.testing.assert_allclose(traced(x).numpy(), numpy_crop_pooling(x, pool), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(traced(x).numpy(), crop_sized_average(x, pool), rtol=1e-5, atol=1e-5)
+
+
 def test_context_pooling_is_global_in_training_and_round_trips(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 5, 7, 3)).astype("float32")
     layer = ContextPooling("crop", (3, 4))

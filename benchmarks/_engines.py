@@ -10,9 +10,7 @@ images as the int8 TFLite file (`calibration_images`, resized to the input size)
 
 import importlib.util
 
-import numpy as np
-
-from spgnet_keras.export.openvino import openvino_network
+from spgnet_keras.export.openvino import OpenVinoRunner, openvino_network
 from spgnet_keras.export.portable import fixed_batches
 
 OPENVINO_PRECISIONS = {"openvino_f32": "f32", "openvino_bf16": "bf16", "openvino_int8": "int8"}
@@ -24,33 +22,20 @@ def available(paths):
     return [name for name in paths if installed or name not in OPENVINO_PRECISIONS]
 
 
-class OpenVinoRunner:
-    """An OpenVINO CPU model compiled for latency on `threads` threads.
+def openvino_runner(onnx_path, precision, threads, calibration=None, profile=False):
+    """`spgnet_keras.export.openvino`'s runner of the exported network at `precision`.
 
-    `precision`: "f32" / "bf16" set the CPU plugin's inference precision (the plugin's own
-    default on AMX machines is bfloat16); "int8" quantises the float model with NNCF
-    (`nncf.quantize`, post-training, on `calibration`) and lets the plugin run the int8
-    graph (int8 where quantised, its default precision elsewhere). `profile`: the plugin
-    keeps per-node times (`PERF_COUNT`; `benchmarks/serving_profile.py`); `self.model` is
-    the graph it compiled (after NNCF for int8).
+    "f32" / "bf16" set the CPU plugin's inference precision (its own default on AMX machines
+    is bfloat16); "int8" quantises the float network with NNCF (`openvino_network`, what
+    `spgnet export --format openvino --quantize int8` writes) and lets the plugin run the
+    int8 graph (int8 where quantised, its default precision elsewhere). `runner.model` is the
+    graph it compiled (after NNCF for int8), for `benchmarks/serving_profile.py`.
     """
-
-    def __init__(self, onnx_path, precision, threads, calibration=None, profile=False):
-        import openvino as ov
-
-        model = openvino_network(onnx_path, "int8" if precision == "int8" else None, calibration)
-        hint = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}.get(precision)
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": int(threads), "PERF_COUNT": bool(profile)}
-        if hint is not None:
-            config["INFERENCE_PRECISION_HINT"] = hint
-        self.model = model
-        self.compiled = ov.Core().compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
-        self.input_shape = tuple(int(v) for v in self.compiled.input(0).shape)
-        self.delegate = f"OpenVINO CPU {precision}"
-
-    def __call__(self, images):
-        return self.request.infer({0: np.ascontiguousarray(images, np.float32)})[0]
+    int8 = precision == "int8"
+    network = openvino_network(onnx_path, "int8" if int8 else None, calibration)
+    runner = OpenVinoRunner(network, threads, precision=None if int8 else precision, profile=profile)
+    runner.model, runner.delegate = network, f"OpenVINO CPU {precision}"
+    return runner
 
 
 class _CalibrationReader:

@@ -202,7 +202,7 @@ def main(argv=None):
     images = np.random.default_rng(0).uniform(0, 255, shape).astype("float32")
     summaries = {}
     for precision in precisions:
-        runner = _engines.OpenVinoRunner(onnx_path, precision, args.threads, calibration, profile=True)
+        runner = _engines.openvino_runner(onnx_path, precision, args.threads, calibration, profile=True)
         runner(images)
         wall, nodes = profile_calls(runner, images, args.calls)
         summaries[precision] = summarise(wall, nodes, convolution_macs(runner.model), precision, limits)

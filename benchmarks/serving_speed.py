@@ -205,7 +205,7 @@ def onnx_engine(name, onnx_path, threads, calibration):
     if name == "onnx_int8":
         quantised = _engines.onnx_static_int8(onnx_path, onnx_path.with_name(onnx_path.stem + "_qdq.onnx"), calibration)
         return open_runner(quantised, num_threads=threads)
-    return _engines.OpenVinoRunner(onnx_path, _engines.OPENVINO_PRECISIONS[name], threads, calibration)
+    return _engines.openvino_runner(onnx_path, _engines.OPENVINO_PRECISIONS[name], threads, calibration)
 
 
 # ----------------------------------------------------------------------------- timing and accuracy

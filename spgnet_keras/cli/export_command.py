@@ -201,17 +201,18 @@ def run(args):
     if args.batch_size <= 0:
         raise InvalidInputError(f"--batch-size must be positive, got {args.batch_size}.")
     height, width = parse_size(args.input_size, "--input-size")
-    if args.out.exists() and not args.overwrite:
-        raise InvalidInputError(f"{args.out} already exists; pass --overwrite to replace it.")
+    existing = [path for path in written_files(args.format, args.out) if path.exists()]
+    if existing and not args.overwrite:
+        raise InvalidInputError(f"{existing[0]} already exists; pass --overwrite to replace it.")
     model = load_checkpoint(args.checkpoint)
     from spgnet_keras.export.openvino import export_openvino
     from spgnet_keras.export.portable import ParityError, check_parity, export_onnx, export_tflite
 
     shape = (args.batch_size, height, width, 3)
     try:
-        if args.quantize == "int8":
-            return export_int8(model, args, shape)
         export = {"onnx": export_onnx, "tflite": export_tflite, "openvino": export_openvino}[args.format]
+        if args.quantize == "int8":
+            return export_int8(model, args, shape, export)
         path = export(model, args.out, shape, output=args.output)
         print(f"{args.format} model written to {path} (input float32 {list(shape)}, RGB 0-255; output logits)")
         if not args.skip_parity_check:
@@ -233,24 +234,24 @@ def check_tensorflow_backend(export_format):
                                 f"backend: run KERAS_BACKEND=tensorflow spgnet export ... --format {export_format}.")
 
 
-def export_int8(model, args, shape):
-    """Writes the int8 TFLite / OpenVINO file and reports how it compares with the float model."""
+def written_files(export_format, out):
+    """The files a fixed-shape export writes: `out`, and for OpenVINO its weights beside it."""
+    return [out, out.with_suffix(".bin")] if export_format == "openvino" else [out]
+
+
+def export_int8(model, args, shape, export):
+    """Writes the int8 file with `export` (`export_tflite` / `export_openvino`) and reports how it
+    compares with the float model."""
     from spgnet_keras.export.portable import ParityError
     from spgnet_keras.export.quantize import (
         DEFAULT_MIN_INT8_AGREEMENT,
         calibration_images,
-        export_int8_tflite,
         quantization_report,
         validation_pairs,
     )
 
     calibration = calibration_images(args.calibration, shape[1], shape[2], limit=args.calibration_images)
-    if args.format == "openvino":
-        from spgnet_keras.export.openvino import export_openvino
-
-        path = export_openvino(model, args.out, shape, output=args.output, quantize="int8", calibration_images=calibration)
-    else:
-        path = export_int8_tflite(model, args.out, shape, calibration, output=args.output)
+    path = export(model, args.out, shape, output=args.output, quantize="int8", calibration_images=calibration)
     print(
         f"int8 {args.format} model written to {path} (input float32 {list(shape)}, RGB 0-255; output float32 logits; "
         f"calibrated on {len(calibration)} images of {args.calibration})"

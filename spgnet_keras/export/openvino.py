@@ -14,6 +14,8 @@ OpenVINO Runtime (C++ or Python) loads the `.xml` file as it is;
 engines on the machine the benchmark ran on.
 """
 
+import errno
+import os
 import tempfile
 from pathlib import Path
 
@@ -65,11 +67,22 @@ def export_openvino(model, path, input_shape, *, output=PREDICTION, quantize=Non
     _require("openvino", ("openvino", "nncf") if quantize else ("openvino",))
     import openvino as ov
 
-    with tempfile.TemporaryDirectory() as folder:
-        onnx_path = export_onnx(model, Path(folder) / "network.onnx", shape, output=output)
-        network = openvino_network(onnx_path, quantize, calibration)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ov.save_model(network, str(path), compress_to_fp16=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = path.with_suffix(".bin")
+    try:  # written in a hidden folder beside `path`, then renamed: a failed write leaves the old files whole
+        with tempfile.TemporaryDirectory(prefix=f".tmp-{path.stem}-", dir=path.parent) as folder:
+            onnx_path = export_onnx(model, Path(folder) / "network.onnx", shape, output=output)
+            network = openvino_network(onnx_path, quantize, calibration)
+            try:
+                ov.save_model(network, str(Path(folder) / path.name), compress_to_fp16=False)
+            except RuntimeError as error:  # OpenVINO's C++ stream error names neither file nor cause
+                raise OSError(errno.EIO, f"writing the OpenVINO files failed ({error}); is the disk full?") from error
+            os.replace(Path(folder) / weights.name, weights)
+            os.replace(Path(folder) / path.name, path)
+    except OSError as error:
+        if error.filename is None:  # e.g. the temporary ONNX file: report the export's own name
+            raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+        raise
     return path
 
 
@@ -92,20 +105,32 @@ def openvino_network(onnx_path, quantize=None, calibration_images=None):
 
 
 class OpenVinoRunner:
-    """OpenVINO's CPU plugin running an `.xml` file at float32 inference precision (int8 where
-    the file is quantized), compiled for latency; `open_runner` returns one for `.xml` files."""
+    """OpenVINO's CPU plugin running a network compiled for latency; `open_runner` returns one
+    for `.xml` files.
 
-    def __init__(self, path, num_threads=None):
+    Args:
+        source: an `.xml` file or an `openvino.Model` (e.g. `openvino_network`'s).
+        num_threads: CPU threads (None: the plugin's default).
+        precision: the plugin's inference precision, "f32" (default: the float model's results;
+            int8 where the file is quantized), "bf16", or None for the plugin's own default
+            (bfloat16 on AMX machines).
+        profile: keep per-node times (`PERF_COUNT`, read from `runner.request.profiling_info`).
+    """
+
+    def __init__(self, source, num_threads=None, precision="f32", profile=False):
         _require("openvino", ("openvino",))
         import openvino as ov
 
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": ov.Type.f32}
+        config = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": bool(profile)}
+        if precision is not None:
+            config["INFERENCE_PRECISION_HINT"] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}[precision]
         if num_threads:
             config["INFERENCE_NUM_THREADS"] = int(num_threads)
-        self.compiled = ov.Core().compile_model(str(path), "CPU", config)
+        model = str(source) if isinstance(source, (str, Path)) else source
+        self.compiled = ov.Core().compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.input_shape = tuple(int(v) for v in self.compiled.input(0).shape)
-        self.delegate = "OpenVINO CPU"
+        self.delegate = "OpenVINO CPU" if precision in (None, "f32") else f"OpenVINO CPU {precision}"
 
     def __call__(self, images):
         return np.array(self.request.infer({0: np.ascontiguousarray(images, np.float32)})[0])

@@ -52,3 +52,20 @@ def test_export_on_a_full_disk_is_one_line_and_keeps_the_previous_version(tmp_pa
     assert sorted(path.relative_to(base) for path in (base / "1").rglob("*")) == first
     served = tf.saved_model.load(str(base / "1"))
     assert "serving_default" in served.signatures
+
+
+def test_openvino_export_on_a_full_disk_is_one_line_and_keeps_the_previous_files(tmp_path):
+    keras.utils.set_random_seed(0)
+    checkpoint = tmp_path / "model.keras"
+    SPGNet(3, backbones=("resnet18",), decoder_channels=8).save(checkpoint)
+    out = tmp_path / "ir" / "spgnet.xml"
+    options = ["--format", "openvino", "--input-size", "64x96", "--skip-parity-check"]
+    assert export(checkpoint, out, *options).returncode == 0
+    before = {path.name: path.read_bytes() for path in out.parent.iterdir()}
+    assert sorted(before) == ["spgnet.bin", "spgnet.xml"]
+
+    replacing = export(checkpoint, out, *options, "--overwrite", full_disk=True)
+    assert replacing.returncode == 2, replacing.stderr[-3000:]
+    assert errors(replacing) == [f"spgnet export: error: {out}: File too large"]
+    assert "Traceback" not in replacing.stderr
+    assert {path.name: path.read_bytes() for path in out.parent.iterdir()} == before  # no temporary left

@@ -82,3 +82,6 @@ def test_int8_ir_from_the_cli_reports_agreement_and_miou_on_camvid(int8_model, i
     assert logits.shape == (1, *SIZE, QUANTIZED_CLASSES) and logits.dtype == np.float32
     with pytest.raises(InvalidInputError, match="already exists; pass --overwrite"):
         _cli(argv)
+    out.unlink()  # the weights alone are the user's too: not replaced without --overwrite
+    with pytest.raises(InvalidInputError, match=r"spgnet_int8\.bin already exists; pass --overwrite"):
+        _cli(argv)

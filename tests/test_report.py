@@ -253,3 +253,18 @@ def test_overlay_figure_has_a_legend():
     labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
     assert labels == list(NAMES)  # the classes in the prediction or the ground truth
     assert figure.get_size_inches()[0] >= 12
+
+
+@pytest.mark.parametrize("log", ["", "epoch,loss\n"])
+def test_a_training_log_without_epochs_leaves_the_curves_out(model, tmp_path, log):
+    """A run killed between its backup and its CSV row at the end of epoch 1 leaves history.csv
+    empty or header-only; the report of its continuation is written without the curves."""
+    pairs = write_pairs(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "history.csv").write_text(log)
+    page = write_report(evaluate(model, pairs), tmp_path / "report", model=model, data=pairs, run_dir=run_dir,
+                        num_examples=1, num_attention=0)
+    text = Path(page).read_text(encoding="utf-8")
+    assert 'id="summary"' in text or "Summary" in text
+    assert 'id="training"' not in text and not (tmp_path / "report" / "images" / "training_curves.png").exists()

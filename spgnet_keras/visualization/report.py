@@ -179,7 +179,7 @@ def write_report(
     sections = [("summary", "Summary"), ("confusion", "Confusion matrix"), ("images", "Per image")]
     if _attention_model(model) is not None and data is not None:
         sections.append(("attention", "Guided attention"))
-    if run_dir is not None and (Path(run_dir) / "history.csv").is_file():
+    if _training_log(run_dir) is not None:
         sections.append(("training", "Training curves"))
     nav = "".join(f'<a href="#{key}">{name}</a>' for key, name in sections)
     body = [f"<h1>{_text(title)}</h1>", f"<nav>{nav}</nav>", _meta(result, model, run_dir)]
@@ -364,12 +364,28 @@ def _attention(scores, drawn, model, names, colours, images_dir) -> list[str]:
     return parts
 
 
+def _training_log(run_dir):
+    """The run's `history.csv` when it records at least one epoch, else None: a run killed
+    between its backup and its CSV row at the end of epoch 1 leaves a log without rows, and a
+    continuation that then has no epoch left to train still reports its evaluation."""
+    from spgnet_keras.visualization.curves import read_csv_log
+
+    if run_dir is None or not (Path(run_dir) / "history.csv").is_file():
+        return None
+    try:
+        read_csv_log(Path(run_dir) / "history.csv")
+    except InvalidInputError:
+        return None
+    return Path(run_dir) / "history.csv"
+
+
 def _curves(run_dir, images_dir) -> list[str]:
     from spgnet_keras.visualization.curves import plot_training_curves
 
-    if run_dir is None or not (Path(run_dir) / "history.csv").is_file():
+    log = _training_log(run_dir)
+    if log is None:
         return []
-    figure = plot_training_curves(Path(run_dir) / "history.csv")
+    figure = plot_training_curves(log)
     save_figure(figure, images_dir / "training_curves.png", dpi=100)
     return ['<h2 id="training">Training curves</h2>',
             '<p class="note">From the run\'s history.csv; loss panels on a log axis, limited to the later epochs '

@@ -124,8 +124,9 @@ class DynamicPath:
 
 
 class FixedShapePath:
-    """A fixed-shape .tflite / .onnx runner: pads the batch (mean colour; missing images by
-    repetition) to its input shape, crops the logits and takes the argmax."""
+    """A fixed-shape .tflite / .onnx / OpenVINO runner: pads the batch (mean colour; missing images
+    by repetition) to its input shape and crops the runner's class ids (`classes`: a numpy argmax
+    of the logits for LiteRT and ONNX Runtime, the plugin's own for OpenVINO)."""
 
     def __init__(self, runner):
         self.runner = runner
@@ -144,8 +145,7 @@ class FixedShapePath:
         batch = preprocessing.pad_bottom_right(tf.constant(images), self.height, self.width).numpy()
         if count < self.batch:
             batch = np.concatenate([batch, np.repeat(batch[:1], self.batch - count, axis=0)])
-        logits = self.runner(batch)[:count, :height, :width]
-        return np.argmax(logits, axis=-1)
+        return self.runner.classes(batch)[:count, :height, :width]
 
 
 def dynamic_paths(model, names, work, log):

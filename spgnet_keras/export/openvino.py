@@ -27,12 +27,13 @@ from spgnet_keras.export.portable import (
     QUANTIZATIONS,
     _fixed_shape,
     _require,
+    _Runner,
     calibration_array,
     export_onnx,
     fixed_batches,
 )
 
-__all__ = ["export_openvino", "openvino_network"]
+__all__ = ["class_id_network", "export_openvino", "openvino_network"]
 
 
 def export_openvino(model, path, input_shape, *, output=PREDICTION, quantize=None, calibration_images=None):
@@ -104,9 +105,15 @@ def openvino_network(onnx_path, quantize=None, calibration_images=None):
     return network
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(_Runner):
     """OpenVINO's CPU plugin running a network compiled for latency; `open_runner` returns one
     for `.xml` files.
+
+    A call returns the float32 logits; `classes(images)` the int32 class ids `[B, H, W]`, from the
+    network with a TopK (k=1 over the classes, ties to the lower id as `np.argmax`) appended and
+    compiled on first use, so the argmax runs in the plugin and only the class map is copied out
+    (at 512x1024 with 11 classes, a numpy argmax and the copy of the float logits cost more than
+    the int8 network's 3x3 convolutions of one stack: docs/benchmarks.md, "Serving speed").
 
     Args:
         source: an `.xml` file or an `openvino.Model` (e.g. `openvino_network`'s).
@@ -121,16 +128,40 @@ class OpenVinoRunner:
         _require("openvino", ("openvino",))
         import openvino as ov
 
-        config = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": bool(profile)}
+        self.config = {"PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": bool(profile)}
         if precision is not None:
-            config["INFERENCE_PRECISION_HINT"] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}[precision]
+            self.config["INFERENCE_PRECISION_HINT"] = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}[precision]
         if num_threads:
-            config["INFERENCE_NUM_THREADS"] = int(num_threads)
-        model = str(source) if isinstance(source, (str, Path)) else source
-        self.compiled = ov.Core().compile_model(model, "CPU", config)
+            self.config["INFERENCE_NUM_THREADS"] = int(num_threads)
+        self.core = ov.Core()
+        self.source = self.core.read_model(str(source)) if isinstance(source, (str, Path)) else source
+        self.compiled = self.core.compile_model(self.source, "CPU", self.config)
         self.request = self.compiled.create_infer_request()
+        self.classes_request = None
         self.input_shape = tuple(int(v) for v in self.compiled.input(0).shape)
         self.delegate = "OpenVINO CPU" if precision in (None, "f32") else f"OpenVINO CPU {precision}"
 
     def __call__(self, images):
-        return np.array(self.request.infer({0: np.ascontiguousarray(images, np.float32)})[0])
+        return self.request.infer({0: np.ascontiguousarray(images, np.float32)})[0]  # a copy: the next call reuses
+
+    def classes(self, images):
+        if self.classes_request is None:
+            network = class_id_network(self.source)
+            self.classes_request = self.core.compile_model(network, "CPU", self.config).create_infer_request()
+        return self.classes_request.infer({0: np.ascontiguousarray(images, np.float32)})[0]
+
+
+def class_id_network(network):
+    """A copy of the `openvino.Model` `network` (logits `[B, H, W, C]`) answering the int32 class ids `[B, H, W]`."""
+    from openvino import opset13
+
+    network = network.clone()
+    (logits_result,) = network.get_results()
+    # stable=True: of equal scores the lowest class id, as np.argmax (int8 logits tie); sort="value" is 2x slower.
+    top = opset13.topk(logits_result.input_value(0), 1, axis=-1, mode="max", sort="index", index_element_type="i32",
+                       stable=True)
+    ids = opset13.squeeze(top.output(1), opset13.constant(np.array([-1], np.int64)))
+    network.remove_result(logits_result)
+    network.add_results([opset13.result(ids)])
+    network.validate_nodes_and_infer_types()
+    return network

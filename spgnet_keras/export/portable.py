@@ -221,7 +221,8 @@ def check_parity(model, path, images=None, *, output=PREDICTION, min_agreement=D
 
 def open_runner(path, num_threads=None):
     """A callable running an exported `.onnx` / `.tflite` / `.xml` (OpenVINO) file on a float32 batch of its input
-    shape (`runner.input_shape`) and returning the logits; `num_threads` None: the runtime's default."""
+    shape (`runner.input_shape`) and returning the logits; `runner.classes(batch)` returns the int32 class ids
+    (for OpenVINO computed by the plugin). `num_threads` None: the runtime's default."""
     kind = file_format(path)
     if kind == "openvino":
         from spgnet_keras.export.openvino import OpenVinoRunner
@@ -287,7 +288,15 @@ def _single_output_network(model, input_shape, output):
     return network, tf.TensorSpec(shape, tf.float32, name="image")
 
 
-class _OnnxRunner:
+class _Runner:
+    """What every runner of `open_runner` has beyond its call (which returns the logits)."""
+
+    def classes(self, images):
+        """The int32 class ids `[B, H, W]` of a float32 batch of the input shape (argmax of the logits)."""
+        return np.argmax(self(images), axis=-1).astype(np.int32)
+
+
+class _OnnxRunner(_Runner):
     def __init__(self, path, num_threads=None):
         _require("onnx", ("onnxruntime",))
         import onnxruntime
@@ -303,7 +312,7 @@ class _OnnxRunner:
         return self.session.run(None, {self.input.name: images})[0]
 
 
-class _TFLiteRunner:
+class _TFLiteRunner(_Runner):
     """LiteRT's interpreter with its default XNNPACK delegate (float and int8 kernels).
 
     XNNPACK refuses some int8 graphs (e.g. a tensor that was all zeros on every calibration

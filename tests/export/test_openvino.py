@@ -42,6 +42,9 @@ def test_float32_ir_matches_keras_on_camvid_frames(int8_model, camvid_root, tmp_
     assert report.max_abs_diff <= 1e-3 * max(report.max_abs_logit, 1.0), str(report)
     runner = open_runner(path, num_threads=1)
     assert runner.input_shape == (2, 160, 224, 3)
+    classes = runner.classes(frames)  # the plugin's argmax (a TopK appended to the network)
+    assert classes.dtype == np.int32 and classes.shape == (2, 160, 224)
+    np.testing.assert_array_equal(classes, np.argmax(runner(frames), -1))
     with pytest.raises(InvalidInputError, match="must end in .xml"):
         export_openvino(model, tmp_path / "spgnet.onnx", frames.shape)
     with pytest.raises(InvalidInputError, match="calibration"):
@@ -78,7 +81,10 @@ def test_int8_ir_from_the_cli_reports_agreement_and_miou_on_camvid(int8_model, i
 
     graph = ov.Core().read_model(str(out))
     assert sum(node.get_type_name() == "FakeQuantize" for node in graph.get_ordered_ops()) > 20
-    logits = open_runner(out)(frames[:1])
+    runner = open_runner(out)
+    logits = runner(frames[:1])
+    # int8 logits tie; of equal scores the plugin's class ids take the lowest, as np.argmax.
+    np.testing.assert_array_equal(runner.classes(frames[:1]), np.argmax(logits, -1))
     assert logits.shape == (1, *SIZE, QUANTIZED_CLASSES) and logits.dtype == np.float32
     with pytest.raises(InvalidInputError, match="already exists; pass --overwrite"):
         _cli(argv)

@@ -16,6 +16,7 @@ from spgnet_keras.export.portable import (
     export_onnx,
     export_tflite,
     missing_requirements,
+    open_runner,
 )
 from tests.export.reference import smooth_image
 
@@ -73,6 +74,10 @@ def test_parity_with_keras(model, images, exported_file, kind):
     # A wrong-shaped batch is refused with a readable message.
     with pytest.raises(ValueError, match="takes"):
         check_parity(model, path, images[:1])
+    runner = open_runner(path)
+    classes = runner.classes(images)
+    assert classes.dtype == np.int32 and classes.shape == images.shape[:3]
+    np.testing.assert_array_equal(classes, np.argmax(runner(images), -1))
 
 
 def test_parity_error_when_models_differ(images, exported_file):

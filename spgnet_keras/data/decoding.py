@@ -37,17 +37,20 @@ whose decoded size, frames x width x height as the header declares it, is more t
 Pillow modes `I`, `F`, `PA` and the TIFF-only layouts can therefore only reach the
 package after conversion to one of the formats above. EXIF orientation is not applied.
 
-Masks must be PNG. Class-index masks (`mask_format="index"`) must be 8-bit grey (Pillow
-`L`; values are the classes) or palette (Pillow `P`; the *indices* are the classes,
+Masks must be PNG. Class-index masks (`mask_format="index"`) must be grey (values are the
+classes) of 8 bits (Pillow `L`), 16 bits (`I;16`, as many labelling and GIS tools write them;
+every value must be at most 255, else the file is refused naming its largest value) or 1 bit
+(`1`: binary masks, read as 0 and 1), or palette (Pillow `P`; the *indices* are the classes,
 recovered from the expanded colours via the file's palette); everything else (RGB, grey
-+alpha, 1-/2-/4-/16-bit grey) is refused. Colour masks (`mask_format="color"`) are read
-as RGB by the image rule for PNG.
++alpha, 2-/4-bit grey, whose stored levels TensorFlow and Pillow both scale to 0..255) is
+refused. Colour masks (`mask_format="color"`) are read as RGB by the image rule for PNG.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +105,8 @@ _REASONS = (
     "a compressed (RLE or bit-field) BMP; only uncompressed BMPs are read: convert it to PNG",
     "a BMP whose colour table is cut off",
     "not a PNG file; masks must be PNG",
-    "a PNG whose layout is not a class-index mask: index masks must be 8-bit grey (Pillow mode 'L') "
-    "or palette ('P') PNGs; use mask_format='color' with a palette for colour masks",
+    "a PNG whose layout is not a class-index mask: index masks must be 8-, 16- or 1-bit grey (Pillow mode 'L', "
+    "'I;16', '1') or palette ('P') PNGs; use mask_format='color' with a palette for colour masks",
     "an animated WebP; TensorFlow's WebP decoder crashes the process on animations: save its first frame as PNG",
     f"an image of more pixels (every frame of a GIF counted) than the limit of {MAX_IMAGE_PIXELS} "
     "(spgnet_keras.constants.MAX_IMAGE_PIXELS)",
@@ -113,6 +116,10 @@ _REASONS = (
 _WEBP_ANIMATION_FLAG = 0x02  # VP8X chunk, flags byte (file offset 20)
 _BMP_DEPTHS = (8, 24, 32)
 _PNG_GREY, _PNG_PALETTE = 0, 3  # PNG colour types (IHDR byte 25)
+_INDEX_GREY_DEPTHS = (1, 8, 16)  # bits per pixel of grey class-index masks (IHDR byte 24)
+MAX_MASK_VALUE = 255  # the largest stored class value (255 = ignore) a 16-bit mask may hold
+_WIDE_MASK = ("is a 16-bit class-index PNG holding the value",
+              f"; class values must be 0..{MAX_MASK_VALUE} ({MAX_MASK_VALUE} = ignore): remap them before saving")
 
 
 # === Header inspection (TF ops, used in the graph and eagerly) ===
@@ -185,7 +192,8 @@ def mask_problem(contents: tf.Tensor, index: bool) -> tf.Tensor:
     code = tf.where(is_png, _OK, _NOT_PNG)
     if index:
         depth, colour_type = _unsigned(head, 24, 1), _unsigned(head, 25, 1)
-        index_layout = tf.logical_or(tf.logical_and(colour_type == _PNG_GREY, depth == 8), colour_type == _PNG_PALETTE)
+        grey_depth = tf.reduce_any(tf.equal(depth, tf.constant(_INDEX_GREY_DEPTHS, tf.int64)))
+        index_layout = tf.logical_or(tf.logical_and(colour_type == _PNG_GREY, grey_depth), colour_type == _PNG_PALETTE)
         code = tf.where(tf.logical_and(is_png, tf.logical_not(index_layout)), _NOT_INDEX_PNG, code)
     return code
 
@@ -248,11 +256,35 @@ def decode_image_in_graph(path: tf.Tensor) -> tf.Tensor:
     return decode_rgb(_checked(contents, code, "image", path))
 
 
+def decode_mask(contents: tf.Tensor, index: bool, path: tf.Tensor) -> tf.Tensor:
+    """Accepted mask bytes as uint8 `[H, W, C]` (palette PNGs expanded to RGB(A)). For class-index
+    masks, 16-bit grey values are kept (an assertion naming `path` fails for one above
+    `MAX_MASK_VALUE`) and 1-bit grey reads as 0 and 1 (TensorFlow's decoder scales it to 0 and 255)."""
+    if not index:
+        return tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
+    head = _head(contents)
+    depth, grey = _unsigned(head, 24, 1), tf.equal(_unsigned(head, 25, 1), _PNG_GREY)
+
+    def sixteen_bit():
+        values = tf.io.decode_png(contents, channels=1, dtype=tf.uint16)
+        largest = tf.reduce_max(values)
+        check = tf.debugging.Assert(largest <= MAX_MASK_VALUE,
+                                    ["Unreadable mask", path, _WIDE_MASK[0], largest, _WIDE_MASK[1]])
+        with tf.control_dependencies([check]):
+            return tf.cast(values, tf.uint8)
+
+    def eight_bit():
+        values = tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
+        return tf.where(tf.logical_and(grey, depth == 1), values // 255, values)
+
+    return tf.cond(tf.logical_and(grey, depth == 16), sixteen_bit, eight_bit)
+
+
 def decode_mask_in_graph(path: tf.Tensor, index: bool) -> tf.Tensor:
-    """Reads a mask PNG as decoded uint8 `[H, W, C]` (palette PNGs expanded to RGB(A)); refusals as above."""
+    """Reads a mask PNG as decoded uint8 `[H, W, C]` (`decode_mask`); refusals as above."""
     contents = tf.io.read_file(path)
     contents = _checked(contents, mask_problem(contents, index), "mask", path)
-    return tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
+    return decode_mask(contents, index, path)
 
 
 # === Eager reading of one file (the same ops) ===
@@ -263,8 +295,10 @@ _header_problem = tf.function(image_problem, input_signature=[_STRING, tf.Tensor
 _decode_rgb = tf.function(decode_rgb, input_signature=[_STRING])
 _index_mask_problem = tf.function(lambda contents: mask_problem(contents, True), input_signature=[_STRING])
 _colour_mask_problem = tf.function(lambda contents: mask_problem(contents, False), input_signature=[_STRING])
-_decode_png = tf.function(lambda contents: tf.io.decode_png(contents, channels=0, dtype=tf.uint8),
-                          input_signature=[_STRING])
+_decode_index_mask = tf.function(lambda contents, path: decode_mask(contents, True, path),
+                                 input_signature=[_STRING, _STRING])
+_decode_colour_mask = tf.function(lambda contents, path: decode_mask(contents, False, path),
+                                  input_signature=[_STRING, _STRING])
 
 
 def _header(path: str | os.PathLike) -> bytes:
@@ -317,9 +351,19 @@ def read_mask(path: str | os.PathLike, index: bool) -> np.ndarray:
     if code != _OK:
         raise InvalidInputError(f"Unreadable mask {path}: {_REASONS[code]}")
     try:
-        return _decode_png(contents).numpy()
+        return (_decode_index_mask if index else _decode_colour_mask)(contents, tf.constant(str(path))).numpy()
+    except tf.errors.InvalidArgumentError as error:
+        if _WIDE_MASK[0] not in str(error.message):
+            raise InvalidInputError(f"Unreadable mask {path}: {_last_line(error)}") from None
+        raise InvalidInputError(_assertion_text(error)) from None
     except tf.errors.OpError as error:
         raise InvalidInputError(f"Unreadable mask {path}: {_last_line(error)}") from None
+
+
+def _assertion_text(error: tf.errors.OpError) -> str:
+    """The message of a failed `tf.debugging.Assert` (`[part] [part] ...`) as one sentence."""
+    text = _last_line(error).removeprefix("assertion failed: ")
+    return " ".join(part.strip() for part in re.findall(r"\[([^\]]*)\]", text)).replace(" ;", ";") or text
 
 
 def _last_line(error: tf.errors.OpError) -> str:
@@ -433,7 +477,7 @@ def check_image_file(path: str | os.PathLike) -> None:
 
 
 def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> np.ndarray:
-    """Reads a class-index label PNG (8-bit grey `L` or palette `P` indices) as int64.
+    """Reads a class-index label PNG (8-, 16- or 1-bit grey, or palette `P` indices) as int64.
 
     Args:
         path: Label file.
@@ -443,19 +487,21 @@ def load_label(path: str | os.PathLike, label_map: np.ndarray | None = None) -> 
     Raises:
         FileNotFoundError: Missing file.
         ValueError: Not a PNG the training pipeline reads as a class-index mask (an RGB
-            colour-coded mask, 1/2/4/16-bit grey, ...), naming the file.
+            colour-coded mask, 2/4-bit grey, a 16-bit value above 255, ...), naming the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Label file not found: {path}")
-    # The training pipeline's rule decides what is a class-index mask (8-bit grey or
-    # palette PNG); Pillow then reads the indices, as the dataset check does.
+    # The training pipeline's rule decides what is a class-index mask (grey or palette PNG);
+    # Pillow then reads the indices (1-bit grey as 0 / 1), as the dataset check does.
     check_mask_file(path, index=True)
     try:
         with Image.open(path) as image:
             label = np.asarray(image).astype(np.int64)
     except (OSError, SyntaxError) as error:
         raise InvalidInputError(f"Not a readable label image: {path} ({error})") from None
+    if label.max(initial=0) > MAX_MASK_VALUE:  # a 16-bit grey mask: the pipeline's rule (`decode_mask`)
+        raise InvalidInputError(f"Unreadable mask {path} {_WIDE_MASK[0]} {label.max()}{_WIDE_MASK[1]}")
     if label_map is not None:
         label_map = np.asarray(label_map)
         if label.min(initial=0) < 0 or label.max(initial=0) >= len(label_map):

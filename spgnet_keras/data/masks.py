@@ -37,7 +37,8 @@ from spgnet_keras.errors import InvalidInputError
 MASK_FORMATS = ("index", "color")
 MASK_FORMAT_CHOICES = MASK_FORMATS + ("auto",)
 _COLOUR_MODES = ("RGB", "RGBA")
-_INDEX_MODES = ("L", "P")
+_GREY_INDEX_MODES = ("L", "I;16", "I;16B", "I", "1")  # Pillow's modes of 8-, 16- and 1-bit grey PNGs
+_INDEX_MODES = (*_GREY_INDEX_MODES, "P")
 
 
 def colour_codes(rgb: np.ndarray) -> np.ndarray:
@@ -98,11 +99,11 @@ def shared_palette_of_index_masks(mask_paths: Sequence[str]) -> np.ndarray | Non
                            if mode == "P" else None)
         except Exception as error:
             raise DatasetError(f"Unreadable mask {path}: {error}") from error
-        if mode not in ("L", "P"):
+        if mode not in _INDEX_MODES:
             raise DatasetError(
-                f"Mask {path}: PNG mode {mode!r}; class-index masks must be 8-bit 'L' or 'P' "
-                "(use mask_format='color' with a palette for RGB masks)")
-        modes.setdefault(mode, path)
+                f"Mask {path}: PNG mode {mode!r}; class-index masks must be grey ('L', 16-bit 'I;16', 1-bit '1') "
+                "or palette 'P' PNGs (use mask_format='color' with a palette for RGB masks)")
+        modes.setdefault("L" if mode in _GREY_INDEX_MODES else "P", path)
         if len(modes) > 1:
             raise DatasetError(f"Masks mix modes 'L' and 'P', e.g. {modes['L']} and {modes['P']}")
         if palette is not None:
@@ -143,8 +144,8 @@ def resolve_mask_format(mask_format: str, mask_paths: Sequence[str]) -> str:
             raise DatasetError(f"Unreadable mask {path}: {error}") from None
         if mode not in _COLOUR_MODES + _INDEX_MODES:
             raise DatasetError(
-                f"Mask {path}: PNG mode {mode!r}; masks must be class-index PNGs (8-bit grey 'L' or palette "
-                "'P') or colour-coded RGB PNGs")
+                f"Mask {path}: PNG mode {mode!r}; masks must be class-index PNGs (grey 'L', 16-bit 'I;16', "
+                "1-bit '1', or palette 'P') or colour-coded RGB PNGs")
         kind = "color" if mode in _COLOUR_MODES else "index"
         first.setdefault(kind, str(path))
         if len(first) > 1:

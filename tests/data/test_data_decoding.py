@@ -175,6 +175,7 @@ def test_check_counts_every_accepted_pixel(corpus):
 
 
 MASK_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I;16")
+INDEX_MASK_MODES = ("L", "P", "I;16", "1")  # grey of 8, 16 or 1 bits (binary masks), palette
 
 
 def _index_mask(mode, labels):
@@ -185,6 +186,8 @@ def _index_mask(mode, labels):
         return image
     if mode == "I;16":
         return Image.fromarray(labels.astype(np.uint16))
+    if mode == "1":
+        return Image.fromarray(labels.astype(bool))  # labels 0 / 1
     return Image.fromarray(labels, "L").convert(mode)
 
 
@@ -192,11 +195,11 @@ def _index_mask(mode, labels):
 def test_index_masks_read_the_same_or_are_refused_up_front(tmp_path, mode):
     """The check refuses what the pipeline cannot read as class indices; the rest reads identically
     in the check, the pipeline and evaluation."""
-    labels = np.random.default_rng(1).integers(0, NUM_CLASSES, (17, 5)).astype(np.uint8)
+    labels = np.random.default_rng(1).integers(0, 2 if mode == "1" else NUM_CLASSES, (17, 5)).astype(np.uint8)
     Image.fromarray(np.zeros((17, 5, 3), np.uint8)).save(tmp_path / "a.png")
     _index_mask(mode, labels).save(tmp_path / "m.png")
     pairs = [(str(tmp_path / "a.png"), str(tmp_path / "m.png"))]
-    if mode not in ("L", "P"):
+    if mode not in INDEX_MASK_MODES:
         with pytest.raises(DatasetError, match=r"m\.png.*(mode|class-index mask)"):
             validate_dataset(pairs, NUM_CLASSES)
         return
@@ -205,6 +208,29 @@ def test_index_masks_read_the_same_or_are_refused_up_front(tmp_path, mode):
     np.testing.assert_array_equal(masks.numpy()[0], labels)
     np.testing.assert_array_equal(load_label(tmp_path / "m.png"), labels)
     np.testing.assert_array_equal(report.class_pixel_counts, np.bincount(labels.ravel(), minlength=NUM_CLASSES))
+
+
+def test_a_16_bit_mask_reads_its_values_and_a_value_above_255_is_named(tmp_path):
+    """16-bit grey masks (labelling and GIS tools write them) hold the class values themselves,
+    255 = ignore; a value the label tables cannot hold is refused up front and in the pipeline."""
+    labels = np.array([[0, 1, 2, 255], [2, 1, 0, 255]], np.uint16).repeat(3, 0)
+    Image.fromarray(np.zeros((6, 4, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(labels).save(tmp_path / "m.png")
+    assert Image.open(tmp_path / "m.png").mode == "I;16"
+    pairs = [(str(tmp_path / "a.png"), str(tmp_path / "m.png"))]
+    report = validate_dataset(pairs, 3)
+    np.testing.assert_array_equal(report.class_pixel_counts, [6, 6, 6])
+    (_, masks), = make_dataset(pairs, batch_size=1, num_classes=3)
+    np.testing.assert_array_equal(masks.numpy()[0], labels)
+    labels[0, 1] = 300
+    Image.fromarray(labels).save(tmp_path / "m.png")
+    refusal = r"m\.png is a 16-bit class-index PNG holding the value 300; class values must be 0\.\.255"
+    with pytest.raises(DatasetError, match=refusal):
+        validate_dataset(pairs, 3)
+    with pytest.raises(ValueError, match=refusal):
+        load_label(tmp_path / "m.png")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="holding the value.*300"):
+        next(iter(make_dataset(pairs, batch_size=1, num_classes=3)))
 
 
 def _one_bit_bmp(path):

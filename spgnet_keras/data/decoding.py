@@ -273,11 +273,15 @@ def decode_mask(contents: tf.Tensor, index: bool, path: tf.Tensor) -> tf.Tensor:
         with tf.control_dependencies([check]):
             return tf.cast(values, tf.uint8)
 
-    def eight_bit():
-        values = tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
-        return tf.where(tf.logical_and(grey, depth == 1), values // 255, values)
+    def one_bit():
+        return tf.io.decode_png(contents, channels=1, dtype=tf.uint8) // 255
 
-    return tf.cond(tf.logical_and(grey, depth == 16), sixteen_bit, eight_bit)
+    def eight_bit():
+        return tf.io.decode_png(contents, channels=0, dtype=tf.uint8)
+
+    # Only 16- and 1-bit grey masks pay for more than the decode (this runs in the tf.data map).
+    layout = tf.where(grey, tf.where(depth == 16, 0, tf.where(depth == 1, 1, 2)), 2)
+    return tf.switch_case(tf.cast(layout, tf.int32), [sixteen_bit, one_bit, eight_bit])
 
 
 def decode_mask_in_graph(path: tf.Tensor, index: bool) -> tf.Tensor:
